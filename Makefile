@@ -1,0 +1,92 @@
+# SPDX-License-Identifier: GPL-2.0
+# sluice: everything generated goes under build/. V=1 shows the commands.
+
+ARCH      := $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/')
+MULTIARCH := $(shell gcc -print-multiarch 2>/dev/null || echo $(shell uname -m)-linux-gnu)
+BUILD     := build
+CLANG     ?= clang
+BPFTOOL   ?= bpftool
+CC        ?= gcc
+
+ifeq ($(V),1)
+Q =
+else
+Q = @
+endif
+
+NFS       := firewall
+NF_INC    := $(addprefix -Inf/,$(NFS))
+
+BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
+	-I$(BUILD) -Ibpf/include $(NF_INC) -I/usr/include/$(MULTIARCH)
+CFLAGS    ?= -O2 -g
+CFLAGS    += -Wall -Wextra -Wno-unused-parameter -Werror -std=gnu11 \
+	-I$(BUILD) -Ibpf/include -Ilib $(NF_INC)
+LDLIBS    := -lbpf -lelf -lz
+
+BPF_OBJS  := $(BUILD)/root.bpf.o $(foreach n,$(NFS),$(BUILD)/$(n).bpf.o)
+SKELS     := $(BPF_OBJS:.bpf.o=.skel.h)
+LIB_SRCS  := $(wildcard lib/*.c) $(foreach n,$(NFS),nf/$(n)/$(n).c)
+LIB_OBJS  := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
+CLI_SRCS  := $(wildcard cmd/sluice/*.c)
+CLI_OBJS  := $(patsubst %.c,$(BUILD)/obj/%.o,$(CLI_SRCS))
+HDRS      := $(wildcard bpf/include/*.h lib/*.h nf/*/*.h)
+
+.PHONY: all deps test demo clean bench bench-quick
+all: $(BUILD)/sluice $(BUILD)/tests/fw_progrun $(BUILD)/tests/fw_parse_asan
+
+deps:
+	$(Q)scripts/deps.sh
+
+$(BUILD)/vmlinux.h:
+	$(Q)mkdir -p $(BUILD)
+	$(Q)$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/root.bpf.o: bpf/root/root.bpf.c $(HDRS) $(BUILD)/vmlinux.h
+	@echo "  BPF   $@"
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+define nf_bpf_rule
+$(BUILD)/$(1).bpf.o: nf/$(1)/$(1).bpf.c $(HDRS) $(BUILD)/vmlinux.h
+	@echo "  BPF   $$@"
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $$< -o $$@
+endef
+$(foreach n,$(NFS),$(eval $(call nf_bpf_rule,$(n))))
+
+$(BUILD)/%.skel.h: $(BUILD)/%.bpf.o
+	@echo "  SKEL  $@"
+	$(Q)$(BPFTOOL) gen skeleton $< name $(subst .bpf.o,,$(notdir $<))_bpf > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/obj/%.o: %.c $(HDRS) $(SKELS)
+	@echo "  CC    $@"
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libsluice.a: $(LIB_OBJS)
+	$(Q)ar rcs $@ $^
+
+$(BUILD)/sluice: $(CLI_OBJS) $(BUILD)/libsluice.a
+	@echo "  LD    $@"
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+# BPF_PROG_RUN golden-packet tests, linked against the production library.
+$(BUILD)/tests/fw_progrun: nf/firewall/tests/fw_progrun.c tests/pktbuild.h tests/check.h $(BUILD)/libsluice.a
+	@echo "  CC    $@"
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(CFLAGS) -Itests -o $@ $< $(BUILD)/libsluice.a $(LDLIBS)
+
+# The rule parser and tree builder under AddressSanitizer and UBSan.
+$(BUILD)/tests/fw_parse_asan: nf/firewall/tests/fw_parse.c nf/firewall/firewall.c lib/*.c $(HDRS) $(SKELS) tests/check.h
+	@echo "  CC    $@ (ASan, UBSan)"
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(CFLAGS) -O1 -fsanitize=address,undefined -fno-omit-frame-pointer \
+		-fno-sanitize-recover=all -Itests -o $@ $< nf/firewall/firewall.c lib/*.c $(LDLIBS)
+
+test: deps all
+	$(Q)tests/run.sh
+
+demo: deps all
+	$(Q)scripts/demo.sh
+
+clean:
+	rm -rf $(BUILD)

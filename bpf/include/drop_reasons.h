@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* One drop-reason taxonomy for every NF, shared by BPF and user space.
+ * BPF code returns -SL_DROP_xxx; the pipeline counts it per instance.
+ * Add new reasons at the end (the numbers are part of pinned state). */
+#ifndef SLUICE_DROP_REASONS_H
+#define SLUICE_DROP_REASONS_H
+
+#define SL_DROP_REASONS(X)                                                     \
+	X(SL_DROP_UNKNOWN, 0, "unknown")                                       \
+	X(SL_DROP_MALFORMED_L2, 1, "malformed-l2")                             \
+	X(SL_DROP_MALFORMED_L3, 2, "malformed-l3")                             \
+	X(SL_DROP_MALFORMED_L4, 3, "malformed-l4")                             \
+	X(SL_DROP_FW_RULE, 4, "firewall-rule")                                 \
+	X(SL_DROP_FW_POLICY, 5, "firewall-policy")                             \
+	X(SL_DROP_NO_NF, 6, "missing-nf")                                      \
+	X(SL_DROP_REDIRECT_FAILED, 7, "redirect-failed")
+
+enum sl_drop_reason {
+#define SL_DROP_ENUM(name, num, text) name = num,
+	SL_DROP_REASONS(SL_DROP_ENUM)
+#undef SL_DROP_ENUM
+	SL_DROP_MAX = 16, /* room to grow without resizing pinned maps */
+};
+
+#endif

@@ -1,0 +1,165 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* The pipeline seen from BPF: shared maps (pinned by name, so every object
+ * loaded in one network namespace uses the same ones), per-packet metadata,
+ * and how an NF ends: next, pass, redirect or drop with a reason. */
+#ifndef SLUICE_PIPELINE_H
+#define SLUICE_PIPELINE_H
+
+#include "sluice_abi.h"
+
+#define SL_TCX_NEXT (-1) /* TC_ACT_UNSPEC: let later tc programs run */
+#define SL_TC_ACT_SHOT 2
+
+/* Programs of the NF instances, by slot; one array per program type because
+ * a tail call never crosses program types. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, SL_MAX_SLOTS);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sl_progs_xdp SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, SL_MAX_SLOTS);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sl_progs_tc SEC(".maps");
+
+/* One entry per hook: XDP and TC never nest on one CPU for our programs. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SL_HOOK_MAX);
+	__type(key, __u32);
+	__type(value, struct sl_meta);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sl_meta SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SL_MAX_SLOTS);
+	__type(key, __u32);
+	__type(value, struct sl_nf_stats);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sl_nf_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SL_MAX_SLOTS * SL_DROP_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sl_drops SEC(".maps");
+
+static __always_inline struct sl_meta *sl_meta_get(__u32 hook)
+{
+	return bpf_map_lookup_elem(&sl_meta, &hook);
+}
+
+/* Counts one packet through the instance in slot; returns its stats. */
+static __always_inline struct sl_nf_stats *sl_count(__u32 slot, __u32 len)
+{
+	struct sl_nf_stats *st = bpf_map_lookup_elem(&sl_nf_stats, &slot);
+
+	if (st) {
+		st->packets++;
+		st->bytes += len;
+	}
+	return st;
+}
+
+static __always_inline void sl_count_drop(struct sl_nf_stats *st, __u32 slot,
+					  int verdict)
+{
+	__u32 reason = -verdict;
+	__u32 idx;
+	__u64 *cnt;
+
+	if (reason >= SL_DROP_MAX)
+		reason = SL_DROP_UNKNOWN;
+	idx = SL_DROP_INDEX(slot, reason);
+	cnt = bpf_map_lookup_elem(&sl_drops, &idx);
+	if (cnt)
+		*cnt += 1;
+	if (st)
+		st->dropped++;
+}
+
+/* Runs the next NF of the chain; returns only when there is none (or its
+ * slot is empty while a chain is being changed): the packet then leaves the
+ * chain as if the last NF said pass. */
+static __always_inline void sl_next_xdp(struct xdp_md *ctx, struct sl_meta *m)
+{
+	__u32 pos = m->chain_pos;
+
+	if (pos < m->chain_len && pos < SL_CHAIN_MAX) {
+		m->chain_pos = pos + 1;
+		bpf_tail_call(ctx, &sl_progs_xdp, m->slots[pos]);
+	}
+}
+
+static __always_inline void sl_next_tc(struct __sk_buff *skb,
+				       struct sl_meta *m)
+{
+	__u32 pos = m->chain_pos;
+
+	if (pos < m->chain_len && pos < SL_CHAIN_MAX) {
+		m->chain_pos = pos + 1;
+		bpf_tail_call(skb, &sl_progs_tc, m->slots[pos]);
+	}
+}
+
+/* Ends an XDP program (root or NF) in slot with the given verdict. */
+static __always_inline int sl_finish_xdp(struct xdp_md *ctx, struct sl_meta *m,
+					 __u32 slot, int verdict)
+{
+	struct sl_nf_stats *st = sl_count(slot, m->pkt_len);
+
+	if (verdict < 0) {
+		sl_count_drop(st, slot, verdict);
+		return XDP_DROP;
+	}
+	if (verdict == SL_REDIRECT) {
+		if (st)
+			st->redirected++;
+		return bpf_redirect(m->redirect_ifindex, 0);
+	}
+	if (verdict == SL_NEXT)
+		sl_next_xdp(ctx, m);
+	if (st)
+		st->passed++;
+	return XDP_PASS;
+}
+
+static __always_inline int sl_finish_tc(struct __sk_buff *skb,
+					struct sl_meta *m, __u32 slot,
+					int verdict)
+{
+	struct sl_nf_stats *st = sl_count(slot, m->pkt_len);
+
+	if (verdict < 0) {
+		sl_count_drop(st, slot, verdict);
+		return SL_TC_ACT_SHOT;
+	}
+	if (verdict == SL_REDIRECT) {
+		if (st)
+			st->redirected++;
+		return bpf_redirect(m->redirect_ifindex, 0);
+	}
+	if (verdict == SL_NEXT)
+		sl_next_tc(skb, m);
+	if (st)
+		st->passed++;
+	return SL_TCX_NEXT;
+}
+
+/* TC programs learn which meta entry is theirs from skb->cb[0], set by the
+ * root program (TC ingress and egress share the program type). */
+static __always_inline struct sl_meta *sl_meta_tc(struct __sk_buff *skb)
+{
+	return sl_meta_get(skb->cb[0]);
+}
+
+#endif

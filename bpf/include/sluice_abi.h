@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Structures of the pipeline shared between BPF and user space. */
+#ifndef SLUICE_ABI_H
+#define SLUICE_ABI_H
+
+#include "drop_reasons.h"
+
+/* Tail-call slots per hook type. Slot 0 is the root program itself (its
+ * counters), so NF instances take slots 1..SL_MAX_SLOTS-1. */
+#define SL_MAX_SLOTS 1024
+/* NFs in one chain: far below the kernel's 33 tail calls. */
+#define SL_CHAIN_MAX 16
+#define SL_NAME_MAX 32
+
+enum sl_hook {
+	SL_HOOK_XDP = 0, /* ingress, XDP */
+	SL_HOOK_TC_IN = 1, /* ingress, TC (after GRO, sees the skb) */
+	SL_HOOK_TC_OUT = 2, /* egress, TC */
+	SL_HOOK_MAX,
+};
+
+/* Actions an NF returns; a negative value is -enum sl_drop_reason. */
+enum sl_verdict {
+	SL_NEXT = 0, /* continue with the next NF of the chain */
+	SL_PASS = 1, /* leave the chain, hand the packet to the kernel */
+	SL_REDIRECT = 2, /* transmit on meta->redirect_ifindex */
+};
+
+struct sl_chain_key {
+	__u32 ifindex;
+	__u32 hook;
+};
+
+struct sl_chain {
+	__u32 len;
+	__u32 slots[SL_CHAIN_MAX];
+};
+
+enum sl_meta_flags {
+	SL_F_IPV4 = 1 << 0,
+	SL_F_IPV6 = 1 << 1,
+	SL_F_L4 = 1 << 2, /* L4 header parsed (not a non-first fragment) */
+	SL_F_FRAG = 1 << 3, /* a fragment (first or not) */
+};
+
+/* Per-packet metadata: filled once by the root program, read by every NF.
+ * Lives in a per-CPU map; XDP and TC use different entries. */
+struct sl_meta {
+	__u32 ifindex;
+	__u32 pkt_len;
+	__u16 flags;
+	__u16 eth_proto; /* host order, after VLAN tags */
+	__u16 l3_off;
+	__u16 l4_off;
+	__u8 ip_proto; /* upper-layer protocol after IPv6 extension headers */
+	__u8 tcp_flags;
+	__u8 icmp_type;
+	__u8 icmp_code;
+	__u16 sport; /* host order; 0 unless TCP/UDP */
+	__u16 dport;
+	__u32 saddr[4]; /* IPv4 in saddr[0], network order */
+	__u32 daddr[4];
+	__u8 hook;
+	__u8 chain_pos;
+	__u8 chain_len;
+	__u8 pad;
+	__u32 redirect_ifindex;
+	__u32 slots[SL_CHAIN_MAX];
+};
+
+/* Per-instance counters (per-CPU), indexed by slot. */
+struct sl_nf_stats {
+	__u64 packets;
+	__u64 bytes;
+	__u64 passed; /* left the chain to the kernel */
+	__u64 redirected;
+	__u64 dropped;
+};
+
+/* Drop counters (per-CPU), indexed by slot * SL_DROP_MAX + reason. */
+#define SL_DROP_INDEX(slot, reason) ((slot) * SL_DROP_MAX + (reason))
+
+#endif

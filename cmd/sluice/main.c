@@ -1,0 +1,653 @@
+// SPDX-License-Identifier: GPL-2.0
+/* sluice: the command line, a thin shell over libsluice.
+ *   sluice [-j|--json] [-v] OBJECT COMMAND [ARGS]   (-h anywhere for help) */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <net/if.h>
+#include "sluice.h"
+#include "firewall.h"
+#include "out.h"
+
+struct cmd {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *usage;
+};
+
+static int usage_of(const struct cmd *c, const char *prefix)
+{
+	fprintf(stderr, "Usage: sluice %s%s%s\n", prefix, c->name, c->usage);
+	return 0;
+}
+
+static bool want_help(int argc, char **argv)
+{
+	for (int i = 0; i < argc; i++)
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
+			return true;
+	return false;
+}
+
+/* Runs the command named argv[0] from table; prints usage when unknown. */
+static int dispatch(const struct cmd *table, const char *prefix, int argc,
+		    char **argv)
+{
+	const struct cmd *c;
+
+	if (argc < 1 || !strcmp(argv[0], "help") || !strcmp(argv[0], "-h") ||
+	    !strcmp(argv[0], "--help")) {
+		fprintf(stderr, "Usage:\n");
+		for (c = table; c->name; c++)
+			fprintf(stderr, "  sluice %s%s%s\n", prefix, c->name, c->usage);
+		return argc < 1 ? 2 : 0;
+	}
+	for (c = table; c->name; c++) {
+		if (strcmp(argv[0], c->name))
+			continue;
+		if (want_help(argc - 1, argv + 1))
+			return usage_of(c, prefix);
+		return c->fn(argc - 1, argv + 1);
+	}
+	fprintf(stderr, "sluice: unknown command '%s%s'; try 'sluice %shelp'\n",
+		prefix, argv[0], prefix);
+	return 2;
+}
+
+static int fail(int err)
+{
+	(void)err;
+	fprintf(stderr, "sluice: %s\n", sl_errmsg());
+	return 1;
+}
+
+static int bad_usage(const char *msg)
+{
+	fprintf(stderr, "sluice: %s\n", msg);
+	return 2;
+}
+
+/* ---- chain ---------------------------------------------------------- */
+
+static void print_chain(struct sl_ctx *ctx, __u32 ifindex, enum sl_hook hook,
+			const struct sl_chain *chain);
+
+static int chain_set(int argc, char **argv)
+{
+	struct sl_ctx *ctx;
+	enum sl_hook hook;
+	int err;
+
+	if (argc < 2)
+		return bad_usage("chain set: need DEV and HOOK");
+	if (sl_hook_parse(argv[1], &hook))
+		return fail(-EINVAL);
+	err = sl_open(&ctx, SL_OPEN_WRITE);
+	if (err)
+		return fail(err);
+	err = sl_chain_set(ctx, argv[0], hook, (const char *const *)argv + 2, argc - 2);
+	sl_close(ctx);
+	return err ? fail(err) : 0;
+}
+
+struct name_by_slot {
+	__u32 slot;
+	const char *name;
+	char buf[SL_NAME_MAX];
+};
+
+static int find_slot_cb(const struct sl_instance *inst, void *arg)
+{
+	struct name_by_slot *q = arg;
+
+	if (inst->slot != q->slot)
+		return 0;
+	snprintf(q->buf, sizeof(q->buf), "%s", inst->name);
+	q->name = q->buf;
+	return 1;
+}
+
+static void print_chain(struct sl_ctx *ctx, __u32 ifindex, enum sl_hook hook,
+			const struct sl_chain *chain)
+{
+	char ifname[IF_NAMESIZE];
+
+	if (!if_indextoname(ifindex, ifname))
+		snprintf(ifname, sizeof(ifname), "if%u", ifindex);
+	out_open_obj(NULL);
+	out_str("dev", "%s", ifname);
+	out_str("hook", " %s:", sl_hook_name(hook));
+	out_open_arr("instances");
+	for (__u32 i = 0; i < chain->len && i < SL_CHAIN_MAX; i++) {
+		struct name_by_slot q = { .slot = chain->slots[i], .name = "?" };
+
+		sl_instance_foreach(ctx, find_slot_cb, &q);
+		out_str(NULL, " %s", q.name);
+	}
+	out_close_arr();
+	out_text("\n");
+	out_close_obj();
+}
+
+static int print_chain_cb(__u32 ifindex, enum sl_hook hook,
+			  const struct sl_chain *chain, void *arg)
+{
+	print_chain(arg, ifindex, hook, chain);
+	return 0;
+}
+
+static int chain_show(int argc, char **argv)
+{
+	struct sl_ctx *ctx;
+	int err = sl_open(&ctx, 0);
+
+	if (err == -ENOENT) {
+		out_open_arr(NULL);
+		out_close_arr();
+		out_done();
+		return 0;
+	}
+	if (err)
+		return fail(err);
+	out_open_arr(NULL);
+	if (argc >= 1) {
+		for (int h = 0; h < SL_HOOK_MAX; h++) {
+			struct sl_chain chain;
+
+			if (!sl_chain_get(ctx, argv[0], h, &chain))
+				print_chain(ctx, sl_ifindex(argv[0]), h, &chain);
+		}
+	} else {
+		sl_chain_foreach(ctx, print_chain_cb, ctx);
+	}
+	out_close_arr();
+	out_done();
+	sl_close(ctx);
+	return 0;
+}
+
+static int chain_del(int argc, char **argv)
+{
+	char *args[2];
+
+	if (argc != 2)
+		return bad_usage("chain del: need DEV and HOOK");
+	args[0] = argv[0];
+	args[1] = argv[1];
+	return chain_set(2, args);
+}
+
+static const struct cmd chain_cmds[] = {
+	{ "set", chain_set, " DEV HOOK [INSTANCE ...]   (HOOK: ingress, tc-ingress, egress; no instance: detach)" },
+	{ "show", chain_show, " [DEV]" },
+	{ "del", chain_del, " DEV HOOK" },
+	{}
+};
+
+static int do_chain(int argc, char **argv)
+{
+	return dispatch(chain_cmds, "chain ", argc, argv);
+}
+
+/* ---- firewall ------------------------------------------------------- */
+
+struct fw_args {
+	const char *dev;
+	char name[SL_NAME_MAX];
+	enum sl_hook hook;
+	__u32 pos;
+	int nrest;
+	char **rest;
+};
+
+/* Parses "[DEV] [--name NAME] [--hook HOOK] [--pos N] REST..." where the
+ * instance is NAME, or fw-DEV by default. */
+static int fw_parse_args(int argc, char **argv, bool need_dev, struct fw_args *a)
+{
+	const char *name = NULL;
+	int i;
+
+	memset(a, 0, sizeof(*a));
+	a->hook = SL_HOOK_XDP;
+	a->rest = calloc(argc + 1, sizeof(char *));
+	if (!a->rest)
+		return -ENOMEM;
+	/* With --name, DEV is only there when the command needs it. */
+	for (i = 0; i + 1 < argc && !name; i++)
+		if (!strcmp(argv[i], "--name"))
+			name = argv[i + 1];
+	bool want_dev = need_dev || !name;
+
+	name = NULL;
+	for (i = 0; i < argc; i++) {
+		if (!strcmp(argv[i], "--name") && i + 1 < argc) {
+			name = argv[++i];
+		} else if (!strcmp(argv[i], "--hook") && i + 1 < argc) {
+			if (sl_hook_parse(argv[++i], &a->hook))
+				return fail(-EINVAL);
+		} else if (!strcmp(argv[i], "--pos") && i + 1 < argc) {
+			char *end;
+
+			a->pos = strtoul(argv[++i], &end, 10);
+			if (*end || !a->pos)
+				return bad_usage("--pos: need a rule number from 1");
+		} else if (!a->dev && want_dev && argv[i][0] != '-') {
+			a->dev = argv[i];
+		} else {
+			a->rest[a->nrest++] = argv[i];
+		}
+	}
+	if (need_dev && !a->dev)
+		return bad_usage("need DEV");
+	if (!name && !a->dev)
+		return bad_usage("need DEV or --name NAME");
+	if (name)
+		snprintf(a->name, sizeof(a->name), "%s", name);
+	else if ((size_t)snprintf(a->name, sizeof(a->name), "fw-%s", a->dev) >= sizeof(a->name))
+		return bad_usage("interface name too long");
+	return 0;
+}
+
+static int fw_load_cmd(int argc, char **argv)
+{
+	struct fw_ruleset rs;
+	struct fw_args a;
+	struct sl_ctx *ctx;
+	int err = fw_parse_args(argc, argv, true, &a);
+
+	if (err)
+		goto out_args;
+	if (a.nrest != 1) {
+		err = bad_usage("firewall load: need DEV FILE");
+		goto out_args;
+	}
+	if (sl_ifindex(a.dev) < 0) {
+		err = fail(-ENODEV);
+		goto out_args;
+	}
+	/* Parse everything before touching any state. */
+	err = fw_ruleset_parse_file(a.rest[0], &rs);
+	if (err) {
+		err = fail(err);
+		goto out_args;
+	}
+	err = sl_open(&ctx, SL_OPEN_WRITE);
+	if (err) {
+		err = fail(err);
+		goto out_rs;
+	}
+	err = fw_load(ctx, a.name, &rs, NULL);
+	if (!err)
+		err = sl_chain_ensure(ctx, a.dev, a.hook, a.name);
+	if (err)
+		err = fail(err);
+	else if (!out_json())
+		printf("%s: %u rules loaded on %s %s\n", a.name, rs.n, a.dev,
+		       sl_hook_name(a.hook));
+	sl_close(ctx);
+out_rs:
+	fw_ruleset_free(&rs);
+out_args:
+	free(a.rest);
+	return err;
+}
+
+static int fw_show_cmd(int argc, char **argv)
+{
+	struct fw_ruleset rs;
+	struct fw_counter *cnt = NULL;
+	struct fw_args a;
+	struct sl_ctx *ctx;
+	char text[512];
+	int err = fw_parse_args(argc, argv, false, &a);
+
+	if (err)
+		goto out_args;
+	err = sl_open(&ctx, 0);
+	if (err) {
+		err = fail(err);
+		goto out_args;
+	}
+	err = fw_read(ctx, a.name, &rs, &cnt, NULL);
+	sl_close(ctx);
+	if (err) {
+		err = fail(err);
+		goto out_args;
+	}
+	out_open_obj(NULL);
+	out_str("name", "instance %s", a.name);
+	out_str("default", " default %s", rs.default_action == FW_DROP ? "drop" : "accept");
+	out_u64("default_packets", " (%llu packets", cnt[rs.n].packets);
+	out_u64("default_bytes", " %llu bytes)\n", cnt[rs.n].bytes);
+	out_open_arr("rules");
+	for (__u32 i = 0; i < rs.n; i++) {
+		fw_rule_format(&rs.rules[i], text, sizeof(text));
+		out_open_obj(NULL);
+		out_u64("index", "%5llu ", i + 1);
+		out_u64("packets", "%12llu ", cnt[i].packets);
+		out_u64("bytes", "%14llu  ", cnt[i].bytes);
+		out_str("rule", "%s\n", text);
+		out_close_obj();
+	}
+	out_close_arr();
+	out_close_obj();
+	out_done();
+	free(cnt);
+	fw_ruleset_free(&rs);
+out_args:
+	free(a.rest);
+	return err;
+}
+
+/* Loads a rule set built from the loaded one by edit(). */
+static int fw_modify(int argc, char **argv, int (*edit)(struct sl_ctx *ctx, struct fw_args *a))
+{
+	struct fw_args a;
+	struct sl_ctx *ctx;
+	int err = fw_parse_args(argc, argv, false, &a);
+
+	if (err)
+		goto out_args;
+	err = sl_open(&ctx, SL_OPEN_WRITE);
+	if (err) {
+		err = fail(err);
+		goto out_args;
+	}
+	err = edit(ctx, &a);
+	sl_close(ctx);
+	if (err > 0)
+		goto out_args;
+	if (err)
+		err = fail(err);
+out_args:
+	free(a.rest);
+	return err;
+}
+
+static int edit_flush(struct sl_ctx *ctx, struct fw_args *a)
+{
+	struct fw_ruleset rs, empty = {};
+	int err = fw_read(ctx, a->name, &rs, NULL, NULL);
+
+	if (err)
+		return err;
+	empty.default_action = rs.default_action;
+	fw_ruleset_free(&rs);
+	return fw_load(ctx, a->name, &empty, NULL);
+}
+
+static int edit_add(struct sl_ctx *ctx, struct fw_args *a)
+{
+	char text[1024] = "";
+	struct fw_rule rule;
+	size_t off = 0;
+	int err;
+
+	if (!a->nrest)
+		return bad_usage("firewall add: need a rule, for example: drop proto tcp dport 22");
+	for (int i = 0; i < a->nrest; i++)
+		off += snprintf(text + off, off < sizeof(text) ? sizeof(text) - off : 0,
+				"%s%s", i ? " " : "", a->rest[i]);
+	err = fw_rule_parse(text, &rule);
+	if (err)
+		return err;
+	err = fw_rule_insert(ctx, a->name, a->pos, &rule);
+	if (err == -ENOENT && a->dev) {
+		/* No firewall there yet: start one with this rule. */
+		struct fw_ruleset rs = {};
+
+		err = fw_ruleset_add(&rs, &rule, 0);
+		err = err ?: fw_load(ctx, a->name, &rs, NULL);
+		err = err ?: sl_chain_ensure(ctx, a->dev, a->hook, a->name);
+		fw_ruleset_free(&rs);
+	}
+	return err;
+}
+
+static int edit_del(struct sl_ctx *ctx, struct fw_args *a)
+{
+	char *end;
+	unsigned long pos;
+
+	if (a->nrest != 1)
+		return bad_usage("firewall del: need the rule number");
+	pos = strtoul(a->rest[0], &end, 10);
+	if (*end || !pos)
+		return bad_usage("firewall del: the rule number starts from 1");
+	return fw_rule_delete(ctx, a->name, pos);
+}
+
+static int edit_unload(struct sl_ctx *ctx, struct fw_args *a)
+{
+	struct sl_instance inst;
+	struct sl_chain chain;
+	const char *names[SL_CHAIN_MAX];
+	struct name_by_slot q[SL_CHAIN_MAX];
+	int err = sl_instance_get(ctx, a->name, &inst), n = 0;
+
+	if (err)
+		return err;
+	/* Take it out of DEV's chain first, keeping the others in order. */
+	if (a->dev && !sl_chain_get(ctx, a->dev, a->hook, &chain)) {
+		for (__u32 i = 0; i < chain.len; i++) {
+			if (chain.slots[i] == inst.slot)
+				continue;
+			q[n] = (struct name_by_slot){ .slot = chain.slots[i], .name = "?" };
+			sl_instance_foreach(ctx, find_slot_cb, &q[n]);
+			names[n] = q[n].name;
+			n++;
+		}
+		err = sl_chain_set(ctx, a->dev, a->hook, names, n);
+		if (err)
+			return err;
+	}
+	return sl_instance_delete(ctx, a->name);
+}
+
+static int fw_flush_cmd(int argc, char **argv) { return fw_modify(argc, argv, edit_flush); }
+static int fw_add_cmd(int argc, char **argv) { return fw_modify(argc, argv, edit_add); }
+static int fw_del_cmd(int argc, char **argv) { return fw_modify(argc, argv, edit_del); }
+static int fw_unload_cmd(int argc, char **argv) { return fw_modify(argc, argv, edit_unload); }
+
+static int fw_check_cmd(int argc, char **argv)
+{
+	struct fw_ruleset rs;
+	struct fw_tree tree;
+	int err;
+
+	if (argc != 1)
+		return bad_usage("firewall check: need FILE");
+	err = fw_ruleset_parse_file(argv[0], &rs);
+	if (err)
+		return fail(err);
+	err = fw_tree_build(&rs, &tree);
+	if (err) {
+		fw_ruleset_free(&rs);
+		return fail(err);
+	}
+	out_open_obj(NULL);
+	out_u64("rules", "%llu rules, ", rs.n);
+	out_u64("nodes", "%llu tree nodes, ", tree.nnodes);
+	out_u64("leaf_entries", "%llu leaf entries, ", tree.nleaves);
+	out_u64("depth", "depth %llu, ", tree.depth);
+	out_u64("max_leaf", "longest leaf %llu\n", tree.max_leaf);
+	out_close_obj();
+	out_done();
+	fw_tree_free(&tree);
+	fw_ruleset_free(&rs);
+	return 0;
+}
+
+static const struct cmd fw_cmds[] = {
+	{ "load", fw_load_cmd, " DEV FILE|- [--name NAME] [--hook HOOK]   (replaces the whole rule set)" },
+	{ "show", fw_show_cmd, " DEV | --name NAME" },
+	{ "add", fw_add_cmd, " DEV|--name NAME [--pos N] ACTION [MATCH ...]" },
+	{ "del", fw_del_cmd, " DEV|--name NAME N" },
+	{ "flush", fw_flush_cmd, " DEV|--name NAME   (removes every rule, keeps the default)" },
+	{ "unload", fw_unload_cmd, " DEV [--name NAME] [--hook HOOK]   (takes it off DEV and deletes it)" },
+	{ "check", fw_check_cmd, " FILE   (parses and indexes a rule file, loads nothing)" },
+	{}
+};
+
+static int do_firewall(int argc, char **argv)
+{
+	return dispatch(fw_cmds, "firewall ", argc, argv);
+}
+
+/* ---- instances, status, reset ----------------------------------------- */
+
+static int print_instance_cb(const struct sl_instance *inst, void *arg)
+{
+	struct sl_ctx *ctx = arg;
+	struct sl_nf_stats st;
+	__u64 drops[SL_DROP_MAX];
+
+	out_open_obj(NULL);
+	out_str("name", "%-20s", inst->name);
+	out_str("type", " %-10s", inst->type);
+	out_u64("slot", " slot %-4llu", inst->slot);
+	if (!sl_slot_stats(ctx, inst->slot, &st, drops)) {
+		out_u64("packets", " packets %llu", st.packets);
+		out_u64("bytes", " bytes %llu", st.bytes);
+		out_u64("passed", " passed %llu", st.passed);
+		out_u64("dropped", " dropped %llu", st.dropped);
+		out_open_obj("drop_reasons");
+		for (__u32 r = 0; r < SL_DROP_MAX; r++) {
+			if (drops[r] && sl_drop_reason_name(r)) {
+				out_text(" %s=", sl_drop_reason_name(r));
+				out_u64(sl_drop_reason_name(r), "%llu", drops[r]);
+			}
+		}
+		out_close_obj();
+	}
+	out_text("\n");
+	out_close_obj();
+	return 0;
+}
+
+static int nf_list(int argc, char **argv)
+{
+	struct sl_ctx *ctx;
+	int err = sl_open(&ctx, 0);
+
+	out_open_arr(NULL);
+	if (!err) {
+		sl_instance_foreach(ctx, print_instance_cb, ctx);
+		sl_close(ctx);
+	}
+	out_close_arr();
+	out_done();
+	return err && err != -ENOENT ? fail(err) : 0;
+}
+
+static int nf_del(int argc, char **argv)
+{
+	struct sl_ctx *ctx;
+	int err;
+
+	if (argc != 1)
+		return bad_usage("nf del: need NAME");
+	err = sl_open(&ctx, SL_OPEN_WRITE);
+	if (err)
+		return fail(err);
+	err = sl_instance_delete(ctx, argv[0]);
+	sl_close(ctx);
+	return err ? fail(err) : 0;
+}
+
+static const struct cmd nf_cmds[] = {
+	{ "list", nf_list, "   (instances with their counters and drop reasons)" },
+	{ "del", nf_del, " NAME" },
+	{}
+};
+
+static int do_nf(int argc, char **argv)
+{
+	return dispatch(nf_cmds, "nf ", argc, argv);
+}
+
+static int do_reset(int argc, char **argv)
+{
+	struct sl_ctx *ctx;
+	int err = sl_open(&ctx, 0);
+
+	if (err == -ENOENT)
+		return 0;
+	if (err)
+		return fail(err);
+	sl_close(ctx);
+	err = sl_open(&ctx, SL_OPEN_WRITE);
+	if (err)
+		return fail(err);
+	err = sl_reset(ctx);
+	sl_close(ctx);
+	return err ? fail(err) : 0;
+}
+
+static int do_status(int argc, char **argv)
+{
+	struct sl_ctx *ctx;
+	struct sl_nf_stats st;
+	__u64 drops[SL_DROP_MAX];
+	int err = sl_open(&ctx, 0);
+
+	out_open_obj(NULL);
+	out_bool("loaded", "state loaded: %s\n", !err);
+	if (!err) {
+		out_str("pin_dir", "pinned at %s\n", sl_base(ctx));
+		if (!sl_slot_stats(ctx, 0, &st, drops)) {
+			out_u64("root_packets", "root: packets %llu", st.packets);
+			out_u64("root_dropped", " dropped %llu\n", st.dropped);
+		}
+		out_text("chains:\n");
+		out_open_arr("chains");
+		sl_chain_foreach(ctx, print_chain_cb, ctx);
+		out_close_arr();
+		out_text("instances:\n");
+		out_open_arr("instances");
+		sl_instance_foreach(ctx, print_instance_cb, ctx);
+		out_close_arr();
+		sl_close(ctx);
+	}
+	out_close_obj();
+	out_done();
+	return err && err != -ENOENT ? fail(err) : 0;
+}
+
+static const struct cmd top_cmds[] = {
+	{ "chain", do_chain, " set|show|del ..." },
+	{ "firewall", do_firewall, " load|show|add|del|flush|unload|check ..." },
+	{ "nf", do_nf, " list|del ..." },
+	{ "status", do_status, "" },
+	{ "reset", do_reset, "   (removes all sluice state of this network namespace)" },
+	{}
+};
+
+int main(int argc, char **argv)
+{
+	bool json = false;
+	int i;
+
+	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+		if (!strcmp(argv[i], "-j") || !strcmp(argv[i], "--json"))
+			json = true;
+		else if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--verbose"))
+			sl_set_verbose(true);
+		else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
+			break;
+		else
+			return bad_usage("unknown option; options are -j/--json, -v, -h");
+	}
+	/* --json may also come after the command, as in many tools. */
+	for (int k = i; k < argc; k++) {
+		if (!strcmp(argv[k], "--json") || !strcmp(argv[k], "-j")) {
+			json = true;
+			memmove(&argv[k], &argv[k + 1], (argc - k) * sizeof(char *));
+			argc--;
+			k--;
+		}
+	}
+	out_init(json);
+	return dispatch(top_cmds, "", argc - i, argv + i);
+}

@@ -1,0 +1,220 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Chains: which instances run, in order, on an interface and hook; and the
+ * links that attach the root program there. */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <net/if.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "internal.h"
+
+/* Missing from Debian 12's UAPI headers (Linux 6.1). */
+#ifndef BPF_TCX_INGRESS
+#define BPF_TCX_INGRESS 46
+#define BPF_TCX_EGRESS 47
+#endif
+
+static void link_pin_name(__u32 ifindex, enum sl_hook hook, char *buf,
+			  size_t len)
+{
+	snprintf(buf, len, "link_%u_%s", ifindex, sl_hook_name(hook));
+}
+
+/* Whether a live link of ours attaches the root program there; a link whose
+ * interface went away is removed. */
+static bool link_alive(struct sl_ctx *ctx, __u32 ifindex, enum sl_hook hook)
+{
+	struct bpf_link_info info = {};
+	__u32 len = sizeof(info);
+	char name[64], path[PATH_MAX];
+	int fd;
+
+	link_pin_name(ifindex, hook, name, sizeof(name));
+	snprintf(path, sizeof(path), "%s/%s", ctx->base, name);
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return false;
+	/* XDP and TCX links both report the interface first in their union. */
+	if (!bpf_obj_get_info_by_fd(fd, &info, &len) && info.xdp.ifindex == ifindex) {
+		close(fd);
+		return true;
+	}
+	close(fd);
+	unlink(path);
+	return false;
+}
+
+static int link_attach(struct sl_ctx *ctx, const char *dev, __u32 ifindex,
+		       enum sl_hook hook)
+{
+	static const enum bpf_attach_type types[SL_HOOK_MAX] = {
+		[SL_HOOK_XDP] = BPF_XDP,
+		[SL_HOOK_TC_IN] = BPF_TCX_INGRESS,
+		[SL_HOOK_TC_OUT] = BPF_TCX_EGRESS,
+	};
+	char name[64];
+	int fd, err;
+
+	if (link_alive(ctx, ifindex, hook))
+		return 0;
+	fd = bpf_link_create(ctx->root_fd[hook], ifindex, types[hook], NULL);
+	if (fd < 0) {
+		if (errno == EBUSY || errno == EEXIST)
+			return sl_err(-errno, "%s already has another XDP program attached",
+				      dev);
+		return sl_err(-errno, "cannot attach to %s %s: %s", dev,
+			      sl_hook_name(hook), strerror(errno));
+	}
+	link_pin_name(ifindex, hook, name, sizeof(name));
+	err = sl_pin(ctx->base, name, fd);
+	close(fd); /* the pin keeps the link */
+	return err;
+}
+
+static void link_detach(struct sl_ctx *ctx, __u32 ifindex, enum sl_hook hook)
+{
+	char name[64], path[PATH_MAX];
+
+	link_pin_name(ifindex, hook, name, sizeof(name));
+	snprintf(path, sizeof(path), "%s/%s", ctx->base, name);
+	unlink(path); /* the last reference: the kernel detaches the link */
+}
+
+static int chain_set_idx(struct sl_ctx *ctx, const char *dev, __u32 ifindex,
+			 enum sl_hook hook, const struct sl_chain *chain)
+{
+	struct sl_chain_key key = { .ifindex = ifindex, .hook = hook };
+	int err;
+
+	if (!chain->len) {
+		link_detach(ctx, ifindex, hook);
+		bpf_map_delete_elem(ctx->chains_fd, &key);
+		return 0;
+	}
+	/* One update of a hash entry: packets see the old chain or the new. */
+	if (bpf_map_update_elem(ctx->chains_fd, &key, chain, BPF_ANY))
+		return sl_err(-errno, "cannot update the chain of %s: %s", dev,
+			      strerror(errno));
+	err = link_attach(ctx, dev, ifindex, hook);
+	if (err)
+		bpf_map_delete_elem(ctx->chains_fd, &key);
+	return err;
+}
+
+int sl_chain_set(struct sl_ctx *ctx, const char *dev, enum sl_hook hook,
+		 const char *const *names, int n)
+{
+	struct sl_chain chain = {};
+	struct sl_instance inst;
+	int ifindex, err;
+
+	if (hook >= SL_HOOK_MAX)
+		return sl_err(-EINVAL, "bad hook %d", hook);
+	if (n > SL_CHAIN_MAX)
+		return sl_err(-E2BIG, "a chain holds at most %d instances",
+			      SL_CHAIN_MAX);
+	ifindex = sl_ifindex(dev);
+	if (ifindex < 0)
+		return ifindex;
+	for (int i = 0; i < n; i++) {
+		err = sl_instance_get(ctx, names[i], &inst);
+		if (err)
+			return err;
+		for (int j = 0; j < i; j++)
+			if (!strcmp(names[i], names[j]))
+				return sl_err(-EINVAL, "instance '%s' appears twice in the chain",
+					      names[i]);
+		chain.slots[chain.len++] = inst.slot;
+	}
+	return chain_set_idx(ctx, dev, ifindex, hook, &chain);
+}
+
+int sl_chain_get(struct sl_ctx *ctx, const char *dev, enum sl_hook hook,
+		 struct sl_chain *chain)
+{
+	struct sl_chain_key key = { .hook = hook };
+	int ifindex = sl_ifindex(dev);
+
+	if (ifindex < 0)
+		return ifindex;
+	key.ifindex = ifindex;
+	if (bpf_map_lookup_elem(ctx->chains_fd, &key, chain) ||
+	    !link_alive(ctx, ifindex, hook)) {
+		memset(chain, 0, sizeof(*chain));
+		return sl_err(-ENOENT, "no chain on %s %s", dev,
+			      sl_hook_name(hook));
+	}
+	return 0;
+}
+
+int sl_chain_ensure(struct sl_ctx *ctx, const char *dev, enum sl_hook hook,
+		    const char *name)
+{
+	struct sl_chain chain;
+	struct sl_instance inst;
+	int err = sl_instance_get(ctx, name, &inst);
+
+	if (err)
+		return err;
+	if (sl_chain_get(ctx, dev, hook, &chain) == -ENODEV)
+		return -ENODEV;
+	for (__u32 i = 0; i < chain.len; i++)
+		if (chain.slots[i] == inst.slot)
+			return 0;
+	if (chain.len >= SL_CHAIN_MAX)
+		return sl_err(-E2BIG, "the chain of %s %s is full (%d instances)",
+			      dev, sl_hook_name(hook), SL_CHAIN_MAX);
+	chain.slots[chain.len++] = inst.slot;
+	return chain_set_idx(ctx, dev, sl_ifindex(dev), hook, &chain);
+}
+
+int sl_chain_foreach(struct sl_ctx *ctx, sl_chain_cb cb, void *arg)
+{
+	struct sl_chain_key key, next;
+	struct sl_chain chain;
+	void *prev = NULL;
+	int err;
+
+	while (!bpf_map_get_next_key(ctx->chains_fd, prev, &next)) {
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(ctx->chains_fd, &key, &chain))
+			continue;
+		err = cb(key.ifindex, key.hook, &chain, arg);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+static int slot_used_cb(__u32 ifindex, enum sl_hook hook,
+			const struct sl_chain *chain, void *arg)
+{
+	__u32 slot = *(__u32 *)arg;
+
+	for (__u32 i = 0; i < chain->len && i < SL_CHAIN_MAX; i++)
+		if (chain->slots[i] == slot)
+			return 1;
+	return 0;
+}
+
+bool sl_slot_in_use(struct sl_ctx *ctx, __u32 slot)
+{
+	return sl_chain_foreach(ctx, slot_used_cb, &slot) == 1;
+}
+
+static int detach_cb(__u32 ifindex, enum sl_hook hook,
+		     const struct sl_chain *chain, void *arg)
+{
+	link_detach(arg, ifindex, hook);
+	return 0;
+}
+
+int sl_reset(struct sl_ctx *ctx)
+{
+	sl_chain_foreach(ctx, detach_cb, ctx);
+	return sl_pin_dir_remove(ctx->base);
+}

@@ -1,0 +1,21 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* libsluice internals shared by its own files. */
+#ifndef SLUICE_INTERNAL_H
+#define SLUICE_INTERNAL_H
+
+#include "sluice.h"
+
+struct sl_ctx {
+	char base[128]; /* pin folder of this namespace */
+	int lock_fd; /* held while writing, -1 for readers */
+	int chains_fd;
+	int instances_fd;
+	int progs_xdp_fd;
+	int progs_tc_fd;
+	int nf_stats_fd;
+	int drops_fd;
+	int root_fd[SL_HOOK_MAX];
+};
+
+
+#endif

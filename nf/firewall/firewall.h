@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Firewall NF control code: rule files -> rule set -> decision tree -> maps,
+ * and back (rules with their counters). */
+#ifndef SLUICE_FIREWALL_H
+#define SLUICE_FIREWALL_H
+
+#include <stdio.h>
+#include "sluice.h"
+#include "firewall_abi.h"
+
+#define FW_TYPE "firewall"
+
+struct fw_ruleset {
+	struct fw_rule *rules;
+	__u32 n;
+	__u32 cap;
+	__u32 default_action; /* enum fw_action */
+	bool has_default;
+};
+
+void fw_ruleset_free(struct fw_ruleset *rs);
+
+/* Parses one rule (no ACTION-less lines, no comments) from its words.
+ * On error returns -EINVAL with the reason in sl_errmsg(). */
+int fw_rule_parse(const char *text, struct fw_rule *rule);
+/* Parses a rule file (path "-" is standard input). Errors name the file,
+ * the line and what is wrong; nothing is returned on error. */
+int fw_ruleset_parse_file(const char *path, struct fw_ruleset *rs);
+int fw_ruleset_parse_stream(FILE *f, const char *name, struct fw_ruleset *rs);
+int fw_ruleset_add(struct fw_ruleset *rs, const struct fw_rule *rule,
+		   __u32 pos);
+/* Prints a rule back in rule-file syntax. */
+int fw_rule_format(const struct fw_rule *rule, char *buf, size_t len);
+
+/* The decision tree as the BPF program reads it. */
+struct fw_tree {
+	struct fw_node *nodes;
+	__u32 nnodes, cap_nodes;
+	__u32 *leaves;
+	__u32 nleaves, cap_leaves;
+	__u32 depth; /* deepest leaf */
+	__u32 max_leaf; /* longest candidate list */
+};
+int fw_tree_build(const struct fw_ruleset *rs, struct fw_tree *tree);
+void fw_tree_free(struct fw_tree *tree);
+/* Reference classifier: the first rule matching a packet key, linear. */
+int fw_classify_linear(const struct fw_ruleset *rs, const __u64 *key,
+		       __u8 tcp_flags);
+/* The same through the tree, as the BPF program does it. */
+int fw_classify_tree(const struct fw_ruleset *rs, const struct fw_tree *tree,
+		     const __u64 *key, __u8 tcp_flags);
+
+/* Loads rs as the whole rule set of instance name (created if needed) and
+ * switches it in atomically. counters, when not NULL, holds per-CPU values
+ * (per-rule, as read by fw_read) to carry over: counters[i] for rule i. */
+int fw_load(struct sl_ctx *ctx, const char *name, const struct fw_ruleset *rs,
+	    const struct fw_counter *const *carry);
+
+/* Reads back the loaded rule set and summed counters (n + 1 entries: the
+ * last is the default policy). *percpu, when asked, gets per-CPU values. */
+int fw_read(struct sl_ctx *ctx, const char *name, struct fw_ruleset *rs,
+	    struct fw_counter **counters, struct fw_counter ***percpu);
+void fw_percpu_free(struct fw_counter **percpu, __u32 n);
+
+/* Inserts a rule before position pos (1-based; 0 appends) or deletes the
+ * rule at pos, keeping the other rules' counters. */
+int fw_rule_insert(struct sl_ctx *ctx, const char *name, __u32 pos,
+		   const struct fw_rule *rule);
+int fw_rule_delete(struct sl_ctx *ctx, const char *name, __u32 pos);
+
+#endif
