@@ -90,3 +90,10 @@ demo: deps all
 
 clean:
 	rm -rf $(BUILD)
+
+# Benchmarks: sluice and its peers side by side (see bench/README.md).
+bench: deps all
+	$(Q)bench/run.sh full
+
+bench-quick: deps all
+	$(Q)bench/run.sh quick
