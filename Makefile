@@ -20,7 +20,7 @@ NF_INC    := $(addprefix -Inf/,$(NFS))
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 	-I$(BUILD) -Ibpf/include $(NF_INC) -I/usr/include/$(MULTIARCH)
 CFLAGS    ?= -O2 -g
-CFLAGS    += -Wall -Wextra -Wno-unused-parameter -Werror -std=gnu11 \
+CFLAGS    += -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Werror -std=gnu11 \
 	-I$(BUILD) -Ibpf/include -Ilib $(NF_INC)
 LDLIBS    := -lbpf -lelf -lz
 

@@ -766,7 +766,7 @@ static int build_node(struct build *b, __u32 idx, const __u32 *ids, __u32 n,
 	__u64 thr = 0, best_thr = 0, save;
 	__u32 cost = 0, total = 0, best_cost = n, best_total = 0;
 	int best_d = -1, err;
-	__u32 *left, *right, nl = 0, nr = 0;
+	__u32 *left, *right, nl = 0, nr = 0, child;
 
 	/* Rules after one that covers the whole region never match here. */
 	for (__u32 i = 0; i < n; i++) {
@@ -806,23 +806,26 @@ static int build_node(struct build *b, __u32 idx, const __u32 *ids, __u32 n,
 		if (split_hi(r, best_d) > best_thr)
 			right[nr++] = ids[i];
 	}
-	b->t->nodes[idx].dim = best_d;
-	b->t->nodes[idx].threshold = best_thr;
-	err = push_node(b->t, &b->t->nodes[idx].left);
+	/* Children are pushed by index: push_node may move the array. */
+	err = push_node(b->t, &child);
 	if (err)
 		goto out;
+	b->t->nodes[idx].dim = best_d;
+	b->t->nodes[idx].threshold = best_thr;
+	b->t->nodes[idx].left = child;
 	save = hi[best_d];
 	hi[best_d] = best_thr;
-	err = build_node(b, b->t->nodes[idx].left, left, nl, lo, hi, depth + 1);
+	err = build_node(b, child, left, nl, lo, hi, depth + 1);
 	hi[best_d] = save;
 	if (err)
 		goto out;
-	err = push_node(b->t, &b->t->nodes[idx].right);
+	err = push_node(b->t, &child);
 	if (err)
 		goto out;
+	b->t->nodes[idx].right = child;
 	save = lo[best_d];
 	lo[best_d] = best_thr + 1;
-	err = build_node(b, b->t->nodes[idx].right, right, nr, lo, hi, depth + 1);
+	err = build_node(b, child, right, nr, lo, hi, depth + 1);
 	lo[best_d] = save;
 out:
 	free(left);

@@ -1,0 +1,346 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Golden-packet tests of the firewall through the real pipeline: rule sets
+ * loaded by the production control code, packets built with correct
+ * checksums and run with BPF_PROG_RUN through the XDP root and the TC root.
+ * Each case states the verdict and which rule counts the packet. The test
+ * runs in a private network namespace and removes its state at the end.
+ * A failing packet is printed in hex and appended to build/tests/fw_fail.pcap. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <linux/bpf.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "sluice.h"
+#include "firewall.h"
+#include "check.h"
+#include "pktbuild.h"
+
+#define DEV "sltp0"
+#define PEER "sltp1"
+#define FW "fwtest"
+#define FAIL_PCAP "build/tests/fw_fail.pcap"
+
+enum { V_PASS, V_DROP };
+#define DEFAULT 0 /* the rule index that means the default policy */
+#define NONE -1 /* no firewall counter moves (not IP, or dropped before) */
+
+struct fw_case {
+	const char *name;
+	struct pkt_spec pkt;
+	int verdict;
+	int rule; /* 1-based rule that counts it, DEFAULT or NONE */
+	int reason; /* expected drop reason when dropped */
+	bool xdp_only; /* the kernel's TC test-run refuses such a packet */
+};
+
+static struct sl_ctx *ctx;
+static int ifindex;
+
+static int load_rules(const char *name, const char *text)
+{
+	struct fw_ruleset rs;
+	FILE *f = fmemopen((void *)text, strlen(text), "r");
+	int err;
+
+	if (!f)
+		return -errno;
+	err = fw_ruleset_parse_stream(f, name, &rs);
+	fclose(f);
+	if (err)
+		return err;
+	err = fw_load(ctx, name, &rs, NULL);
+	fw_ruleset_free(&rs);
+	return err;
+}
+
+/* Sums of every rule counter of instance name, n+1 entries. */
+static struct fw_counter *read_counters(const char *name, __u32 *n)
+{
+	struct fw_ruleset rs;
+	struct fw_counter *cnt = NULL;
+
+	if (fw_read(ctx, name, &rs, &cnt, NULL))
+		return NULL;
+	*n = rs.n;
+	fw_ruleset_free(&rs);
+	return cnt;
+}
+
+static __u64 drop_count(const char *name, int reason)
+{
+	struct sl_instance inst;
+	struct sl_nf_stats st;
+	__u64 drops[SL_DROP_MAX];
+	__u32 slot = 0;
+
+	if (name) {
+		if (sl_instance_get(ctx, name, &inst))
+			return ~0ULL;
+		slot = inst.slot;
+	}
+	if (sl_slot_stats(ctx, slot, &st, drops))
+		return ~0ULL;
+	return drops[reason];
+}
+
+static int prog_fd(const char *pin)
+{
+	return sl_obj_get(sl_base(ctx), pin);
+}
+
+/* Runs one packet through the root of hook; returns 0 with *verdict set. */
+static int run_packet(int hook, const uint8_t *pkt, size_t len, int *verdict)
+{
+	struct xdp_md xmd = { .data_end = len, .ingress_ifindex = ifindex };
+	struct __sk_buff skb = { .ifindex = ifindex };
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = pkt, .data_size_in = len);
+	int fd, err;
+
+	if (hook == SL_HOOK_XDP) {
+		opts.ctx_in = &xmd;
+		opts.ctx_size_in = sizeof(xmd);
+		fd = prog_fd("root_xdp");
+	} else {
+		opts.ctx_in = &skb;
+		opts.ctx_size_in = sizeof(skb);
+		fd = prog_fd("root_tc_in");
+	}
+	if (fd < 0)
+		return fd;
+	err = bpf_prog_test_run_opts(fd, &opts);
+	close(fd);
+	if (err)
+		return -errno;
+	if (hook == SL_HOOK_XDP)
+		*verdict = opts.retval == XDP_DROP ? V_DROP : opts.retval == XDP_PASS ? V_PASS : -1;
+	else
+		*verdict = opts.retval == 2 /* TC_ACT_SHOT */ ? V_DROP :
+			   (int)opts.retval == -1 /* TCX_NEXT */ ? V_PASS : -1;
+	return 0;
+}
+
+static void run_case(const char *set, const struct fw_case *c, int hook)
+{
+	uint8_t pkt[PKT_MAX];
+	size_t len = pkt_build(&c->pkt, pkt);
+	struct fw_counter *before, *after;
+	__u32 n = 0, n2 = 0;
+	__u64 drops_before, drops_after;
+	const char *owner = c->reason >= SL_DROP_FW_RULE ? FW : NULL;
+	char name[256], detail[256] = "";
+	int verdict = -1, err;
+	bool ok = true;
+
+	snprintf(name, sizeof(name), "%s/%s/%s", set, sl_hook_name(hook), c->name);
+	before = read_counters(FW, &n);
+	drops_before = drop_count(owner, c->reason);
+	err = run_packet(hook, pkt, len, &verdict);
+	after = read_counters(FW, &n2);
+	drops_after = drop_count(owner, c->reason);
+	if (err || !before || !after) {
+		snprintf(detail, sizeof(detail), "run failed: %s", err ? strerror(-err) : sl_errmsg());
+		ok = false;
+		goto report;
+	}
+	if (verdict != c->verdict) {
+		snprintf(detail, sizeof(detail), "verdict %s, expected %s",
+			 verdict == V_DROP ? "drop" : verdict == V_PASS ? "pass" : "other",
+			 c->verdict == V_DROP ? "drop" : "pass");
+		ok = false;
+	}
+	for (__u32 i = 0; i <= n && ok; i++) {
+		/* Counter index i: rule i+1, or the default at index n. */
+		int as_rule = i == n ? DEFAULT : (int)i + 1;
+		__u64 want = before[i].packets + (c->rule == as_rule);
+
+		if (after[i].packets != want) {
+			snprintf(detail, sizeof(detail), "counter of %s%d is %llu, expected %llu",
+				 as_rule ? "rule " : "default", as_rule,
+				 (unsigned long long)after[i].packets,
+				 (unsigned long long)want);
+			ok = false;
+		}
+	}
+	if (ok && c->verdict == V_DROP && drops_after != drops_before + 1) {
+		snprintf(detail, sizeof(detail), "drop reason %s counted %llu times",
+			 sl_drop_reason_name(c->reason),
+			 (unsigned long long)(drops_after - drops_before));
+		ok = false;
+	}
+report:
+	check_report(ok, name, detail[0] ? detail : NULL);
+	if (!ok) {
+		printf("packet (%zu bytes):\n", len);
+		pkt_hex(stdout, pkt, len);
+		pkt_pcap(FAIL_PCAP, pkt, len);
+	}
+	free(before);
+	free(after);
+}
+
+#define V4(s, d, ...) { .family = 4, .src = s, .dst = d, __VA_ARGS__ }
+#define V6(s, d, ...) { .family = 6, .src = s, .dst = d, __VA_ARGS__ }
+#define TCP .proto = 6
+#define UDP .proto = 17
+
+static const char rules_main[] =
+	"# golden rule set\n"
+	"drop src 10.1.0.0/16 proto tcp dport 22\n" /* 1 */
+	"accept src 10.1.2.3 proto tcp dport 22\n" /* 2: shadowed by 1 */
+	"drop proto udp dport 1000-2000\n" /* 3 */
+	"drop src !10.0.0.0/8 proto tcp dport 80\n" /* 4 */
+	"accept proto icmp icmp-type 0\n" /* 5 */
+	"drop proto icmp\n" /* 6 */
+	"drop proto tcp tcp-flags syn/syn,ack dport 443\n" /* 7 */
+	"drop dst 2001:db8:1::/48 proto udp\n" /* 8 */
+	"drop src 2001:db8::1 proto icmpv6 icmp-type 128\n" /* 9 */
+	"drop proto 47\n" /* 10 */
+	"drop iif " DEV " proto udp dport 7\n" /* 11 */
+	"drop proto tcp sport 5000-5999 dport 8000-8999\n" /* 12 */
+	"default accept\n";
+
+static const struct fw_case cases_main[] = {
+	{ "tcp22 from 10.1/16", V4("10.1.5.5", "10.9.9.9", TCP, .sport = 1234, .dport = 22, .tcp_flags = 0x02), V_DROP, 1, SL_DROP_FW_RULE },
+	{ "first match beats a later accept", V4("10.1.2.3", "10.9.9.9", TCP, .sport = 1, .dport = 22), V_DROP, 1, SL_DROP_FW_RULE },
+	{ "tcp22 from elsewhere", V4("10.2.0.1", "10.9.9.9", TCP, .sport = 1, .dport = 22), V_PASS, DEFAULT },
+	{ "udp range start", V4("10.2.0.1", "10.9.9.9", UDP, .sport = 9, .dport = 1000), V_DROP, 3, SL_DROP_FW_RULE },
+	{ "udp range end", V4("10.2.0.1", "10.9.9.9", UDP, .sport = 9, .dport = 2000), V_DROP, 3, SL_DROP_FW_RULE },
+	{ "udp below range", V4("10.2.0.1", "10.9.9.9", UDP, .sport = 9, .dport = 999), V_PASS, DEFAULT },
+	{ "udp above range", V4("10.2.0.1", "10.9.9.9", UDP, .sport = 9, .dport = 2001), V_PASS, DEFAULT },
+	{ "negated source matches outside", V4("192.168.1.1", "10.9.9.9", TCP, .sport = 1, .dport = 80), V_DROP, 4, SL_DROP_FW_RULE },
+	{ "negated source skips inside", V4("10.5.5.5", "10.9.9.9", TCP, .sport = 1, .dport = 80), V_PASS, DEFAULT },
+	{ "icmp echo reply accepted", V4("10.2.0.1", "10.9.9.9", .proto = 1, .icmp_type = 0), V_PASS, 5 },
+	{ "icmp echo request dropped", V4("10.2.0.1", "10.9.9.9", .proto = 1, .icmp_type = 8), V_DROP, 6, SL_DROP_FW_RULE },
+	{ "syn to 443", V4("10.2.0.1", "10.9.9.9", TCP, .sport = 1, .dport = 443, .tcp_flags = 0x02), V_DROP, 7, SL_DROP_FW_RULE },
+	{ "syn-ack to 443", V4("10.2.0.1", "10.9.9.9", TCP, .sport = 1, .dport = 443, .tcp_flags = 0x12), V_PASS, DEFAULT },
+	{ "ack to 443", V4("10.2.0.1", "10.9.9.9", TCP, .sport = 1, .dport = 443, .tcp_flags = 0x10), V_PASS, DEFAULT },
+	{ "ipv6 udp into /48", V6("2001:db8:9::1", "2001:db8:1::5", UDP, .sport = 1, .dport = 53), V_DROP, 8, SL_DROP_FW_RULE },
+	{ "ipv6 udp outside /48", V6("2001:db8:9::1", "2001:db8:2::5", UDP, .sport = 1, .dport = 53), V_PASS, DEFAULT },
+	{ "ipv6 hop-by-hop then udp", V6("2001:db8:9::1", "2001:db8:1::5", UDP, .sport = 1, .dport = 53, .v6_hopopts = true), V_DROP, 8, SL_DROP_FW_RULE },
+	{ "ipv6 later fragment, proto udp", V6("2001:db8:9::1", "2001:db8:1::5", UDP, .frag_offset = 100), V_DROP, 8, SL_DROP_FW_RULE },
+	{ "icmpv6 echo from the /128", V6("2001:db8::1", "2001:db8:2::5", .proto = 58, .icmp_type = 128), V_DROP, 9, SL_DROP_FW_RULE },
+	{ "icmpv6 echo from another host", V6("2001:db8::2", "2001:db8:2::5", .proto = 58, .icmp_type = 128), V_PASS, DEFAULT },
+	{ "ipv4 rule ignores ipv6 tcp22", V6("2001:db8::1", "2001:db8:2::5", TCP, .sport = 1, .dport = 22), V_PASS, DEFAULT },
+	{ "gre by number", V4("10.2.0.1", "10.9.9.9", .proto = 47), V_DROP, 10, SL_DROP_FW_RULE },
+	{ "input interface", V4("10.2.0.1", "10.9.9.9", UDP, .sport = 1, .dport = 7), V_DROP, 11, SL_DROP_FW_RULE },
+	{ "two port ranges", V4("10.2.0.1", "10.9.9.9", TCP, .sport = 5500, .dport = 8080), V_DROP, 12, SL_DROP_FW_RULE },
+	{ "two port ranges, sport outside", V4("10.2.0.1", "10.9.9.9", TCP, .sport = 6000, .dport = 8080), V_PASS, DEFAULT },
+	{ "vlan tagged udp", V4("10.2.0.1", "10.9.9.9", UDP, .sport = 9, .dport = 1500, .vlan = 100), V_DROP, 3, SL_DROP_FW_RULE },
+	{ "first fragment has ports", V4("10.2.0.1", "10.9.9.9", UDP, .sport = 9, .dport = 1500, .more_frags = true), V_DROP, 3, SL_DROP_FW_RULE },
+	{ "later fragment has no ports", V4("10.2.0.1", "10.9.9.9", UDP, .frag_offset = 10), V_PASS, DEFAULT },
+	{ "arp is not filtered", { .family = 0 }, V_PASS, NONE },
+	{ "truncated tcp header", V4("10.2.0.1", "10.9.9.9", TCP, .dport = 22, .truncate = 14 + 20 + 10), V_DROP, NONE, SL_DROP_MALFORMED_L4 },
+	{ "truncated ipv4 header", V4("10.2.0.1", "10.9.9.9", TCP, .dport = 22, .truncate = 14 + 12), V_DROP, NONE, SL_DROP_MALFORMED_L3, true },
+	{ "truncated ipv6 header", V6("2001:db8::1", "2001:db8::2", UDP, .truncate = 14 + 30), V_DROP, NONE, SL_DROP_MALFORMED_L3, true },
+};
+
+static const char rules_policy[] =
+	"default drop\n"
+	"accept proto tcp dport 80\n"
+	"accept src 10.0.0.0/8 dst 10.0.0.0/8\n";
+
+static const struct fw_case cases_policy[] = {
+	{ "web allowed", V4("192.0.2.1", "198.51.100.1", TCP, .sport = 1, .dport = 80), V_PASS, 1 },
+	{ "inside allowed", V4("10.0.0.1", "10.200.0.1", UDP, .sport = 1, .dport = 53), V_PASS, 2 },
+	{ "rest dropped by policy", V4("192.0.2.1", "10.0.0.1", UDP, .sport = 1, .dport = 53), V_DROP, DEFAULT, SL_DROP_FW_POLICY },
+	{ "ipv6 dropped by policy", V6("2001:db8::1", "2001:db8::2", TCP, .sport = 1, .dport = 81), V_DROP, DEFAULT, SL_DROP_FW_POLICY },
+	{ "ipv6 web allowed", V6("2001:db8::1", "2001:db8::2", TCP, .sport = 1, .dport = 80), V_PASS, 1 },
+};
+
+static void run_set(const char *set, const char *rules, const struct fw_case *cases,
+		    size_t n)
+{
+	int err = load_rules(FW, rules);
+
+	if (!check_report(!err, set, err ? sl_errmsg() : NULL))
+		return;
+	for (int hook = SL_HOOK_XDP; hook <= SL_HOOK_TC_IN; hook++)
+		for (size_t i = 0; i < n; i++)
+			if (hook == SL_HOOK_XDP || !cases[i].xdp_only)
+				run_case(set, &cases[i], hook);
+}
+
+/* 65,536 rules: each drops one /32 source; the last one is hit. */
+static void run_large(void)
+{
+	struct fw_ruleset rs = {};
+	struct fw_rule rule;
+	char text[128];
+	int err = 0;
+
+	for (__u32 i = 0; i < FW_MAX_RULES && !err; i++) {
+		snprintf(text, sizeof(text), "drop src 10.%u.%u.%u proto udp dport %u",
+			 (i >> 16) & 255, (i >> 8) & 255, i & 255, 1 + i % 1000);
+		err = fw_rule_parse(text, &rule);
+		err = err ?: fw_ruleset_add(&rs, &rule, rs.n);
+	}
+	err = err ?: fw_load(ctx, FW, &rs, NULL);
+	fw_ruleset_free(&rs);
+	if (!check_report(!err, "large/load 65536 rules", err ? sl_errmsg() : NULL))
+		return;
+	const struct fw_case hit = { "last rule", V4("10.0.255.255", "10.9.9.9", UDP, .sport = 1,
+					  .dport = 1 + 65535 % 1000), V_DROP, 65536, SL_DROP_FW_RULE };
+	const struct fw_case miss = { "no rule", V4("10.0.255.255", "10.9.9.9", UDP, .sport = 1,
+					   .dport = 999), V_PASS, DEFAULT };
+	const struct fw_case first = { "first rule", V4("10.0.0.0", "10.9.9.9", UDP, .sport = 1,
+					    .dport = 1), V_DROP, 1, SL_DROP_FW_RULE };
+
+	run_case("large", &hit, SL_HOOK_XDP);
+	run_case("large", &miss, SL_HOOK_XDP);
+	run_case("large", &first, SL_HOOK_XDP);
+}
+
+/* Two firewalls chained: the first accepts, the second decides. */
+static void run_chain(void)
+{
+	const char *names[] = { "fwfirst", FW };
+	int err = load_rules("fwfirst", "accept proto udp dport 53\n");
+
+	err = err ?: load_rules(FW, "drop proto udp\n");
+	err = err ?: sl_chain_set(ctx, DEV, SL_HOOK_XDP, names, 2);
+	if (!check_report(!err, "chain/set two firewalls", err ? sl_errmsg() : NULL))
+		return;
+	const struct fw_case c = { "second NF sees the packet", V4("10.2.0.1", "10.9.9.9", UDP, .sport = 1,
+					 .dport = 53), V_DROP, 1, SL_DROP_FW_RULE };
+	run_case("chain", &c, SL_HOOK_XDP);
+}
+
+int main(void)
+{
+	int err;
+
+	if (unshare(CLONE_NEWNET)) {
+		printf("FAIL: cannot create a network namespace: %s\n", strerror(errno));
+		return 1;
+	}
+	/* No IPv6 here: router solicitations from the peer would reach the
+	 * firewall and move its counters behind the test's back. */
+	if (system("sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1") ||
+	    system("ip link add " DEV " type veth peer name " PEER " && ip link set " DEV
+		   " up && ip link set " PEER " up")) {
+		printf("FAIL: cannot create the test interfaces\n");
+		return 1;
+	}
+	ifindex = sl_ifindex(DEV);
+	unlink(FAIL_PCAP);
+	err = sl_open(&ctx, SL_OPEN_WRITE);
+	if (!check_report(!err, "open state", err ? sl_errmsg() : NULL))
+		return check_exit();
+	err = load_rules(FW, "default accept\n");
+	err = err ?: sl_chain_ensure(ctx, DEV, SL_HOOK_XDP, FW);
+	err = err ?: sl_chain_ensure(ctx, DEV, SL_HOOK_TC_IN, FW);
+	if (check_report(!err, "attach to " DEV, err ? sl_errmsg() : NULL)) {
+		run_set("main", rules_main, cases_main, sizeof(cases_main) / sizeof(cases_main[0]));
+		run_set("policy", rules_policy, cases_policy,
+			sizeof(cases_policy) / sizeof(cases_policy[0]));
+		run_large();
+		run_chain();
+	}
+	sl_reset(ctx);
+	sl_close(ctx);
+	return check_exit();
+}
