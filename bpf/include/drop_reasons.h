@@ -12,7 +12,7 @@
 	X(SL_DROP_MALFORMED_L4, 3, "malformed-l4")                             \
 	X(SL_DROP_FW_RULE, 4, "firewall-rule")                                 \
 	X(SL_DROP_FW_POLICY, 5, "firewall-policy")                             \
-	X(SL_DROP_NO_NF, 6, "missing-nf")                                      \
+	X(SL_DROP_NF_STATE, 6, "nf-state-missing")                                      \
 	X(SL_DROP_REDIRECT_FAILED, 7, "redirect-failed")
 
 enum sl_drop_reason {

@@ -468,7 +468,8 @@ static int fw_check_cmd(int argc, char **argv)
 	}
 	out_open_obj(NULL);
 	out_u64("rules", "%llu rules, ", rs.n);
-	out_u64("nodes", "%llu tree nodes, ", tree.nnodes);
+	out_u64("trees", "%llu trees, ", tree.ntrees);
+	out_u64("nodes", "%llu nodes, ", tree.nnodes);
 	out_u64("leaf_entries", "%llu leaf entries, ", tree.nleaves);
 	out_u64("depth", "depth %llu, ", tree.depth);
 	out_u64("max_leaf", "longest leaf %llu\n", tree.max_leaf);

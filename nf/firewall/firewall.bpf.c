@@ -52,7 +52,7 @@ struct {
 struct fw_scan {
 	__u64 key[FW_DIMS];
 	__u32 first;
-	__u32 match; /* rule index, or ~0 */
+	__u32 match; /* lowest matching rule index so far, or ~0 */
 	__u8 tcp_flags;
 	const struct fw_rule *rule;
 };
@@ -89,8 +89,8 @@ static long fw_scan_one(__u32 i, void *arg)
 	__u32 *idx;
 
 	idx = bpf_map_lookup_elem(&fw_leaves, &pos);
-	if (!idx)
-		return 1;
+	if (!idx || *idx >= s->match)
+		return 1; /* candidates are in rule order: nothing better here */
 	r = bpf_map_lookup_elem(&fw_rules, idx);
 	if (!r)
 		return 1;
@@ -126,14 +126,14 @@ static __always_inline int firewall_run(struct sl_meta *m)
 	struct fw_scan s = { .match = ~0U };
 	const struct fw_config *cfg;
 	const struct fw_node *n = NULL;
-	__u32 zero = 0, node = 0;
+	__u32 zero = 0, node, t;
 	int i;
 
 	if (!(m->flags & (SL_F_IPV4 | SL_F_IPV6)))
 		return SL_NEXT;
 	cfg = bpf_map_lookup_elem(&fw_config, &zero);
 	if (!cfg)
-		return -SL_DROP_NO_NF;
+		return -SL_DROP_NF_STATE;
 
 	if (m->flags & SL_F_IPV4) {
 		s.key[FW_DIM_FAMILY] = 4;
@@ -154,22 +154,26 @@ static __always_inline int firewall_run(struct sl_meta *m)
 	s.key[FW_DIM_IIF] = m->ifindex;
 	s.tcp_flags = m->tcp_flags;
 
-	for (i = 0; i < FW_MAX_DEPTH; i++) {
-		__u32 d;
+	for (t = 0; t < FW_MAX_TREES && t < cfg->ntrees; t++) {
+		node = cfg->roots[t];
+		n = NULL;
+		for (i = 0; i < FW_MAX_DEPTH; i++) {
+			__u32 d;
 
-		n = bpf_map_lookup_elem(&fw_nodes, &node);
-		if (!n)
-			return -SL_DROP_NO_NF;
-		d = n->dim;
-		if (d >= FW_DIMS)
-			break;
-		node = s.key[d] <= n->threshold ? n->left : n->right;
+			n = bpf_map_lookup_elem(&fw_nodes, &node);
+			if (!n)
+				return -SL_DROP_NF_STATE;
+			d = n->dim;
+			if (d >= FW_DIMS)
+				break;
+			node = s.key[d] <= n->threshold ? n->left : n->right;
+		}
+		if (!n || n->dim < FW_DIMS)
+			return -SL_DROP_NF_STATE; /* the builder never makes such a tree */
+		/* Scans the leaf, keeping the lowest-numbered match so far. */
+		s.first = n->left;
+		bpf_loop(n->right, fw_scan_one, &s, 0);
 	}
-	if (!n || n->dim < FW_DIMS)
-		return -SL_DROP_NO_NF; /* the builder never makes such a tree */
-
-	s.first = n->left;
-	bpf_loop(n->right, fw_scan_one, &s, 0);
 	if (s.rule) {
 		fw_count(s.match, m->pkt_len);
 		return s.rule->action == FW_DROP ? -SL_DROP_FW_RULE : SL_NEXT;

@@ -602,19 +602,29 @@ int fw_classify_linear(const struct fw_ruleset *rs, const __u64 *key, __u8 flags
 int fw_classify_tree(const struct fw_ruleset *rs, const struct fw_tree *t,
 		     const __u64 *key, __u8 flags)
 {
-	const struct fw_node *n = &t->nodes[0];
+	int best = -1;
 
-	for (int i = 0; i < FW_MAX_DEPTH && n->dim < FW_DIMS; i++)
-		n = &t->nodes[key[n->dim] <= n->threshold ? n->left : n->right];
-	if (n->dim < FW_DIMS)
-		return -2;
-	for (__u32 i = 0; i < n->right; i++) {
-		__u32 idx = t->leaves[n->left + i];
+	for (__u32 tr = 0; tr < t->ntrees; tr++) {
+		const struct fw_node *n = &t->nodes[t->roots[tr]];
 
-		if (rule_matches(&rs->rules[idx], key, flags))
-			return idx;
+		for (int i = 0; i < FW_MAX_DEPTH && n->dim < FW_DIMS; i++)
+			n = &t->nodes[key[n->dim] <= n->threshold ? n->left : n->right];
+		if (n->dim < FW_DIMS)
+			return -2;
+		/* Candidates are in rule order: stop at the first match, or
+		 * where an earlier tree already found a better one. */
+		for (__u32 i = 0; i < n->right; i++) {
+			__u32 idx = t->leaves[n->left + i];
+
+			if (best >= 0 && idx >= (__u32)best)
+				break;
+			if (rule_matches(&rs->rules[idx], key, flags)) {
+				best = idx;
+				break;
+			}
+		}
 	}
-	return -1;
+	return best;
 }
 
 /* ---- the decision tree ------------------------------------------------ */
@@ -840,12 +850,81 @@ void fw_tree_free(struct fw_tree *t)
 	memset(t, 0, sizeof(*t));
 }
 
+/* Which fields a rule narrows: a bit each for source, destination, source
+ * port and destination port. Negated or /0 addresses and wide port ranges
+ * count as not narrowed: they span most of the field anyway. */
+static unsigned int rule_group_sig(const struct fw_rule *r)
+{
+	const struct fw_spec *s = &r->spec;
+	unsigned int sig = 0;
+
+	if ((s->has & FW_HAS_SRC) && !(r->neg & FW_NEG_SRC) && s->src_len)
+		sig |= 1;
+	if ((s->has & FW_HAS_DST) && !(r->neg & FW_NEG_DST) && s->dst_len)
+		sig |= 2;
+	if ((s->has & FW_HAS_SPORT) && s->sport_hi - s->sport_lo < 32768)
+		sig |= 4;
+	if ((s->has & FW_HAS_DPORT) && s->dport_hi - s->dport_lo < 32768)
+		sig |= 8;
+	return sig;
+}
+
+#define FW_SIGS 16
+
+/* Assigns each signature a tree: at most FW_MAX_TREES, merging the smallest
+ * groups into the group whose fields differ least. */
+static __u32 group_trees(const struct fw_ruleset *rs, int tree_of[FW_SIGS])
+{
+	__u32 count[FW_SIGS] = {}, ngroups = 0;
+	int owner[FW_SIGS];
+
+	for (__u32 i = 0; i < rs->n; i++)
+		count[rule_group_sig(&rs->rules[i])]++;
+	for (int g = 0; g < FW_SIGS; g++) {
+		owner[g] = g;
+		ngroups += count[g] > 0;
+	}
+	while (ngroups > FW_MAX_TREES) {
+		int small = -1, into = -1, best = -100;
+
+		for (int g = 0; g < FW_SIGS; g++)
+			if (owner[g] == g && count[g] && (small < 0 || count[g] < count[small]))
+				small = g;
+		for (int g = 0; g < FW_SIGS; g++) {
+			int score;
+
+			if (g == small || owner[g] != g || !count[g])
+				continue;
+			score = __builtin_popcount(g & small) - __builtin_popcount(g & ~small);
+			if (score > best) {
+				best = score;
+				into = g;
+			}
+		}
+		for (int g = 0; g < FW_SIGS; g++)
+			if (owner[g] == small)
+				owner[g] = into;
+		count[into] += count[small];
+		count[small] = 0;
+		ngroups--;
+	}
+	/* Number the trees; an empty rule set still gets one (empty) tree. */
+	__u32 ntrees = 0;
+	int num[FW_SIGS];
+
+	for (int g = 0; g < FW_SIGS; g++)
+		num[g] = owner[g] == g && count[g] ? (int)ntrees++ : -1;
+	for (int g = 0; g < FW_SIGS; g++)
+		tree_of[g] = num[owner[g]] >= 0 ? num[owner[g]] : 0;
+	return ntrees ? ntrees : 1;
+}
+
 int fw_tree_build(const struct fw_ruleset *rs, struct fw_tree *t)
 {
 	struct build b = { .rs = rs, .t = t };
 	__u64 lo[FW_DIMS], hi[FW_DIMS];
-	__u32 *ids = malloc((rs->n + 1) * sizeof(*ids)), root;
-	int err;
+	__u32 *ids = malloc((rs->n + 1) * sizeof(*ids));
+	int tree_of[FW_SIGS], err = 0;
 
 	memset(t, 0, sizeof(*t));
 	/* Replication past this many leaf entries stops further splits: the
@@ -858,15 +937,22 @@ int fw_tree_build(const struct fw_ruleset *rs, struct fw_tree *t)
 		err = sl_err(-ENOMEM, "out of memory building the rule tree");
 		goto out;
 	}
-	for (__u32 i = 0; i < rs->n; i++)
-		ids[i] = i;
-	for (int d = 0; d < FW_DIMS; d++) {
-		lo[d] = 0;
-		hi[d] = UINT64_MAX;
+	t->ntrees = group_trees(rs, tree_of);
+	for (__u32 tr = 0; tr < t->ntrees && !err; tr++) {
+		__u32 n = 0;
+
+		/* The group's rules, in rule order. */
+		for (__u32 i = 0; i < rs->n; i++)
+			if (tree_of[rule_group_sig(&rs->rules[i])] == (int)tr)
+				ids[n++] = i;
+		for (int d = 0; d < FW_DIMS; d++) {
+			lo[d] = 0;
+			hi[d] = UINT64_MAX;
+		}
+		err = push_node(t, &t->roots[tr]);
+		if (!err)
+			err = build_node(&b, t->roots[tr], ids, n, lo, hi, 0);
 	}
-	err = push_node(t, &root);
-	if (!err)
-		err = build_node(&b, root, ids, rs->n, lo, hi, 0);
 	if (err)
 		fw_tree_free(t);
 out:
@@ -927,6 +1013,8 @@ int fw_load(struct sl_ctx *ctx, const char *name, const struct fw_ruleset *rs,
 	err = fw_tree_build(rs, &tree);
 	if (err)
 		return err;
+	cfg.ntrees = tree.ntrees;
+	memcpy(cfg.roots, tree.roots, sizeof(cfg.roots));
 	skel = firewall_bpf__open_opts(&opts);
 	if (!skel) {
 		err = sl_err(-errno, "cannot open the firewall BPF object: %s",

@@ -38,6 +38,8 @@ struct fw_tree {
 	__u32 nnodes, cap_nodes;
 	__u32 *leaves;
 	__u32 nleaves, cap_leaves;
+	__u32 ntrees;
+	__u32 roots[FW_MAX_TREES];
 	__u32 depth; /* deepest leaf */
 	__u32 max_leaf; /* longest candidate list */
 };

@@ -4,7 +4,12 @@
  * Classification is a decision tree over the packet's fields (HyperSplit
  * style): inner nodes compare one field with a threshold, leaves hold a short
  * list of candidate rules in rule order, checked one by one. The per-packet
- * cost follows the tree's depth and the leaf size, not the rule count. */
+ * cost follows the tree's depth and the leaf size, not the rule count.
+ *
+ * Rules that constrain different fields (say, sources only and ports only)
+ * would be copied into each other's branches, so they are grouped by which
+ * fields they constrain (as EffiCuts does) and each group gets its own tree;
+ * a packet walks every tree and the lowest-numbered match wins. */
 #ifndef SLUICE_FIREWALL_ABI_H
 #define SLUICE_FIREWALL_ABI_H
 
@@ -12,6 +17,8 @@
 /* Depth of the tree: the builder stops splitting here; log2(65536) is 16,
  * the rest leaves room for unbalanced rule sets. */
 #define FW_MAX_DEPTH 48
+/* Trees, one per group of rules constraining the same fields. */
+#define FW_MAX_TREES 8
 
 /* The fields a rule constrains, each as an unsigned 64-bit value range.
  * Addresses are split in two 64-bit halves so a prefix is a box; IPv4
@@ -90,6 +97,8 @@ struct fw_node {
 struct fw_config {
 	__u32 nrules;
 	__u32 default_action;
+	__u32 ntrees;
+	__u32 roots[FW_MAX_TREES]; /* node index of each tree's root */
 };
 
 /* Per-rule counters (per-CPU); index nrules counts the default policy. */
