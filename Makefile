@@ -82,18 +82,23 @@ $(BUILD)/tests/fw_parse_asan: nf/firewall/tests/fw_parse.c nf/firewall/firewall.
 	$(Q)$(CC) $(CFLAGS) -O1 -fsanitize=address,undefined -fno-omit-frame-pointer \
 		-fno-sanitize-recover=all -Itests -o $@ $< nf/firewall/firewall.c lib/*.c $(LDLIBS)
 
-test: deps all
+# deps first, then the build: a fresh machine has no clang or bpftool yet.
+test: deps
+	$(Q)$(MAKE) --no-print-directory all
 	$(Q)tests/run.sh
 
-demo: deps all
+demo: deps
+	$(Q)$(MAKE) --no-print-directory all
 	$(Q)scripts/demo.sh
 
 clean:
 	rm -rf $(BUILD)
 
 # Benchmarks: sluice and its peers side by side (see bench/README.md).
-bench: deps all
+bench: deps
+	$(Q)$(MAKE) --no-print-directory all
 	$(Q)bench/run.sh full
 
-bench-quick: deps all
+bench-quick: deps
+	$(Q)$(MAKE) --no-print-directory all
 	$(Q)bench/run.sh quick
