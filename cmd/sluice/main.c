@@ -14,6 +14,7 @@ struct cmd {
 	const char *name;
 	int (*fn)(int argc, char **argv);
 	const char *usage;
+	bool group; /* has subcommands, which handle -h themselves */
 };
 
 static int usage_of(const struct cmd *c, const char *prefix)
@@ -46,7 +47,7 @@ static int dispatch(const struct cmd *table, const char *prefix, int argc,
 	for (c = table; c->name; c++) {
 		if (strcmp(argv[0], c->name))
 			continue;
-		if (want_help(argc - 1, argv + 1))
+		if (!c->group && want_help(argc - 1, argv + 1))
 			return usage_of(c, prefix);
 		return c->fn(argc - 1, argv + 1);
 	}
@@ -532,6 +533,8 @@ static int nf_list(int argc, char **argv)
 	struct sl_ctx *ctx;
 	int err = sl_open(&ctx, 0);
 
+	if (err && err != -ENOENT)
+		return fail(err);
 	out_open_arr(NULL);
 	if (!err) {
 		sl_instance_foreach(ctx, print_instance_cb, ctx);
@@ -539,7 +542,7 @@ static int nf_list(int argc, char **argv)
 	}
 	out_close_arr();
 	out_done();
-	return err && err != -ENOENT ? fail(err) : 0;
+	return 0;
 }
 
 static int nf_del(int argc, char **argv)
@@ -593,6 +596,8 @@ static int do_status(int argc, char **argv)
 	__u64 drops[SL_DROP_MAX];
 	int err = sl_open(&ctx, 0);
 
+	if (err && err != -ENOENT)
+		return fail(err);
 	out_open_obj(NULL);
 	out_bool("loaded", "state loaded: %s\n", !err);
 	if (!err) {
@@ -613,13 +618,13 @@ static int do_status(int argc, char **argv)
 	}
 	out_close_obj();
 	out_done();
-	return err && err != -ENOENT ? fail(err) : 0;
+	return 0;
 }
 
 static const struct cmd top_cmds[] = {
-	{ "chain", do_chain, " set|show|del ..." },
-	{ "firewall", do_firewall, " load|show|add|del|flush|unload|check ..." },
-	{ "nf", do_nf, " list|del ..." },
+	{ "chain", do_chain, " set|show|del ...", true },
+	{ "firewall", do_firewall, " load|show|add|del|flush|unload|check ...", true },
+	{ "nf", do_nf, " list|del ...", true },
 	{ "status", do_status, "" },
 	{ "reset", do_reset, "   (removes all sluice state of this network namespace)" },
 	{}
