@@ -111,25 +111,33 @@ static __always_inline void sl_next_tc(struct __sk_buff *skb,
 	}
 }
 
+/* Counts the verdict of the instance in slot; returns its stats. */
+static __always_inline struct sl_nf_stats *sl_account(struct sl_meta *m,
+						      __u32 slot, int verdict)
+{
+	struct sl_nf_stats *st = sl_count(slot, m->pkt_len);
+
+	if (verdict < 0)
+		sl_count_drop(st, slot, verdict);
+	else if (verdict == SL_REDIRECT && st)
+		st->redirected++;
+	return st;
+}
+
 /* Ends an XDP program (root or NF) in slot with the given verdict. */
 static __always_inline int sl_finish_xdp(struct xdp_md *ctx, struct sl_meta *m,
 					 __u32 slot, int verdict)
 {
-	struct sl_nf_stats *st = sl_count(slot, m->pkt_len);
+	struct sl_nf_stats *st = sl_account(m, slot, verdict);
 
-	if (verdict < 0) {
-		sl_count_drop(st, slot, verdict);
+	if (verdict < 0)
 		return XDP_DROP;
-	}
-	if (verdict == SL_REDIRECT) {
-		if (st)
-			st->redirected++;
+	if (verdict == SL_REDIRECT)
 		return bpf_redirect(m->redirect_ifindex, 0);
-	}
 	if (verdict == SL_NEXT)
 		sl_next_xdp(ctx, m);
 	if (st)
-		st->passed++;
+		st->passed++; /* the chain ends here */
 	return XDP_PASS;
 }
 
@@ -137,17 +145,12 @@ static __always_inline int sl_finish_tc(struct __sk_buff *skb,
 					struct sl_meta *m, __u32 slot,
 					int verdict)
 {
-	struct sl_nf_stats *st = sl_count(slot, m->pkt_len);
+	struct sl_nf_stats *st = sl_account(m, slot, verdict);
 
-	if (verdict < 0) {
-		sl_count_drop(st, slot, verdict);
+	if (verdict < 0)
 		return SL_TC_ACT_SHOT;
-	}
-	if (verdict == SL_REDIRECT) {
-		if (st)
-			st->redirected++;
+	if (verdict == SL_REDIRECT)
 		return bpf_redirect(m->redirect_ifindex, 0);
-	}
 	if (verdict == SL_NEXT)
 		sl_next_tc(skb, m);
 	if (st)
