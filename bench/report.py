@@ -1,0 +1,344 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0
+"""Turns the raw slices of bench/run.sh into README.md, data files and plots.
+
+Per configuration (system, scenario, N): the median and min-max over pairs
+of B's CPU ns per packet, and of the ratio B/A computed pair by pair, where A
+is the bare XDP drop reference measured in the same pair. A pair whose A is
+more than 30 % off the session's median A is discarded, as is a pair whose
+checks failed (B counted nothing, counters disagree, packets reached UDP)."""
+import argparse
+import csv
+import os
+import platform
+import statistics
+import subprocess
+
+ORDER = ["sluice", "xdp-filter", "nft-set", "ipset", "iptables-raw",
+         "iptables-input", "iptables-legacy", "nft-chain"]
+DESC = {
+    "sluice": "sluice firewall (XDP root + firewall NF, decision tree)",
+    "xdp-filter": "xdp-filter (xdp-tools): hash lookups of addresses/ports",
+    "nft-set": "nftables, one rule with an interval set of N elements",
+    "ipset": "iptables-nft raw PREROUTING -m set, ipset hash:net of N",
+    "iptables-raw": "iptables-nft, N rules in raw PREROUTING",
+    "iptables-input": "iptables-nft, N rules in filter INPUT",
+    "iptables-legacy": "iptables-legacy, N rules in raw PREROUTING",
+    "nft-chain": "nftables, N rules in a prerouting chain (priority raw)",
+    "xdp-parse": "XDP parse-and-drop (limit: parse Ethernet/IP/L4, drop)",
+    "xdp-drop": "bare XDP drop (limit, and the reference A)",
+}
+
+
+def read_tsv(path):
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return list(csv.DictReader(f, delimiter="\t"))
+
+
+def fmt(x, nd=0):
+    if x is None:
+        return "-"
+    if nd == 0:
+        return "{:,.0f}".format(x)
+    return "{:,.{}f}".format(x, nd)
+
+
+def sh(cmd):
+    try:
+        return subprocess.run(cmd, shell=True, capture_output=True,
+                              text=True, timeout=10).stdout.strip()
+    except Exception:
+        return ""
+
+
+def machine():
+    model = sh("lscpu | sed -n 's/^Model name: *//p'")
+    return [
+        "CPU: %s, %s CPUs online (%s)" % (model, os.cpu_count(),
+                                         sh("lscpu | sed -n 's/^Hypervisor vendor: *//p'") or "bare metal"),
+        "Kernel: %s (%s)" % (platform.release(), platform.machine()),
+        "OS: %s" % sh(". /etc/os-release && echo $PRETTY_NAME"),
+        "Peers: %s; %s; %s; %s" % (sh("iptables-nft --version"),
+                                    sh("nft --version"),
+                                    sh("dpkg-query -W -f='xdp-tools ${Version}' xdp-tools 2>/dev/null"),
+                                    sh("ipset --version 2>/dev/null | head -1")),
+        "Date: %s" % sh("date -u +'%Y-%m-%d %H:%M UTC'"),
+    ]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--mode", default="quick")
+    ap.add_argument("--cmd", default="")
+    ap.add_argument("--settings", default="")
+    ap.add_argument("--elapsed", type=int, default=0)
+    ap.add_argument("--no-plots", action="store_true")
+    a = ap.parse_args()
+    out = a.out
+
+    raw = read_tsv(os.path.join(out, "raw.tsv"))
+    status = read_tsv(os.path.join(out, "status.tsv"))
+    progrun = read_tsv(os.path.join(out, "progrun.tsv"))
+
+    a_all = [float(r["A_ns"]) for r in raw if float(r["A_ns"]) > 0]
+    a_med = statistics.median(a_all) if a_all else None
+    a_pps = [float(r["A_pps"]) for r in raw if float(r["A_pps"]) > 0]
+    steal = [float(r["steal_pct"]) for r in raw]
+
+    # configuration -> stats
+    cfg = {}
+    discarded = 0
+    for r in raw:
+        key = (r["system"], r["scenario"], int(r["n"]))
+        c = cfg.setdefault(key, {"b": [], "ratio": [], "pps": [], "bad": 0,
+                                 "off": []})
+        an, bn = float(r["A_ns"]), float(r["B_ns"])
+        if r["ok"] != "1" or an <= 0 or bn <= 0:
+            c["bad"] += 1
+            discarded += 1
+            continue
+        if a_med and abs(an - a_med) > 0.3 * a_med:
+            c["off"].append((bn, bn / an, float(r["B_pps"])))
+            c["bad"] += 1
+            discarded += 1
+            continue
+        c["b"].append(bn)
+        c["ratio"].append(bn / an)
+        c["pps"].append(float(r["B_pps"]))
+    stats = {}
+    flagged = set()
+    for key, c in cfg.items():
+        if not c["b"] and c["off"]:
+            # Every pair's reference was off: keep them, flagged.
+            flagged.add(key)
+            for bn, ra, pps in c["off"]:
+                c["b"].append(bn)
+                c["ratio"].append(ra)
+                c["pps"].append(pps)
+        if not c["b"]:
+            continue
+        stats[key] = dict(
+            med=statistics.median(c["b"]), lo=min(c["b"]), hi=max(c["b"]),
+            rmed=statistics.median(c["ratio"]), rlo=min(c["ratio"]),
+            rhi=max(c["ratio"]), pps=statistics.median(c["pps"]),
+            pairs=len(c["b"]), bad=c["bad"])
+    skipped = {(s["system"], s["scenario"], int(s["n"])): s["status"]
+               for s in status if s["status"] != "ok"}
+    loads = {(s["system"], s["scenario"], int(s["n"])): s["load_s"]
+             for s in status if s["status"] == "ok"}
+
+    sizes = sorted({k[2] for k in list(stats) + list(skipped)
+                    if k[0] != "xdp-parse"})
+    systems = [s for s in ORDER if any(k[0] == s for k in list(stats) + list(skipped))]
+
+    L = []
+    w = L.append
+    title = {"full": "full suite", "quick": "quick subset", "smoke": "smoke run"}
+    w("# sluice benchmarks: firewall scaling (%s)\n" % title.get(a.mode, a.mode))
+    w("Generated by `bench/report.py` from the run's raw data (`raw.tsv`, "
+      "`status.tsv`, `progrun.tsv` in this folder). Method: "
+      "`bench/README.md`.\n")
+    w("## Machine and command\n")
+    for m in machine():
+        w("- " + m)
+    w("- Command: `%s`" % a.cmd)
+    w("- Settings: %s; run took %d s" % (a.settings, a.elapsed))
+    if steal:
+        w("- Steal time on the receiving CPU during slices: median %.1f %%, max %.1f %%"
+          % (statistics.median(steal), max(steal)))
+    w("")
+    w("## What is measured\n")
+    w("64-byte UDP/IPv4 frames (10.78.0.0/16 -> 10.77.0.2:7777, many flows) "
+      "generated by `BPF_PROG_RUN` with live frames into a veth; the receiving "
+      "veth's NAPI thread is threaded and pinned to its own CPU (split mode). "
+      "**Figure: CPU ns per packet of the receiving NAPI thread** "
+      "(schedstat run time, steal excluded) divided by the packets the "
+      "receiving program counted. Each configuration is run as A/B pairs "
+      "(A B B A ...), A being a bare XDP drop on an identical veth in the "
+      "same namespace; the ratio B/A is taken pair by pair. Values: median "
+      "[min-max] over pairs. Every slice checks that B counted packets, that "
+      "all of them were dropped by the system under test (its own counters), "
+      "and that none reached the UDP layer (/proc/net/snmp).\n")
+    w("Scenarios: **last** = N-1 rules that match nothing, then the rule that "
+      "drops the traffic (N rules in all); **nomatch** = N rules that match "
+      "nothing and a default/policy drop. For set-based systems (nft-set, "
+      "ipset, xdp-filter) the N rules are N set/map elements.\n")
+    if a_med:
+        w("Reference A (bare XDP drop): session median %s ns/packet "
+          "(%s Mpps wall clock, sanity only). %d pair(s) discarded (reference "
+          "> 30 %% off the session median, or failed checks).\n"
+          % (fmt(a_med), fmt(statistics.median(a_pps) / 1e6, 2), discarded))
+
+    for sc in ("last", "nomatch"):
+        rows = [s for s in systems if any(k[0] == s and k[1] == sc
+                                          for k in list(stats) + list(skipped))]
+        if not rows:
+            continue
+        w("## Scenario %s: CPU ns per packet, median [min-max]\n" % sc)
+        w("| system | " + " | ".join("N = {:,}".format(n) for n in sizes) + " |")
+        w("|---|" + "---|" * len(sizes))
+        for s in rows:
+            cells = []
+            for n in sizes:
+                k = (s, sc, n)
+                if k in stats:
+                    t = stats[k]
+                    cells.append("%s [%s-%s]%s" % (fmt(t["med"]), fmt(t["lo"]), fmt(t["hi"]),
+                                                   " (†)" if k in flagged else ""))
+                elif k in skipped:
+                    cells.append(skipped[k])
+                else:
+                    cells.append("not run")
+            w("| %s | %s |" % (s, " | ".join(cells)))
+        for lim in ("xdp-parse",):
+            k = (lim, "last", 1)
+            if k in stats:
+                t = stats[k]
+                w("| %s (limit, any N) | %s |" % (lim, " | ".join(
+                    ["%s [%s-%s]" % (fmt(t["med"]), fmt(t["lo"]), fmt(t["hi"]))] * len(sizes))))
+        if a_med:
+            w("| xdp-drop (limit = A) | %s |" % " | ".join([fmt(a_med)] * len(sizes)))
+        if any(k[1] == sc for k in flagged):
+            w("\n(†) every pair of this cell had its reference more than 30 %% "
+              "off the session median; shown anyway, trust it less.")
+        w("")
+        w("### Scenario %s: ratio to bare XDP drop (B/A per pair), median [min-max]\n" % sc)
+        w("| system | " + " | ".join("N = {:,}".format(n) for n in sizes) + " |")
+        w("|---|" + "---|" * len(sizes))
+        for s in rows:
+            cells = []
+            for n in sizes:
+                k = (s, sc, n)
+                if k in stats:
+                    t = stats[k]
+                    cells.append("%s [%s-%s]" % (fmt(t["rmed"], 2), fmt(t["rlo"], 2), fmt(t["rhi"], 2)))
+                else:
+                    cells.append("-")
+            w("| %s | %s |" % (s, " | ".join(cells)))
+        w("")
+        if "sluice" in rows:
+            w("### Scenario %s: each peer relative to sluice (median B ns of peer / sluice)\n" % sc)
+            w("| system | " + " | ".join("N = {:,}".format(n) for n in sizes) + " |")
+            w("|---|" + "---|" * len(sizes))
+            for s in rows:
+                if s == "sluice":
+                    continue
+                cells = []
+                for n in sizes:
+                    p, q = stats.get((s, sc, n)), stats.get(("sluice", sc, n))
+                    cells.append("%s x" % fmt(p["med"] / q["med"], 2) if p and q else "-")
+                w("| %s | %s |" % (s, " | ".join(cells)))
+            w("")
+        w("Wall-clock packets per second received by B (sanity check only; "
+          "slow systems are limited by their own cost, fast ones by the "
+          "generator and the shared host):\n")
+        w("| system | " + " | ".join("N = {:,}".format(n) for n in sizes) + " |")
+        w("|---|" + "---|" * len(sizes))
+        for s in rows:
+            w("| %s | %s |" % (s, " | ".join(
+                fmt(stats[(s, sc, n)]["pps"]) if (s, sc, n) in stats else "-"
+                for n in sizes)))
+        w("")
+
+    if loads:
+        w("## Load times (seconds, scenario last)\n")
+        w("| system | " + " | ".join("N = {:,}".format(n) for n in sizes) + " |")
+        w("|---|" + "---|" * len(sizes))
+        for s in systems:
+            w("| %s | %s |" % (s, " | ".join(loads.get((s, "last", n), "-") for n in sizes)))
+        w("")
+
+    if progrun:
+        w("## BPF_PROG_RUN cost of the sluice XDP root + firewall (ns per packet)\n")
+        w("Repeat mode (`sbench progrun`): the pinned root program `root_xdp` "
+          "run with `ctx_in.ingress_ifindex` of the interface holding the "
+          "firewall chain, one packet (one flow, hot caches) repeated; "
+          "min / median / max over runs, interleaved in the same process with "
+          "a bare XDP parse-and-drop program. *match* = the last rule drops the "
+          "packet (dport 7777); *nomatch* = no rule matches (dport 7778, "
+          "default accept: XDP_PASS).\n")
+        w("| rules N | packet | program | verdict | min | median | max |")
+        w("|---|---|---|---|---|---|---|")
+        for r in progrun:
+            w("| {:,} | {} | {} | {} | {} | **{}** | {} |".format(
+                int(r["n"]), r["packet"], r["program"], r["verdict"],
+                r["ns_min"], r["ns_median"], r["ns_max"]))
+        w("")
+
+    plots = []
+    if not a.no_plots and stats:
+        plots = make_plots(out, stats, systems, sizes, a_med)
+    for p, cap in plots:
+        w("![%s](%s)\n" % (cap, p))
+
+    w("## Systems\n")
+    for s in systems + ["xdp-parse", "xdp-drop"]:
+        w("- **%s**: %s" % (s, DESC.get(s, s)))
+    w("")
+    with open(os.path.join(out, "README.md"), "w") as f:
+        f.write("\n".join(L) + "\n")
+    print("\n".join(L))
+
+
+def make_plots(out, stats, systems, sizes, a_med):
+    plots = []
+    for sc in ("last", "nomatch"):
+        series = [s for s in systems if any(k[0] == s and k[1] == sc for k in stats)]
+        if not series:
+            continue
+        dat = os.path.join(out, "scaling-%s.dat" % sc)
+        with open(dat, "w") as f:
+            for i, s in enumerate(series):
+                f.write("# %s\n" % s)
+                for n in sizes:
+                    t = stats.get((s, sc, n))
+                    if t:
+                        f.write("%d %.1f %.1f %.1f\n" % (n, t["med"], t["lo"], t["hi"]))
+                f.write("\n\n")
+        png = "scaling-%s.png" % sc
+        gp = os.path.join(out, "scaling-%s.gp" % sc)
+        lines = []
+        for i, s in enumerate(series):
+            lines.append("'%s' index %d using 1:2:3:4 with yerrorlines title '%s'"
+                         % (os.path.basename(dat), i, s))
+        for lim in ("xdp-parse",):
+            t = stats.get((lim, "last", 1))
+            if t:
+                lines.append("%.1f with lines dt 2 title '%s (limit)'" % (t["med"], lim))
+        if a_med:
+            lines.append("%.1f with lines dt 3 title 'bare XDP drop (limit)'" % a_med)
+        with open(gp, "w") as f:
+            f.write("set terminal pngcairo size 1000,650 noenhanced\n" if has_cairo()
+                    else "set terminal png size 1000,650 noenhanced\n")
+            f.write("set output '%s'\n" % png)
+            f.write("set logscale xy\nset grid\nset key outside right\n")
+            f.write("set xlabel 'rules (N)'\nset ylabel 'CPU ns per packet (receiver)'\n")
+            f.write("set title 'Firewall scaling, scenario %s (median, min-max over pairs)'\n" % sc)
+            f.write("set xrange [0.7:%d]\n" % (max(sizes) * 1.5))
+            f.write("plot " + ", \\\n     ".join(lines) + "\n")
+        r = subprocess.run(["gnuplot", os.path.basename(gp)], cwd=out,
+                           capture_output=True, text=True)
+        if r.returncode == 0:
+            plots.append((png, "CPU ns per packet vs rules, scenario " + sc))
+        else:
+            print("gnuplot failed: " + r.stderr)
+    return plots
+
+
+_cairo = None
+
+
+def has_cairo():
+    global _cairo
+    if _cairo is None:
+        r = subprocess.run(["gnuplot", "-e", "set terminal pngcairo"],
+                           capture_output=True, text=True)
+        _cairo = r.returncode == 0 and not r.stderr.strip()
+    return _cairo
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,98 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0
+"""Writes the rule set of one benchmark configuration to stdout.
+
+usage: rules.py SYSTEM SCENARIO N
+
+SCENARIO last:    N-1 rules that match none of the generated traffic, then
+                  the rule that drops it (N rules in all).
+SCENARIO nomatch: N rules that match none of the traffic; the default
+                  (policy) drops it.
+The non-matching rules are the ones a blocklist would hold: drop UDP from
+172.16.H.L/32 (one address per rule, H.L = the rule's index) to port
+1000 + index % 5000. Traffic comes from 10.78.0.0/16 to 10.77.0.2:7777.
+"""
+import sys
+
+MATCH_SRC = "10.78.0.0/16"
+DPORT = 7777
+
+
+def nonmatching(n):
+    for i in range(n):
+        yield "172.16.%d.%d" % (i >> 8, i & 255), 1000 + i % 5000
+
+
+def main():
+    system, scenario, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    if scenario not in ("last", "nomatch"):
+        sys.exit("scenario must be last or nomatch")
+    if not 1 <= n <= 65536:
+        sys.exit("N must be 1..65536")
+    last = scenario == "last"
+    k = n - 1 if last else n
+    out = sys.stdout.write
+
+    if system == "sluice":
+        for a, p in nonmatching(k):
+            out("drop src %s/32 proto udp dport %d\n" % (a, p))
+        if last:
+            out("drop src %s proto udp dport %d\n" % (MATCH_SRC, DPORT))
+        out("default %s\n" % ("accept" if last else "drop"))
+    elif system in ("iptables-raw", "iptables-legacy", "iptables-input"):
+        table, chain = ("filter", "INPUT") if system == "iptables-input" \
+            else ("raw", "PREROUTING")
+        out("*%s\n:%s %s [0:0]\n" % (table, chain, "ACCEPT" if last else "DROP"))
+        for a, p in nonmatching(k):
+            out("-A %s -s %s/32 -p udp -m udp --dport %d -j DROP\n" % (chain, a, p))
+        if last:
+            out("-A %s -s %s -p udp -m udp --dport %d -j DROP\n" % (chain, MATCH_SRC, DPORT))
+        out("COMMIT\n")
+    elif system == "nft-chain":
+        out("table inet sbench {\n chain pre {\n"
+            "  type filter hook prerouting priority raw; policy accept;\n")
+        for a, p in nonmatching(k):
+            out("  ip saddr %s udp dport %d drop\n" % (a, p))
+        if last:
+            out("  ip saddr %s udp dport %d counter drop\n" % (MATCH_SRC, DPORT))
+        else:
+            out("  counter drop\n")  # the default, with a counter
+        out(" }\n}\n")
+    elif system == "nft-set":
+        # One set lookup whatever N: the N rules become N set elements.
+        out("table inet sbench {\n set blk {\n  type ipv4_addr; flags interval;\n")
+        elems = ["%s" % a for a, _ in nonmatching(k)]
+        if last:
+            elems.append(MATCH_SRC)
+        out("  elements = { %s }\n }\n" % ", ".join(elems))
+        out(" chain pre {\n  type filter hook prerouting priority raw; policy accept;\n")
+        if last:
+            out("  ip saddr @blk udp dport %d counter drop\n" % DPORT)
+        else:
+            out("  ip saddr @blk udp dport %d drop\n  counter drop\n" % DPORT)
+        out(" }\n}\n")
+    elif system == "ipset":
+        # ipset restore file; run.sh adds the iptables rule using it.
+        out("create sbench hash:net family inet hashsize 1024 maxelem 131072\n")
+        for a, _ in nonmatching(k):
+            out("add sbench %s/32\n" % a)
+        if last:
+            out("add sbench %s\n" % MATCH_SRC)
+    elif system == "xdp-filter":
+        # bpftool batch lines for xdp-filter's pinned maps: source addresses
+        # (value: MAP_FLAG_SRC = 1) and, for "last", the destination port
+        # (MAP_FLAG_DST | MAP_FLAG_UDP = 2 | 8). xdp-filter drops on any hit.
+        mp = "/sys/fs/bpf/xdp-filter"
+        for a, _ in nonmatching(k):
+            b = a.split(".")
+            out("map update pinned %s/filter_ipv4 key %s value 1 0 0 0 0 0 0 0\n"
+                % (mp, " ".join(b)))
+        if last:
+            out("map update pinned %s/filter_ports key %d %d 0 0 value 10 0 0 0 0 0 0 0\n"
+                % (mp, DPORT & 255, DPORT >> 8))
+    else:
+        sys.exit("unknown system " + system)
+
+
+if __name__ == "__main__":
+    main()
