@@ -16,6 +16,7 @@ import sys
 
 MATCH_SRC = "10.78.0.0/16"
 DPORT = 7777
+XDP_FILTER_MAX = 10000  # max_entries of its filter_ipv4 map (xdp-tools 1.3)
 
 
 def nonmatching(n):
@@ -83,13 +84,16 @@ def main():
         # (value: MAP_FLAG_SRC = 1) and, for "last", the destination port
         # (MAP_FLAG_DST | MAP_FLAG_UDP = 2 | 8). xdp-filter drops on any hit.
         mp = "/sys/fs/bpf/xdp-filter"
+        if k > XDP_FILTER_MAX:
+            sys.exit("xdp-filter holds at most %d IPv4 addresses" % XDP_FILTER_MAX)
         for a, _ in nonmatching(k):
             b = a.split(".")
             out("map update pinned %s/filter_ipv4 key %s value 1 0 0 0 0 0 0 0\n"
                 % (mp, " ".join(b)))
         if last:
+            # The port array is indexed by the port in network byte order.
             out("map update pinned %s/filter_ports key %d %d 0 0 value 10 0 0 0 0 0 0 0\n"
-                % (mp, DPORT & 255, DPORT >> 8))
+                % (mp, DPORT >> 8, DPORT & 255))
     else:
         sys.exit("unknown system " + system)
 

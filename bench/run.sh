@@ -219,7 +219,7 @@ print(sum(i["packets"] for i in d), sum(i["dropped"] for i in d))'
 		local cmd=iptables-nft table=raw chain=PREROUTING
 		[ "$SYS" = iptables-legacy ] && cmd=iptables-legacy
 		[ "$SYS" = iptables-input ] && table=filter chain=INPUT
-		echo "$("$SB" count "$PIN/b/cnt") $(ind "$cmd" -t "$table" -nvxL "$chain" |
+		echo "$("$SB" count "$PIN/b/cnt") $(ind "$cmd" -t "$table" -nvxL "$chain" 2>/dev/null |
 			awk 'NR == 1 && /policy DROP/ { s += $5 } NR > 2 && $3 == "DROP" { s += $1 } END { print s + 0 }')"
 		;;
 	nft-chain | nft-set)
@@ -259,8 +259,8 @@ load_b() {
 	unload_b
 	LOAD_ERR=""
 	if [ "$sys" != xdp-parse ]; then
-		timeout "$LOAD_TIMEOUT" "$RULES" "$sys" "$sc" "$n" >"$f" || {
-			LOAD_ERR="rule generation failed"; return 1; }
+		timeout "$LOAD_TIMEOUT" "$RULES" "$sys" "$sc" "$n" >"$f" 2>"$WORK/err" || {
+			LOAD_ERR=$(tail -1 "$WORK/err"); return 1; }
 	fi
 	t0=$(date +%s.%N)
 	case "$sys" in
