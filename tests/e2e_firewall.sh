@@ -64,7 +64,7 @@ while time.time() < deadline:
         s = key.fileobj
         try:
             if key.data == 'udp':
-                data, addr = s.recvfrom(2048)
+                data, addr = s.recvfrom(65536)
                 s.sendto(data, addr)
             else:
                 c, _ = s.accept()
@@ -97,20 +97,23 @@ if mode == 'tcp':
         sys.exit(1)
 n = int(sys.argv[4])
 src = sys.argv[5] if len(sys.argv) > 5 and sys.argv[5] != '-' else ''
-sport = int(sys.argv[6]) if len(sys.argv) > 6 else 0
+sport = int(sys.argv[6]) if len(sys.argv) > 6 and sys.argv[6] != '-' else 0
+# SIZE: payload of that many bytes, each 4-byte word looking like a UDP
+# header to port 9001 (probes how non-first fragments are classified)
+size = int(sys.argv[7]) if len(sys.argv) > 7 else 0
 s = socket.socket(fam, socket.SOCK_DGRAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 if src or sport:
     s.bind((src, sport))
 for i in range(n):
-    s.sendto(b'd%d' % i, (host, port))
+    s.sendto(b'\x00\x35\x23\x29' * (size // 4) if size else b'd%d' % i, (host, port))
     time.sleep(0.005)
 got = 0
 end = time.time() + 1.0
 s.settimeout(0.2)
 while got < n and time.time() < end:
     try:
-        s.recvfrom(2048)
+        s.recvfrom(65536)
         got += 1
     except socket.timeout:
         pass
@@ -330,7 +333,33 @@ echo "  swap: $swaps rule set replacements during a 1500-ping flood, $rcv replie
 check "atomic swap: at least 3 replacements happened during the flood" test "$swaps" -ge 3
 expect "atomic swap: no ping lost" "$rcv" 1500
 
-# ---- 6. large rule sets ------------------------------------------------
+# ---- 6. fragments, IPv6 prefixes, iif -----------------------------------
+
+sl_in "$CNS" ip addr add fd00:201::11/64 dev "$CDEV" nodad
+cat >"$TMP/frag6.fw" <<EOF
+drop proto udp dport 9001                           # 1 fragment probe
+drop src fd00:201::1/128 proto udp dport 9002       # 2
+accept src fd00:201::/64 proto udp dport 9003       # 3
+drop src !fd00:201::/64 proto udp                   # 4 never (all from the /64)
+drop iif $SDEV proto udp dport 9009                 # 5
+default accept
+EOF
+load "$TMP/frag6.fw" && pass "load fragment/IPv6/iif rule set" || fail "load fragment/IPv6/iif rule set"
+expect "ipv4 fragmented udp (3000 bytes) to 9000 accepted" "$(udp_n 10.201.0.2 9000 3 - - 3000)" 3
+expect "ipv6 fragmented udp (3000 bytes) to 9000 accepted" "$(udp_n fd00:201::2 9000 3 - - 3000)" 3
+expect "non-first fragments never match the dport 9001 rule" "$(cnt 1)" 0
+expect "ipv4 fragmented udp to 9001 dropped" "$(udp_n 10.201.0.2 9001 2 - - 3000)" 0
+expect "first fragments counted by the 9001 rule" "$(cnt 1)" 2
+expect "ipv6 /128 source: from ::1 dropped" "$(udp_n fd00:201::2 9002 4 fd00:201::1)" 0
+expect "ipv6 /128 source: from ::11 accepted" "$(udp_n fd00:201::2 9002 3 fd00:201::11)" 3
+expect "ipv6 /128 rule counts exactly 4" "$(cnt 2)" 4
+expect "ipv6 /64 accept rule" "$(udp_n fd00:201::2 9003 5 fd00:201::11)" 5
+expect "ipv6 /64 accept rule counts exactly 5" "$(cnt 3)" 5
+expect "negated ipv6 prefix matched nothing" "$(cnt 4)" 0
+expect "iif $SDEV: udp 9009 dropped" "$(udp_n 10.201.0.2 9009 3)" 0
+expect "iif rule counts exactly 3" "$(cnt 5)" 3
+
+# ---- 7. large rule sets ------------------------------------------------
 
 # gen N FILE: N rules; rule N/2 drops udp 9000 from the client, the last rule
 # accepts icmp echo, the rest are noise that our traffic never matches (one
