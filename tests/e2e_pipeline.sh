@@ -70,6 +70,7 @@ ping_n "$C1" -6 fd00:201::2 1 >/dev/null
 ping_n "$C2" -6 fd00:202::2 1 >/dev/null
 
 # ---- 1. state survives the CLI, per-namespace isolation ----------------
+echo "  [${SECONDS}s] section 1"
 
 cat >"$TMP/s1.fw" <<'EOF'
 drop proto icmp icmp-type 8          # IPv4 echo blocked in namespace 1
@@ -115,6 +116,7 @@ expect "status in a namespace without state: not loaded" \
 check "nf del iso$$ refused in ns2 (no such instance there)" fails s2 nf del "iso$$"
 
 # ---- 2. reset removes one namespace's state only ------------------------
+echo "  [${SECONDS}s] section 2"
 
 check "reset ns1" s1 reset
 check "reset: ns1 pin dir $PIN1 is gone" test ! -e "$PIN1"
@@ -127,6 +129,7 @@ check "reset: ns1 has no XDP program left on $SAME" \
 check "reset on a namespace without state succeeds" s1 reset
 
 # ---- 3. chain of two instances, in order --------------------------------
+echo "  [${SECONDS}s] section 3"
 
 cat >"$TMP/fa.fw" <<'EOF'
 drop proto icmpv6 icmp-type 128
@@ -168,6 +171,7 @@ expect "nf list after nf del" "$(s1 nf list -j | jq_py "[i['name'] for i in d]")
 one_line_error "nf del of a missing instance" s1 nf del "$FA"
 
 # ---- 4. errors ---------------------------------------------------------
+echo "  [${SECONDS}s] section 4"
 
 one_line_error "firewall load on a missing interface" s1 firewall load nosuch$$ "$TMP/fa.fw"
 one_line_error "chain set on a missing interface" s1 chain set nosuch$$ ingress "$FB"
@@ -216,6 +220,7 @@ check "-h: exit 0" test $? -eq 0
 check "-h: prints usage" grep -q Usage "$TMP/out"
 
 # ---- 5. tc-ingress and egress hooks -------------------------------------
+echo "  [${SECONDS}s] section 5"
 
 check "back to no state: reset" s1 reset
 printf 'drop proto icmp icmp-type 8\n' >"$TMP/noping.fw"
@@ -276,6 +281,7 @@ expect "egress, default name: no chain, no instance" "$(c1 chain show -j)$(c1 nf
 check "reset client namespace" c1 reset
 
 # ---- 6. an interface that goes away ------------------------------------
+echo "  [${SECONDS}s] section 6"
 
 # Its chain must not outlive it: chain show must not list it, and its
 # instance must be deletable (chain del cannot name a missing interface).
@@ -293,5 +299,46 @@ if s1 nf del "gone$$" 2>"$TMP/err"; then
 else
 	fail "gone: nf del of an instance whose interface was deleted ($(cat "$TMP/err"))"
 fi
+
+# ---- 7. a chain of 16 instances, a 17th refused; concurrent writers ------
+echo "  [${SECONDS}s] section 7"
+
+printf 'accept proto icmp icmp-type 8\n' >"$TMP/acc.fw"
+s1 reset
+nload=0
+for i in $(seq 1 16); do
+	s1 firewall load "$SAME" "$TMP/acc.fw" --name "k$i-$$" >/dev/null && nload=$((nload + 1))
+done
+expect "16 instances chained on one hook" \
+	"$nload $(s1 chain show "$SAME" -j | jq_py 'len(d[0]["instances"])')" "16 16"
+expect "16-instance chain: ping passes" "$(ping_n "$C1" 10.201.0.2 3)" 3
+expect "16-instance chain: every instance counted 3" \
+	"$(for i in 1 8 16; do s1 firewall show --name "k$i-$$" -j | jq_py 'd["rules"][0]["packets"]'; done | tr '\n' ' ')" "3 3 3 "
+one_line_error "a 17th instance in the chain is refused" s1 firewall load "$SAME" "$TMP/acc.fw" --name "k17-$$"
+expect "refused 17th load leaves no instance behind" \
+	"$(s1 nf list -j | jq_py "len(d)")" 16
+expect "chain unchanged after the refused load" \
+	"$(s1 chain show "$SAME" -j | jq_py 'len(d[0]["instances"])')" 16
+s1 reset
+
+# Two CLIs editing the same firewall at once: each edit must survive.
+printf 'accept proto icmp icmp-type 8\n' >"$TMP/conc.fw"
+s1 firewall load "$SAME" "$TMP/conc.fw" >/dev/null
+adder() {
+	local i
+	for i in $(seq "$1" "$2"); do
+		sl_in "$S1" "$SLUICE" firewall add "$SAME" drop proto udp dport "$i" ||
+			echo "add $i failed" >>"$TMP/conc.err"
+	done
+}
+adder 20001 20006 &
+A1=$!
+adder 30001 30006 &
+A2=$!
+wait "$A1" "$A2"
+expect "concurrent adds: no add failed" "$(cat "$TMP/conc.err" 2>/dev/null)" ""
+expect "concurrent adds: all 12 rules present" \
+	"$(s1 firewall show "$SAME" -j | jq_py 'sorted(r["rule"] for r in d["rules"]) == sorted(["accept proto icmp icmp-type 8"] + ["drop proto udp dport %d" % p for p in list(range(20001, 20007)) + list(range(30001, 30007))])')" True
+expect "concurrent adds: ping still passes" "$(ping_n "$C1" 10.201.0.2 2)" 2
 
 sl_exit
