@@ -23,13 +23,14 @@ static void link_pin_name(__u32 ifindex, enum sl_hook hook, char *buf,
 	snprintf(buf, len, "link_%u_%s", ifindex, sl_hook_name(hook));
 }
 
-/* Whether a live link of ours attaches the root program there; a link whose
- * interface went away is removed. */
+/* Whether a live link of ours attaches the root program there. A link
+ * whose interface went away stays pinned but reports no interface. */
 static bool link_alive(struct sl_ctx *ctx, __u32 ifindex, enum sl_hook hook)
 {
 	struct bpf_link_info info = {};
 	__u32 len = sizeof(info);
 	char name[64], path[PATH_MAX];
+	bool alive;
 	int fd;
 
 	link_pin_name(ifindex, hook, name, sizeof(name));
@@ -38,13 +39,18 @@ static bool link_alive(struct sl_ctx *ctx, __u32 ifindex, enum sl_hook hook)
 	if (fd < 0)
 		return false;
 	/* XDP and TCX links both report the interface first in their union. */
-	if (!bpf_obj_get_info_by_fd(fd, &info, &len) && info.xdp.ifindex == ifindex) {
-		close(fd);
-		return true;
-	}
+	alive = !bpf_obj_get_info_by_fd(fd, &info, &len) && info.xdp.ifindex == ifindex;
 	close(fd);
-	unlink(path);
-	return false;
+	return alive;
+}
+
+static void link_detach(struct sl_ctx *ctx, __u32 ifindex, enum sl_hook hook)
+{
+	char name[64], path[PATH_MAX];
+
+	link_pin_name(ifindex, hook, name, sizeof(name));
+	snprintf(path, sizeof(path), "%s/%s", ctx->base, name);
+	unlink(path); /* the last reference: the kernel detaches the link */
 }
 
 static int link_attach(struct sl_ctx *ctx, const char *dev, __u32 ifindex,
@@ -60,6 +66,7 @@ static int link_attach(struct sl_ctx *ctx, const char *dev, __u32 ifindex,
 
 	if (link_alive(ctx, ifindex, hook))
 		return 0;
+	link_detach(ctx, ifindex, hook); /* a dead link's pin, if any */
 	fd = bpf_link_create(ctx->root_fd[hook], ifindex, types[hook], NULL);
 	if (fd < 0) {
 		if (errno == EBUSY || errno == EEXIST)
@@ -72,15 +79,6 @@ static int link_attach(struct sl_ctx *ctx, const char *dev, __u32 ifindex,
 	err = sl_pin(ctx->base, name, fd);
 	close(fd); /* the pin keeps the link */
 	return err;
-}
-
-static void link_detach(struct sl_ctx *ctx, __u32 ifindex, enum sl_hook hook)
-{
-	char name[64], path[PATH_MAX];
-
-	link_pin_name(ifindex, hook, name, sizeof(name));
-	snprintf(path, sizeof(path), "%s/%s", ctx->base, name);
-	unlink(path); /* the last reference: the kernel detaches the link */
 }
 
 static int chain_set_idx(struct sl_ctx *ctx, const char *dev, __u32 ifindex,
@@ -171,6 +169,7 @@ int sl_chain_ensure(struct sl_ctx *ctx, const char *dev, enum sl_hook hook,
 	return chain_set_idx(ctx, dev, sl_ifindex(dev), hook, &chain);
 }
 
+/* Visits the chains whose interface still exists. */
 int sl_chain_foreach(struct sl_ctx *ctx, sl_chain_cb cb, void *arg)
 {
 	struct sl_chain_key key, next;
@@ -181,12 +180,61 @@ int sl_chain_foreach(struct sl_ctx *ctx, sl_chain_cb cb, void *arg)
 	while (!bpf_map_get_next_key(ctx->chains_fd, prev, &next)) {
 		key = next;
 		prev = &key;
-		if (bpf_map_lookup_elem(ctx->chains_fd, &key, &chain))
+		if (bpf_map_lookup_elem(ctx->chains_fd, &key, &chain) ||
+		    !link_alive(ctx, key.ifindex, key.hook))
 			continue;
 		err = cb(key.ifindex, key.hook, &chain, arg);
 		if (err)
 			return err;
 	}
+	return 0;
+}
+
+int sl_chain_prune(struct sl_ctx *ctx)
+{
+	struct sl_chain_key key, next, dead[64];
+	void *prev = NULL;
+	int n = 0;
+
+	while (!bpf_map_get_next_key(ctx->chains_fd, prev, &next) && n < 64) {
+		key = next;
+		prev = &key;
+		if (!link_alive(ctx, key.ifindex, key.hook))
+			dead[n++] = key;
+	}
+	/* Deleted after the walk: deleting while iterating restarts it. */
+	for (int i = 0; i < n; i++) {
+		link_detach(ctx, dead[i].ifindex, dead[i].hook);
+		bpf_map_delete_elem(ctx->chains_fd, &dead[i]);
+	}
+	return n;
+}
+
+int sl_chain_check(struct sl_ctx *ctx, const char *dev, enum sl_hook hook,
+		   const char *name)
+{
+	struct sl_chain chain;
+	struct sl_instance inst;
+	bool known = !sl_instance_get(ctx, name, &inst);
+	__u32 prog_id = 0;
+	int ifindex = sl_ifindex(dev), err;
+
+	if (ifindex < 0)
+		return ifindex;
+	err = sl_chain_get(ctx, dev, hook, &chain);
+	if (err && err != -ENOENT)
+		return err;
+	for (__u32 i = 0; known && i < chain.len; i++)
+		if (chain.slots[i] == inst.slot)
+			return 0;
+	if (chain.len >= SL_CHAIN_MAX)
+		return sl_err(-E2BIG, "the chain of %s %s is full (%d instances)",
+			      dev, sl_hook_name(hook), SL_CHAIN_MAX);
+	/* An interface has one XDP program: ours, or someone else's. */
+	if (hook == SL_HOOK_XDP && !link_alive(ctx, ifindex, hook) &&
+	    !bpf_xdp_query_id(ifindex, 0, &prog_id) && prog_id)
+		return sl_err(-EBUSY, "%s already has another XDP program attached (id %u)",
+			      dev, prog_id);
 	return 0;
 }
 

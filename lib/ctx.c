@@ -340,6 +340,8 @@ int sl_open(struct sl_ctx **out, unsigned int flags)
 			goto fail;
 		}
 	}
+	if (flags & SL_OPEN_WRITE)
+		sl_chain_prune(ctx);
 	*out = ctx;
 	return 0;
 fail:

@@ -81,6 +81,13 @@ int sl_chain_get(struct sl_ctx *ctx, const char *dev, enum sl_hook hook,
 typedef int (*sl_chain_cb)(__u32 ifindex, enum sl_hook hook,
 			   const struct sl_chain *chain, void *arg);
 int sl_chain_foreach(struct sl_ctx *ctx, sl_chain_cb cb, void *arg);
+/* Whether sl_chain_ensure() of that instance would succeed, changing
+ * nothing: checked before loading a new instance, so a refused load leaves
+ * no instance behind. */
+int sl_chain_check(struct sl_ctx *ctx, const char *dev, enum sl_hook hook,
+		   const char *name);
+/* Removes chains whose interface is gone (done by every writer's open). */
+int sl_chain_prune(struct sl_ctx *ctx);
 /* Appends an instance to a chain unless it is already there. */
 int sl_chain_ensure(struct sl_ctx *ctx, const char *dev, enum sl_hook hook,
 		    const char *name);

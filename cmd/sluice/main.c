@@ -250,6 +250,24 @@ static int fw_parse_args(int argc, char **argv, bool need_dev, struct fw_args *a
 	return 0;
 }
 
+/* Loads rs into instance name and puts it on DEV's chain; a refusal of
+ * either leaves no new instance behind. */
+static int fw_load_on(struct sl_ctx *ctx, const char *dev, enum sl_hook hook,
+		      const char *name, const struct fw_ruleset *rs)
+{
+	struct sl_instance inst;
+	bool existed = !sl_instance_get(ctx, name, &inst);
+	int err = sl_chain_check(ctx, dev, hook, name);
+
+	err = err ?: fw_load(ctx, name, rs, NULL);
+	if (err)
+		return err;
+	err = sl_chain_ensure(ctx, dev, hook, name);
+	if (err && !existed)
+		sl_instance_delete(ctx, name);
+	return err;
+}
+
 static int fw_load_cmd(int argc, char **argv)
 {
 	struct fw_ruleset rs;
@@ -278,9 +296,7 @@ static int fw_load_cmd(int argc, char **argv)
 		err = fail(err);
 		goto out_rs;
 	}
-	err = fw_load(ctx, a.name, &rs, NULL);
-	if (!err)
-		err = sl_chain_ensure(ctx, a.dev, a.hook, a.name);
+	err = fw_load_on(ctx, a.dev, a.hook, a.name, &rs);
 	if (err)
 		err = fail(err);
 	else if (!out_json())
@@ -342,11 +358,12 @@ out_args:
 }
 
 /* Loads a rule set built from the loaded one by edit(). */
-static int fw_modify(int argc, char **argv, int (*edit)(struct sl_ctx *ctx, struct fw_args *a))
+static int fw_modify(int argc, char **argv, bool need_dev,
+		     int (*edit)(struct sl_ctx *ctx, struct fw_args *a))
 {
 	struct fw_args a;
 	struct sl_ctx *ctx;
-	int err = fw_parse_args(argc, argv, false, &a);
+	int err = fw_parse_args(argc, argv, need_dev, &a);
 
 	if (err)
 		goto out_args;
@@ -399,8 +416,7 @@ static int edit_add(struct sl_ctx *ctx, struct fw_args *a)
 		struct fw_ruleset rs = {};
 
 		err = fw_ruleset_add(&rs, &rule, 0);
-		err = err ?: fw_load(ctx, a->name, &rs, NULL);
-		err = err ?: sl_chain_ensure(ctx, a->dev, a->hook, a->name);
+		err = err ?: fw_load_on(ctx, a->dev, a->hook, a->name, &rs);
 		fw_ruleset_free(&rs);
 	}
 	return err;
@@ -446,10 +462,10 @@ static int edit_unload(struct sl_ctx *ctx, struct fw_args *a)
 	return sl_instance_delete(ctx, a->name);
 }
 
-static int fw_flush_cmd(int argc, char **argv) { return fw_modify(argc, argv, edit_flush); }
-static int fw_add_cmd(int argc, char **argv) { return fw_modify(argc, argv, edit_add); }
-static int fw_del_cmd(int argc, char **argv) { return fw_modify(argc, argv, edit_del); }
-static int fw_unload_cmd(int argc, char **argv) { return fw_modify(argc, argv, edit_unload); }
+static int fw_flush_cmd(int argc, char **argv) { return fw_modify(argc, argv, false, edit_flush); }
+static int fw_add_cmd(int argc, char **argv) { return fw_modify(argc, argv, false, edit_add); }
+static int fw_del_cmd(int argc, char **argv) { return fw_modify(argc, argv, false, edit_del); }
+static int fw_unload_cmd(int argc, char **argv) { return fw_modify(argc, argv, true, edit_unload); }
 
 static int fw_check_cmd(int argc, char **argv)
 {

@@ -51,9 +51,11 @@ struct {
 
 struct fw_scan {
 	__u64 key[FW_DIMS];
+	const struct fw_config *cfg;
 	__u32 first;
 	__u32 match; /* lowest matching rule index so far, or ~0 */
 	__u8 tcp_flags;
+	bool broken; /* a tree that does not end in a leaf */
 	const struct fw_rule *rule;
 };
 
@@ -101,6 +103,39 @@ static long fw_scan_one(__u32 i, void *arg)
 	return 1;
 }
 
+/* Walks tree t down to its leaf, then scans the leaf's candidates. The
+ * walks and scans are bpf_loop callbacks: the verifier checks each once,
+ * which keeps loading fast whatever the depth and tree count. */
+static long fw_walk_tree(__u32 t, void *arg)
+{
+	struct fw_scan *s = arg;
+	const struct fw_node *n = NULL;
+	__u32 node;
+	int i;
+
+	if (t >= FW_MAX_TREES)
+		return 1;
+	node = s->cfg->roots[t];
+	for (i = 0; i < FW_MAX_DEPTH; i++) {
+		__u32 d;
+
+		n = bpf_map_lookup_elem(&fw_nodes, &node);
+		if (!n)
+			break;
+		d = n->dim;
+		if (d >= FW_DIMS)
+			break;
+		node = s->key[d] <= n->threshold ? n->left : n->right;
+	}
+	if (!n || n->dim < FW_DIMS) {
+		s->broken = true; /* the builder never makes such a tree */
+		return 1;
+	}
+	s->first = n->left;
+	bpf_loop(n->right, fw_scan_one, s, 0);
+	return 0;
+}
+
 static __always_inline __u64 fw_addr_hi(const __u32 *a)
 {
 	return ((__u64)bpf_ntohl(a[0]) << 32) | bpf_ntohl(a[1]);
@@ -125,9 +160,7 @@ static __always_inline int firewall_run(struct sl_meta *m)
 {
 	struct fw_scan s = { .match = ~0U };
 	const struct fw_config *cfg;
-	const struct fw_node *n = NULL;
-	__u32 zero = 0, node, t;
-	int i;
+	__u32 zero = 0;
 
 	if (!(m->flags & (SL_F_IPV4 | SL_F_IPV6)))
 		return SL_NEXT;
@@ -154,26 +187,11 @@ static __always_inline int firewall_run(struct sl_meta *m)
 	s.key[FW_DIM_IIF] = m->ifindex;
 	s.tcp_flags = m->tcp_flags;
 
-	for (t = 0; t < FW_MAX_TREES && t < cfg->ntrees; t++) {
-		node = cfg->roots[t];
-		n = NULL;
-		for (i = 0; i < FW_MAX_DEPTH; i++) {
-			__u32 d;
-
-			n = bpf_map_lookup_elem(&fw_nodes, &node);
-			if (!n)
-				return -SL_DROP_NF_STATE;
-			d = n->dim;
-			if (d >= FW_DIMS)
-				break;
-			node = s.key[d] <= n->threshold ? n->left : n->right;
-		}
-		if (!n || n->dim < FW_DIMS)
-			return -SL_DROP_NF_STATE; /* the builder never makes such a tree */
-		/* Scans the leaf, keeping the lowest-numbered match so far. */
-		s.first = n->left;
-		bpf_loop(n->right, fw_scan_one, &s, 0);
-	}
+	s.cfg = cfg;
+	bpf_loop(cfg->ntrees < FW_MAX_TREES ? cfg->ntrees : FW_MAX_TREES,
+		 fw_walk_tree, &s, 0);
+	if (s.broken)
+		return -SL_DROP_NF_STATE;
 	if (s.rule) {
 		fw_count(s.match, m->pkt_len);
 		return s.rule->action == FW_DROP ? -SL_DROP_FW_RULE : SL_NEXT;
