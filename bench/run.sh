@@ -60,7 +60,7 @@ smoke)
 	;;
 esac
 : "${FLOWS:=10000}" "${LOAD_TIMEOUT:=300}" "${GEN_CPU:=0}" "${RX_CPU:=1}"
-EXTRA_LIMITS=${EXTRA_LIMITS:-xdp-parse}
+EXTRA_LIMITS=${EXTRA_LIMITS-xdp-parse}
 
 log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
