@@ -101,6 +101,13 @@ XDPDIR_EXISTED=0
 [ -d /sys/fs/bpf/xdp ] && XDPDIR_EXISTED=1
 XF_LOADED=0
 WORK=$(mktemp -d /tmp/sbench-work.XXXXXX)
+# Work on a copy of the CLI (it embeds the BPF objects): a rebuild of build/
+# during the run must not change what is measured half way.
+cp "$SLUICE" "$WORK/sluice"
+SLUICE=$WORK/sluice
+SLUICE_REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+git -C "$ROOT" diff --quiet HEAD -- bpf lib nf cmd 2>/dev/null || SLUICE_REV="$SLUICE_REV+local changes"
+SLUICE_REV="$SLUICE_REV, build/sluice of $(stat -c %y "$ROOT/build/sluice" | cut -d. -f1)"
 
 ing() { nsenter --net="/run/netns/$NSG" "$@"; }
 ind() { nsenter --net="/run/netns/$NSD" "$@"; }
@@ -431,7 +438,7 @@ CMD="bench/run.sh $MODE"
 [ "$MODE" = full ] && CMD="make bench   (bench/run.sh full)"
 [ "$MODE" = quick ] && CMD="make bench-quick   (bench/run.sh quick)"
 python3 "$ROOT/bench/report.py" --out "$OUT" --mode "$MODE" --cmd "$CMD" \
-	--settings "pairs=$PAIRS slice=${SLICE}s flows=$FLOWS gen_cpu=$GEN_CPU rx_cpu=$RX_CPU" \
+	--settings "pairs=$PAIRS slice=${SLICE}s flows=$FLOWS gen_cpu=$GEN_CPU rx_cpu=$RX_CPU; sluice at commit $SLUICE_REV" \
 	--elapsed $((T_END - T_START)) $([ "$MODE" = smoke ] && echo --no-plots)
 log "results in $OUT (took $((T_END - T_START)) s)"
 if [ "$FAILS" -ne 0 ]; then
