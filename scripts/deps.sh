@@ -6,7 +6,8 @@ set -euo pipefail
 
 PKGS=(make gcc clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool
       iproute2 iptables nftables iputils-ping netcat-openbsd
-      python3 python3-scapy util-linux)
+      python3 python3-scapy util-linux
+      libmicrohttpd-dev libjansson-dev libyaml-dev libcurl4-openssl-dev)
 
 missing=()
 for p in "${PKGS[@]}"; do
