@@ -23,6 +23,9 @@ CFLAGS    ?= -O2 -g
 CFLAGS    += -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Werror -std=gnu11 \
 	-I$(BUILD) -Ibpf/include -Ilib $(NF_INC)
 LDLIBS    := -lbpf -lelf -lz
+# "events.h" in user-space code is libsluice's (lib/events.h), not the record
+# layout of the same name in bpf/include/, which sluice_abi.h includes.
+CFLAGS    += -iquote lib
 
 BPF_OBJS  := $(BUILD)/root.bpf.o $(foreach n,$(NFS),$(BUILD)/$(n).bpf.o)
 SKELS     := $(BPF_OBJS:.bpf.o=.skel.h)
@@ -30,10 +33,12 @@ LIB_SRCS  := $(wildcard lib/*.c) $(foreach n,$(NFS),nf/$(n)/$(n).c)
 LIB_OBJS  := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
 CLI_SRCS  := $(wildcard cmd/sluice/*.c)
 CLI_OBJS  := $(patsubst %.c,$(BUILD)/obj/%.o,$(CLI_SRCS))
+DAEMON_SRCS := $(wildcard cmd/sluiced/*.c)
+DAEMON_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(DAEMON_SRCS))
 HDRS      := $(wildcard bpf/include/*.h lib/*.h nf/*/*.h)
 
 .PHONY: all deps test demo clean bench bench-quick
-all: $(BUILD)/sluice $(BUILD)/tests/fw_progrun $(BUILD)/tests/fw_parse_asan
+all: $(BUILD)/sluice $(BUILD)/sluiced $(BUILD)/tests/fw_progrun $(BUILD)/tests/fw_parse_asan
 
 deps:
 	$(Q)scripts/deps.sh
@@ -68,6 +73,16 @@ $(BUILD)/libsluice.a: $(LIB_OBJS)
 $(BUILD)/sluice: $(CLI_OBJS) $(BUILD)/libsluice.a
 	@echo "  LD    $@"
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+# The daemon: REST/JSON over libsluice (libmicrohttpd, jansson).
+$(BUILD)/obj/cmd/sluiced/%.o: cmd/sluiced/%.c cmd/sluiced/sluiced.h $(HDRS) $(SKELS)
+	@echo "  CC    $@"
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/sluiced: $(DAEMON_OBJS) $(BUILD)/libsluice.a
+	@echo "  LD    $@"
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ -lmicrohttpd -ljansson -lpthread $(LDLIBS)
 
 # BPF_PROG_RUN golden-packet tests, linked against the production library.
 $(BUILD)/tests/fw_progrun: nf/firewall/tests/fw_progrun.c tests/pktbuild.h tests/check.h $(BUILD)/libsluice.a

@@ -53,6 +53,30 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sl_drops SEC(".maps");
 
+/* Events to user space (bpf/include/events.h): the ring, its
+ * configuration and per-CPU counters. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, SL_EVENTS_RING_SIZE);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sl_events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sl_evcfg);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sl_evcfg SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sl_evstats);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sl_evstats SEC(".maps");
+
 static __always_inline struct sl_meta *sl_meta_get(__u32 hook)
 {
 	return bpf_map_lookup_elem(&sl_meta, &hook);
@@ -85,6 +109,115 @@ static __always_inline void sl_count_drop(struct sl_nf_stats *st, __u32 slot,
 		*cnt += 1;
 	if (st)
 		st->dropped++;
+}
+
+/* Drop events. With sampling off (the default) a drop costs one array
+ * lookup (inlined by the verifier) and one branch more; passed packets
+ * nothing. With sampling N, one drop in N per CPU is reserved in the ring,
+ * filled from meta and the packet's first bytes, and submitted; a full ring
+ * counts the event as lost and never waits. */
+static __always_inline bool sl_event_drop_sampled(void)
+{
+	__u32 zero = 0;
+	struct sl_evcfg *cfg = bpf_map_lookup_elem(&sl_evcfg, &zero);
+	struct sl_evstats *es;
+	__u32 every;
+
+	if (!cfg || !cfg->drop_sample)
+		return false;
+	every = cfg->drop_sample;
+	es = bpf_map_lookup_elem(&sl_evstats, &zero);
+	if (!es)
+		return false;
+	if (++es->drop_tick < every)
+		return false;
+	es->drop_tick = 0;
+	return true;
+}
+
+/* Reserves a drop event and fills all but the packet bytes. */
+static __always_inline struct sl_event *
+sl_event_drop_begin(struct sl_meta *m, __u32 slot, int verdict)
+{
+	__u32 zero = 0, reason = -verdict;
+	struct sl_evstats *es;
+	struct sl_event *e;
+
+	e = bpf_ringbuf_reserve(&sl_events, sizeof(*e), 0);
+	es = bpf_map_lookup_elem(&sl_evstats, &zero);
+	if (!e) {
+		if (es)
+			es->lost++;
+		return NULL;
+	}
+	if (es)
+		es->emitted++;
+	e->ts_ns = bpf_ktime_get_ns();
+	e->type = SL_EVENT_DROP;
+	e->size = sizeof(*e);
+	e->ifindex = m->ifindex;
+	e->slot = slot;
+	e->pkt_len = m->pkt_len;
+	e->hook = m->hook;
+	e->reason = reason < SL_DROP_MAX ? reason : SL_DROP_UNKNOWN;
+	e->family = m->flags & SL_F_IPV4 ? 4 : m->flags & SL_F_IPV6 ? 6 : 0;
+	e->ip_proto = m->ip_proto;
+	e->sport = m->sport;
+	e->dport = m->dport;
+	e->tcp_flags = m->tcp_flags;
+	e->icmp_type = m->icmp_type;
+	e->icmp_code = m->icmp_code;
+	e->version = SL_EVENT_VERSION;
+	e->cap_len = 0;
+	e->pad = 0;
+	__builtin_memcpy(e->saddr, m->saddr, sizeof(e->saddr));
+	__builtin_memcpy(e->daddr, m->daddr, sizeof(e->daddr));
+	return e;
+}
+
+/* Bytes to copy, 1..SL_EVENT_SNAPLEN (len > 0), in a form whose bounds the
+ * verifier sees (SL_EVENT_SNAPLEN is a power of two). */
+static __always_inline __u32 sl_event_caplen(__u32 len)
+{
+	__u32 cap = len < SL_EVENT_SNAPLEN ? len : SL_EVENT_SNAPLEN;
+
+	return ((cap - 1) & (SL_EVENT_SNAPLEN - 1)) + 1;
+}
+
+static __always_inline void sl_event_drop_xdp(struct xdp_md *ctx,
+					      struct sl_meta *m, __u32 slot,
+					      int verdict)
+{
+	struct sl_event *e;
+	__u32 cap;
+
+	if (!sl_event_drop_sampled())
+		return;
+	e = sl_event_drop_begin(m, slot, verdict);
+	if (!e)
+		return;
+	cap = sl_event_caplen(m->pkt_len);
+	if (m->pkt_len && !bpf_xdp_load_bytes(ctx, 0, e->data, cap))
+		e->cap_len = cap;
+	bpf_ringbuf_submit(e, 0);
+}
+
+static __always_inline void sl_event_drop_tc(struct __sk_buff *skb,
+					     struct sl_meta *m, __u32 slot,
+					     int verdict)
+{
+	struct sl_event *e;
+	__u32 cap;
+
+	if (!sl_event_drop_sampled())
+		return;
+	e = sl_event_drop_begin(m, slot, verdict);
+	if (!e)
+		return;
+	cap = sl_event_caplen(skb->len);
+	if (skb->len && !bpf_skb_load_bytes(skb, 0, e->data, cap))
+		e->cap_len = cap;
+	bpf_ringbuf_submit(e, 0);
 }
 
 /* Runs the next NF of the chain; returns only when there is none (or its
@@ -130,8 +263,10 @@ static __always_inline int sl_finish_xdp(struct xdp_md *ctx, struct sl_meta *m,
 {
 	struct sl_nf_stats *st = sl_account(m, slot, verdict);
 
-	if (verdict < 0)
+	if (verdict < 0) {
+		sl_event_drop_xdp(ctx, m, slot, verdict);
 		return XDP_DROP;
+	}
 	if (verdict == SL_REDIRECT)
 		return bpf_redirect(m->redirect_ifindex, 0);
 	if (verdict == SL_NEXT)
@@ -147,8 +282,10 @@ static __always_inline int sl_finish_tc(struct __sk_buff *skb,
 {
 	struct sl_nf_stats *st = sl_account(m, slot, verdict);
 
-	if (verdict < 0)
+	if (verdict < 0) {
+		sl_event_drop_tc(skb, m, slot, verdict);
 		return SL_TC_ACT_SHOT;
+	}
 	if (verdict == SL_REDIRECT)
 		return bpf_redirect(m->redirect_ifindex, 0);
 	if (verdict == SL_NEXT)

@@ -4,6 +4,7 @@
 #define SLUICE_ABI_H
 
 #include "drop_reasons.h"
+#include "events.h"
 
 /* Tail-call slots per hook type. Slot 0 is the root program itself (its
  * counters), so NF instances take slots 1..SL_MAX_SLOTS-1. */

@@ -2,11 +2,16 @@
 /* sluice: the command line, a thin shell over libsluice.
  *   sluice [-j|--json] [-v] OBJECT COMMAND [ARGS]   (-h anywhere for help) */
 #include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <net/if.h>
 #include "sluice.h"
+#include "events.h"
 #include "firewall.h"
 #include "out.h"
 
@@ -637,12 +642,247 @@ static int do_status(int argc, char **argv)
 	return 0;
 }
 
+/* ---- events --------------------------------------------------------- */
+
+static volatile sig_atomic_t events_stop;
+
+static void events_signal(int sig)
+{
+	(void)sig;
+	events_stop = 1;
+}
+
+struct events_read {
+	long count; /* stop after this many; 0: no limit */
+	long seen;
+	bool bytes; /* print the captured packet bytes in hex */
+};
+
+static __u64 events_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (__u64)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int events_print(const struct sl_event_view *v, void *arg)
+{
+	struct events_read *r = arg;
+	const struct sl_event *e = v->raw;
+	bool ports = e->family && (e->ip_proto == 6 || e->ip_proto == 17) &&
+		     (e->sport || e->dport);
+	bool icmp = e->family && (e->ip_proto == 1 || e->ip_proto == 58);
+	char when[64], hex[2 * SL_EVENT_SNAPLEN + 1];
+	time_t sec = v->realtime_ns / 1000000000ULL;
+	struct tm tm;
+
+	gmtime_r(&sec, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(when + strlen(when), sizeof(when) - strlen(when), ".%06lluZ",
+		 (unsigned long long)(v->realtime_ns % 1000000000ULL) / 1000);
+	for (unsigned int i = 0; i < e->cap_len && i < SL_EVENT_SNAPLEN; i++)
+		snprintf(hex + 2 * i, 3, "%02x", e->data[i]);
+	hex[2 * (e->cap_len < SL_EVENT_SNAPLEN ? e->cap_len : SL_EVENT_SNAPLEN)] = 0;
+
+	out_init(out_json()); /* one document a line */
+	out_open_obj(NULL);
+	out_str("time", "%s", when);
+	out_u64("ts_ns", NULL, e->ts_ns);
+	out_str("type", " %s", v->type);
+	out_str("dev", " %s", v->dev);
+	out_u64("ifindex", NULL, e->ifindex);
+	out_str("hook", " %s", v->hook);
+	out_str("instance", " %s", v->instance);
+	out_u64("slot", NULL, e->slot);
+	out_str("reason", " %s", v->reason);
+	if (e->family) {
+		out_str("family", NULL, e->family == 4 ? "ipv4" : "ipv6");
+		out_str("proto", " %s", v->proto);
+		out_str("src", " %s", v->src);
+		if (ports)
+			out_u64("sport", ":%llu", e->sport);
+		out_str("dst", " -> %s", v->dst);
+		if (ports)
+			out_u64("dport", ":%llu", e->dport);
+		if (icmp) {
+			out_u64("icmp_type", " type %llu", e->icmp_type);
+			out_u64("icmp_code", " code %llu", e->icmp_code);
+		}
+		if (e->ip_proto == 6)
+			out_u64("tcp_flags", NULL, e->tcp_flags);
+	}
+	out_u64("len", " len %llu", e->pkt_len);
+	out_u64("cap_len", NULL, e->cap_len);
+	if (r->bytes)
+		out_str("data", " data %s", hex);
+	out_close_obj();
+	out_text("\n");
+	out_done();
+	if (r->count && ++r->seen >= r->count)
+		return -ECANCELED; /* enough: stop reading */
+	return 0;
+}
+
+static int events_parse_num(const char *opt, const char *s, long max, long *v)
+{
+	char *end;
+
+	errno = 0;
+	*v = strtol(s, &end, 10);
+	if (errno || *end || end == s || *v < 0 || *v > max) {
+		fprintf(stderr, "sluice: %s: need a number from 0 to %ld\n", opt, max);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Sets drop sampling; the previous value in *old when old is given. */
+static int events_set_sample(__u32 sample, __u32 *old)
+{
+	struct sl_ctx *ctx;
+	int err = sl_open(&ctx, SL_OPEN_WRITE);
+
+	if (err)
+		return err;
+	if (old)
+		err = sl_events_get_config(ctx, old);
+	err = err ?: sl_events_config(ctx, sample);
+	sl_close(ctx);
+	return err;
+}
+
+static int events_config_cmd(int argc, char **argv)
+{
+	struct sl_events_stats st;
+	struct sl_ctx *ctx;
+	__u32 sample = 0;
+	long v;
+	int err;
+
+	for (int i = 0; i < argc; i++) {
+		if (!strcmp(argv[i], "--sample") && i + 1 < argc) {
+			if (events_parse_num("--sample", argv[++i], UINT32_MAX, &v))
+				return 2;
+			err = events_set_sample(v, NULL);
+			if (err)
+				return fail(err);
+		} else {
+			return bad_usage("events config: only --sample N");
+		}
+	}
+	err = sl_open(&ctx, 0);
+	if (err)
+		return fail(err);
+	err = sl_events_get_config(ctx, &sample);
+	err = err ?: sl_events_stats(ctx, &st);
+	sl_close(ctx);
+	if (err)
+		return fail(err);
+	out_open_obj(NULL);
+	out_u64("drop_sample", "drop events: %llu", sample);
+	out_text(sample ? " (one drop in %u)\n" : " (off)\n", sample);
+	out_u64("emitted", "events written %llu", st.emitted);
+	out_u64("lost", ", lost to a full ring %llu\n", st.lost);
+	out_close_obj();
+	out_done();
+	return 0;
+}
+
+static int do_events(int argc, char **argv)
+{
+	struct events_read r = {};
+	struct sigaction sa = { .sa_handler = events_signal };
+	struct sl_events *ev = NULL;
+	struct sl_ctx *ctx = NULL;
+	long sample = -1, timeout = 0;
+	__u32 old_sample = 0;
+	__u64 deadline = 0;
+	int err, ret = 0;
+
+	if (argc && !strcmp(argv[0], "config"))
+		return events_config_cmd(argc - 1, argv + 1);
+	for (int i = 0; i < argc; i++) {
+		const char *o = argv[i];
+
+		if (!strcmp(o, "--bytes")) {
+			r.bytes = true;
+			continue;
+		}
+		if (i + 1 >= argc)
+			return bad_usage("events: unknown option or missing value; try 'sluice events -h'");
+		if (!strcmp(o, "--count")) {
+			if (events_parse_num(o, argv[++i], LONG_MAX, &r.count))
+				return 2;
+		} else if (!strcmp(o, "--timeout")) {
+			if (events_parse_num(o, argv[++i], 86400 * 365, &timeout))
+				return 2;
+		} else if (!strcmp(o, "--sample")) {
+			if (events_parse_num(o, argv[++i], UINT32_MAX, &sample))
+				return 2;
+		} else {
+			return bad_usage("events: unknown option; try 'sluice events -h'");
+		}
+	}
+	err = sl_open(&ctx, 0);
+	if (err)
+		return fail(err);
+	err = sl_events_open(ctx, events_print, &r, &ev);
+	if (err) {
+		sl_close(ctx);
+		return fail(err);
+	}
+	/* Sampling for this reading only: the old value comes back after. */
+	if (sample >= 0) {
+		err = events_set_sample(sample, &old_sample);
+		if (err) {
+			ret = fail(err);
+			sample = -1;
+			goto out;
+		}
+	}
+	sigaction(SIGINT, &sa, NULL); /* no SA_RESTART: the wait ends */
+	sigaction(SIGTERM, &sa, NULL);
+	if (timeout)
+		deadline = events_now_ms() + timeout * 1000;
+	while (!events_stop) {
+		int wait = 250;
+
+		if (deadline) {
+			__u64 now = events_now_ms();
+
+			if (now >= deadline)
+				break;
+			if (deadline - now < (__u64)wait)
+				wait = deadline - now;
+		}
+		err = sl_events_poll(ev, wait);
+		if (err == -ECANCELED)
+			break; /* --count reached */
+		if (err < 0) {
+			ret = fail(err);
+			break;
+		}
+	}
+out:
+	sl_events_close(ev);
+	sl_close(ctx);
+	if (sample >= 0) {
+		err = events_set_sample(old_sample, NULL);
+		if (err)
+			ret = fail(err);
+	}
+	return ret;
+}
+
 static const struct cmd top_cmds[] = {
 	{ "chain", do_chain, " set|show|del ...", true },
 	{ "firewall", do_firewall, " load|show|add|del|flush|unload|check ...", true },
 	{ "nf", do_nf, " list|del ...", true },
 	{ "status", do_status, "" },
 	{ "reset", do_reset, "   (removes all sluice state of this network namespace)" },
+	{ "events", do_events, " [--sample N] [--count N] [--timeout SEC] [--bytes] | events config [--sample N]"
+	  "   (data-plane events, one a line; --sample N: one drop in N while reading, 0: off)" },
 	{}
 };
 

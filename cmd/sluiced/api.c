@@ -1,0 +1,1175 @@
+// SPDX-License-Identifier: GPL-2.0
+/* sluiced: the REST resources, one static route table over libsluice.
+ *
+ * Every handler opens the namespace's state for the request and closes it
+ * before answering: writes take the same writer lock as the CLI
+ * (sl_open(SL_OPEN_WRITE)) and the daemon holds nothing between requests.
+ * Request bodies are parsed and checked in full before any state is opened,
+ * so a refused request changes nothing. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <net/if.h>
+#include "sluice.h"
+#include "firewall.h"
+#include "sluiced.h"
+
+typedef int (*api_handler)(struct api_req *req, struct api_resp *resp);
+
+struct route {
+	const char *method;
+	const char *pattern; /* segments; "{x}" captures one */
+	api_handler fn;
+	const char *const *query; /* allowed query arguments (NULL: none) */
+};
+
+/* ---- errors and helpers ------------------------------------------------ */
+
+int api_error(struct api_resp *resp, int status, const char *field,
+	      const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	json_decref(resp->body);
+	resp->body = json_pack("{s:s}", "error", msg);
+	if (field)
+		json_object_set_new(resp->body, "field", json_string(field));
+	resp->status = status;
+	return status;
+}
+
+/* The HTTP status of a libsluice error. */
+static int status_of(int err)
+{
+	switch (-err) {
+	case ENOENT:
+	case ENODEV:
+		return 404;
+	case EINVAL:
+	case ERANGE:
+		return 400;
+	case EEXIST:
+	case EBUSY:
+	case E2BIG:
+	case ENOSPC:
+		return 409;
+	default:
+		return 500;
+	}
+}
+
+/* Answers a failed libsluice call with its message. */
+static int lib_error(struct api_resp *resp, int err, const char *field)
+{
+	return api_error(resp, status_of(err), field, "%s", sl_errmsg());
+}
+
+static int ok(struct api_resp *resp, int status, json_t *body)
+{
+	json_decref(resp->body);
+	resp->status = status;
+	resp->body = body;
+	if (!body && status != 204)
+		return api_error(resp, 500, NULL, "out of memory");
+	return status;
+}
+
+static const char *query(const struct api_req *req, const char *key)
+{
+	for (int i = 0; i < req->nquery; i++)
+		if (!strcmp(req->qkey[i], key))
+			return req->qval[i];
+	return NULL;
+}
+
+/* Refuses query arguments not in allowed (NULL-terminated). */
+static int check_query(const struct api_req *req, struct api_resp *resp,
+		       const char *const *allowed)
+{
+	for (int i = 0; i < req->nquery; i++) {
+		const char *const *a;
+
+		for (a = allowed; *a && strcmp(*a, req->qkey[i]); a++)
+			;
+		if (!*a)
+			return api_error(resp, 400, req->qkey[i],
+					 "unknown query argument '%s'", req->qkey[i]);
+	}
+	return 0;
+}
+
+/* Parses the body as one JSON object whose keys are all in allowed
+ * (NULL-terminated): unknown fields are refused, never ignored. */
+static json_t *body_object(const struct api_req *req, struct api_resp *resp,
+			   const char *const *allowed)
+{
+	json_error_t e;
+	const char *key;
+	json_t *j, *v;
+
+	if (!req->body_len) {
+		api_error(resp, 400, NULL, "a JSON object body is required");
+		return NULL;
+	}
+	j = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &e);
+	if (!j) {
+		api_error(resp, 400, NULL, "malformed JSON at line %d, column %d: %s",
+			  e.line, e.column, e.text);
+		return NULL;
+	}
+	if (!json_is_object(j)) {
+		api_error(resp, 400, NULL, "the body must be a JSON object");
+		json_decref(j);
+		return NULL;
+	}
+	json_object_foreach(j, key, v) {
+		const char *const *a;
+		char list[256] = "";
+		size_t off = 0;
+
+		for (a = allowed; *a && strcmp(*a, key); a++)
+			;
+		if (*a)
+			continue;
+		for (a = allowed; *a; a++)
+			off += snprintf(list + off, off < sizeof(list) ? sizeof(list) - off : 0,
+					"%s%s", a == allowed ? "" : ", ", *a);
+		api_error(resp, 400, key, "unknown field '%s' (fields: %s)", key, list);
+		json_decref(j);
+		return NULL;
+	}
+	return j;
+}
+
+/* A string field: *out is NULL when absent and not required. */
+static int field_str(json_t *obj, const char *key, bool required,
+		     const char **out, struct api_resp *resp)
+{
+	json_t *v = json_object_get(obj, key);
+
+	*out = NULL;
+	if (!v || json_is_null(v)) {
+		if (required)
+			return api_error(resp, 400, key, "missing field '%s'", key);
+		return 0;
+	}
+	if (!json_is_string(v))
+		return api_error(resp, 400, key, "'%s' must be a string", key);
+	*out = json_string_value(v);
+	if (strlen(*out) != json_string_length(v))
+		return api_error(resp, 400, key, "'%s' contains a NUL character", key);
+	return 0;
+}
+
+static int check_name(const char *name, struct api_resp *resp, const char *field)
+{
+	size_t n = strlen(name);
+
+	if (!n || n >= SL_NAME_MAX)
+		return api_error(resp, 400, field,
+				 "instance name '%s' must have 1 to %d characters",
+				 name, SL_NAME_MAX - 1);
+	for (const char *p = name; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '-' || *p == '_'))
+			return api_error(resp, 400, field,
+					 "instance name '%s': use letters, digits, '-' and '_'",
+					 name);
+	return 0;
+}
+
+static int check_hook(const char *name, enum sl_hook *hook,
+		      struct api_resp *resp, const char *field)
+{
+	if (sl_hook_parse(name, hook))
+		return api_error(resp, 400, field, "%s", sl_errmsg());
+	return 0;
+}
+
+static int check_dev(const char *dev, struct api_resp *resp, const char *field)
+{
+	if (strlen(dev) >= IF_NAMESIZE || !*dev)
+		return api_error(resp, 400, field, "'%s' is not an interface name", dev);
+	if (sl_ifindex(dev) < 0)
+		return api_error(resp, 404, field, "%s", sl_errmsg());
+	return 0;
+}
+
+/* Opens the state for reading; *ctx is NULL (and 0 returned) when this
+ * namespace has no state yet. */
+static int open_read(struct sl_ctx **ctx, struct api_resp *resp)
+{
+	int err = sl_open(ctx, 0);
+
+	if (err == -ENOENT)
+		return 0;
+	return err ? lib_error(resp, err, NULL) : 0;
+}
+
+static int open_write(struct sl_ctx **ctx, struct api_resp *resp)
+{
+	int err = sl_open(ctx, SL_OPEN_WRITE);
+
+	return err ? lib_error(resp, err, NULL) : 0;
+}
+
+/* Opens for writing only when state exists: a delete or an edit of what
+ * is not there must not create the state. */
+static int open_write_existing(struct sl_ctx **ctx, struct api_resp *resp,
+			       const char *what)
+{
+	int err = sl_open(ctx, 0);
+
+	if (err == -ENOENT)
+		return api_error(resp, 404, NULL, "%s", what);
+	if (err)
+		return lib_error(resp, err, NULL);
+	sl_close(*ctx);
+	return open_write(ctx, resp);
+}
+
+/* ---- JSON views (the shapes of `sluice -j`) ----------------------------- */
+
+struct name_by_slot {
+	__u32 slot;
+	char name[SL_NAME_MAX];
+	bool found;
+};
+
+static int find_slot_cb(const struct sl_instance *inst, void *arg)
+{
+	struct name_by_slot *q = arg;
+
+	if (inst->slot != q->slot)
+		return 0;
+	snprintf(q->name, sizeof(q->name), "%s", inst->name);
+	q->found = true;
+	return 1;
+}
+
+static void slot_name(struct sl_ctx *ctx, __u32 slot, char name[SL_NAME_MAX])
+{
+	struct name_by_slot q = { .slot = slot };
+
+	sl_instance_foreach(ctx, find_slot_cb, &q);
+	snprintf(name, SL_NAME_MAX, "%s", q.found ? q.name : "?");
+}
+
+static json_t *chain_json(struct sl_ctx *ctx, __u32 ifindex, enum sl_hook hook,
+			  const struct sl_chain *chain)
+{
+	char ifname[IF_NAMESIZE], name[SL_NAME_MAX];
+	json_t *arr = json_array();
+
+	if (!if_indextoname(ifindex, ifname))
+		snprintf(ifname, sizeof(ifname), "if%u", ifindex);
+	for (__u32 i = 0; i < chain->len && i < SL_CHAIN_MAX; i++) {
+		slot_name(ctx, chain->slots[i], name);
+		json_array_append_new(arr, json_string(name));
+	}
+	return json_pack("{s:s, s:s, s:o}", "dev", ifname, "hook",
+			 sl_hook_name(hook), "instances", arr);
+}
+
+struct chain_list {
+	struct sl_ctx *ctx;
+	json_t *arr;
+	__u32 slot; /* with want_slot: only chains running it */
+	bool want_slot;
+};
+
+static int chain_list_cb(__u32 ifindex, enum sl_hook hook,
+			 const struct sl_chain *chain, void *arg)
+{
+	struct chain_list *l = arg;
+
+	if (l->want_slot) {
+		bool in = false;
+
+		for (__u32 i = 0; i < chain->len && i < SL_CHAIN_MAX; i++)
+			in |= chain->slots[i] == l->slot;
+		if (!in)
+			return 0;
+	}
+	json_array_append_new(l->arr, chain_json(l->ctx, ifindex, hook, chain));
+	return 0;
+}
+
+static json_t *chains_json(struct sl_ctx *ctx)
+{
+	struct chain_list l = { .ctx = ctx, .arr = json_array() };
+
+	if (ctx)
+		sl_chain_foreach(ctx, chain_list_cb, &l);
+	return l.arr;
+}
+
+static json_t *instance_json(struct sl_ctx *ctx, const struct sl_instance *inst)
+{
+	struct sl_nf_stats st;
+	__u64 drops[SL_DROP_MAX];
+	json_t *o = json_pack("{s:s, s:s, s:I}", "name", inst->name, "type",
+			      inst->type, "slot", (json_int_t)inst->slot);
+
+	if (o && !sl_slot_stats(ctx, inst->slot, &st, drops)) {
+		json_t *reasons = json_object();
+
+		json_object_set_new(o, "packets", json_integer(st.packets));
+		json_object_set_new(o, "bytes", json_integer(st.bytes));
+		json_object_set_new(o, "passed", json_integer(st.passed));
+		json_object_set_new(o, "dropped", json_integer(st.dropped));
+		for (__u32 r = 0; r < SL_DROP_MAX; r++)
+			if (drops[r] && sl_drop_reason_name(r))
+				json_object_set_new(reasons, sl_drop_reason_name(r),
+						    json_integer(drops[r]));
+		json_object_set_new(o, "drop_reasons", reasons);
+	}
+	return o;
+}
+
+struct inst_list {
+	struct sl_ctx *ctx;
+	json_t *arr;
+	const char *type; /* only instances of this type, when set */
+};
+
+static int inst_list_cb(const struct sl_instance *inst, void *arg)
+{
+	struct inst_list *l = arg;
+
+	if (l->type && strcmp(l->type, inst->type))
+		return 0;
+	json_array_append_new(l->arr, instance_json(l->ctx, inst));
+	return 0;
+}
+
+static json_t *instances_json(struct sl_ctx *ctx, const char *type)
+{
+	struct inst_list l = { .ctx = ctx, .arr = json_array(), .type = type };
+
+	if (ctx)
+		sl_instance_foreach(ctx, inst_list_cb, &l);
+	return l.arr;
+}
+
+/* `sluice -j firewall show` plus "chains": where the instance runs. */
+static int firewall_json(struct sl_ctx *ctx, const char *name, json_t **out,
+			 struct api_resp *resp)
+{
+	struct fw_ruleset rs;
+	struct fw_counter *cnt = NULL;
+	struct sl_instance inst;
+	char text[1024];
+	json_t *o, *rules;
+	int err = sl_instance_get(ctx, name, &inst);
+
+	if (err)
+		return lib_error(resp, err, NULL);
+	if (strcmp(inst.type, FW_TYPE))
+		return api_error(resp, 404, NULL, "instance '%s' is a %s, not a firewall",
+				 name, inst.type);
+	err = fw_read(ctx, name, &rs, &cnt, NULL);
+	if (err)
+		return lib_error(resp, err, NULL);
+	rules = json_array();
+	for (__u32 i = 0; i < rs.n; i++) {
+		fw_rule_format(&rs.rules[i], text, sizeof(text));
+		json_array_append_new(rules, json_pack("{s:I, s:I, s:I, s:s}",
+			"index", (json_int_t)i + 1, "packets", (json_int_t)cnt[i].packets,
+			"bytes", (json_int_t)cnt[i].bytes, "rule", text));
+	}
+	o = json_pack("{s:s, s:s, s:I, s:I, s:o}", "name", name, "default",
+		      rs.default_action == FW_DROP ? "drop" : "accept",
+		      "default_packets", (json_int_t)cnt[rs.n].packets,
+		      "default_bytes", (json_int_t)cnt[rs.n].bytes, "rules", rules);
+	if (o) {
+		struct chain_list l = { .ctx = ctx, .arr = json_array(),
+					.slot = inst.slot, .want_slot = true };
+
+		sl_chain_foreach(ctx, chain_list_cb, &l);
+		json_object_set_new(o, "chains", l.arr);
+	}
+	free(cnt);
+	fw_ruleset_free(&rs);
+	if (!o)
+		return api_error(resp, 500, NULL, "out of memory");
+	*out = o;
+	return 0;
+}
+
+/* ---- health, status ------------------------------------------------------ */
+
+static int h_health(struct api_req *req, struct api_resp *resp)
+{
+	struct sl_ctx *ctx;
+	int err = sl_open(&ctx, 0);
+
+	if (!err)
+		sl_close(ctx);
+	return ok(resp, 200, json_pack("{s:b, s:b}", "ok", 1, "state_loaded", !err));
+}
+
+static int h_status(struct api_req *req, struct api_resp *resp)
+{
+	struct sl_ctx *ctx = NULL;
+	struct sl_nf_stats st;
+	__u64 drops[SL_DROP_MAX];
+	json_t *o;
+
+	if (open_read(&ctx, resp))
+		return resp->status;
+	o = json_pack("{s:b}", "loaded", ctx != NULL);
+	if (ctx) {
+		json_object_set_new(o, "pin_dir", json_string(sl_base(ctx)));
+		if (!sl_slot_stats(ctx, 0, &st, drops)) {
+			json_object_set_new(o, "root_packets", json_integer(st.packets));
+			json_object_set_new(o, "root_dropped", json_integer(st.dropped));
+		}
+		json_object_set_new(o, "chains", chains_json(ctx));
+		json_object_set_new(o, "instances", instances_json(ctx, NULL));
+		sl_close(ctx);
+	}
+	return ok(resp, 200, o);
+}
+
+static int h_reset(struct api_req *req, struct api_resp *resp)
+{
+	struct sl_ctx *ctx;
+	int err = sl_open(&ctx, 0);
+
+	if (err == -ENOENT)
+		return ok(resp, 204, NULL);
+	if (err)
+		return lib_error(resp, err, NULL);
+	sl_close(ctx);
+	if (open_write(&ctx, resp))
+		return resp->status;
+	err = sl_reset(ctx);
+	sl_close(ctx);
+	return err ? lib_error(resp, err, NULL) : ok(resp, 204, NULL);
+}
+
+/* ---- chains ------------------------------------------------------------- */
+
+static int h_chains_list(struct api_req *req, struct api_resp *resp)
+{
+	struct sl_ctx *ctx = NULL;
+	json_t *arr;
+
+	if (open_read(&ctx, resp))
+		return resp->status;
+	arr = chains_json(ctx);
+	sl_close(ctx);
+	return ok(resp, 200, arr);
+}
+
+static int h_chain_get(struct api_req *req, struct api_resp *resp)
+{
+	const char *dev = req->params[0];
+	struct sl_ctx *ctx = NULL;
+	struct sl_chain chain;
+	enum sl_hook hook;
+	json_t *o;
+	int err;
+
+	if (check_hook(req->params[1], &hook, resp, "hook") ||
+	    check_dev(dev, resp, "dev"))
+		return resp->status;
+	if (open_read(&ctx, resp))
+		return resp->status;
+	if (!ctx)
+		return api_error(resp, 404, NULL, "no chain on %s %s", dev,
+				 sl_hook_name(hook));
+	err = sl_chain_get(ctx, dev, hook, &chain);
+	if (err) {
+		sl_close(ctx);
+		return lib_error(resp, err, NULL);
+	}
+	o = chain_json(ctx, sl_ifindex(dev), hook, &chain);
+	sl_close(ctx);
+	return ok(resp, 200, o);
+}
+
+static int h_chain_put(struct api_req *req, struct api_resp *resp)
+{
+	static const char *const fields[] = { "instances", NULL };
+	const char *dev = req->params[0];
+	const char *names[SL_CHAIN_MAX];
+	struct sl_ctx *ctx;
+	struct sl_chain chain;
+	enum sl_hook hook;
+	json_t *body, *arr, *v, *o = NULL;
+	size_t i, n;
+	char field[32];
+	int err;
+
+	if (check_hook(req->params[1], &hook, resp, "hook") ||
+	    check_dev(dev, resp, "dev"))
+		return resp->status;
+	body = body_object(req, resp, fields);
+	if (!body)
+		return resp->status;
+	arr = json_object_get(body, "instances");
+	if (!arr) {
+		api_error(resp, 400, "instances", "missing field 'instances'");
+		goto out;
+	}
+	if (!json_is_array(arr)) {
+		api_error(resp, 400, "instances", "'instances' must be an array of instance names");
+		goto out;
+	}
+	n = json_array_size(arr);
+	if (n > SL_CHAIN_MAX) {
+		api_error(resp, 400, "instances", "a chain holds at most %d instances",
+			  SL_CHAIN_MAX);
+		goto out;
+	}
+	json_array_foreach(arr, i, v) {
+		snprintf(field, sizeof(field), "instances[%zu]", i);
+		if (!json_is_string(v)) {
+			api_error(resp, 400, field, "%s: must be a string", field);
+			goto out;
+		}
+		names[i] = json_string_value(v);
+		if (check_name(names[i], resp, field))
+			goto out;
+	}
+	if (open_write(&ctx, resp))
+		goto out;
+	for (i = 0; i < n; i++) {
+		struct sl_instance inst;
+
+		if (sl_instance_get(ctx, names[i], &inst)) {
+			snprintf(field, sizeof(field), "instances[%zu]", i);
+			api_error(resp, 404, field, "%s: no instance '%s'", field, names[i]);
+			goto out_ctx;
+		}
+	}
+	err = sl_chain_set(ctx, dev, hook, names, n);
+	if (err) {
+		lib_error(resp, err, "instances");
+		goto out_ctx;
+	}
+	if (!n)
+		ok(resp, 204, NULL);
+	else if (!sl_chain_get(ctx, dev, hook, &chain))
+		o = chain_json(ctx, sl_ifindex(dev), hook, &chain), ok(resp, 200, o);
+	else
+		lib_error(resp, -EIO, NULL);
+out_ctx:
+	sl_close(ctx);
+out:
+	json_decref(body);
+	return resp->status;
+}
+
+static int h_chain_delete(struct api_req *req, struct api_resp *resp)
+{
+	const char *dev = req->params[0];
+	struct sl_ctx *ctx;
+	struct sl_chain chain;
+	enum sl_hook hook;
+	int err;
+
+	if (check_hook(req->params[1], &hook, resp, "hook") ||
+	    check_dev(dev, resp, "dev"))
+		return resp->status;
+	if (open_write_existing(&ctx, resp, "no sluice state in this network namespace"))
+		return resp->status;
+	err = sl_chain_get(ctx, dev, hook, &chain);
+	err = err ?: sl_chain_set(ctx, dev, hook, NULL, 0);
+	sl_close(ctx);
+	return err ? lib_error(resp, err, NULL) : ok(resp, 204, NULL);
+}
+
+/* ---- instances ---------------------------------------------------------- */
+
+static int h_instances_list(struct api_req *req, struct api_resp *resp)
+{
+	struct sl_ctx *ctx = NULL;
+	json_t *arr;
+
+	if (open_read(&ctx, resp))
+		return resp->status;
+	arr = instances_json(ctx, NULL);
+	sl_close(ctx);
+	return ok(resp, 200, arr);
+}
+
+static int h_instance_get(struct api_req *req, struct api_resp *resp)
+{
+	struct sl_ctx *ctx = NULL;
+	struct sl_instance inst;
+	json_t *o;
+	int err;
+
+	if (check_name(req->params[0], resp, "name") || open_read(&ctx, resp))
+		return resp->status;
+	if (!ctx)
+		return api_error(resp, 404, NULL, "no instance '%s'", req->params[0]);
+	err = sl_instance_get(ctx, req->params[0], &inst);
+	if (err) {
+		sl_close(ctx);
+		return lib_error(resp, err, NULL);
+	}
+	o = instance_json(ctx, &inst);
+	sl_close(ctx);
+	return ok(resp, 200, o);
+}
+
+static int h_instance_delete(struct api_req *req, struct api_resp *resp)
+{
+	struct sl_ctx *ctx;
+	char msg[64];
+	int err;
+
+	if (check_name(req->params[0], resp, "name"))
+		return resp->status;
+	snprintf(msg, sizeof(msg), "no instance '%s'", req->params[0]);
+	if (open_write_existing(&ctx, resp, msg))
+		return resp->status;
+	err = sl_instance_delete(ctx, req->params[0]);
+	sl_close(ctx);
+	return err ? lib_error(resp, err, NULL) : ok(resp, 204, NULL);
+}
+
+/* ---- firewalls ---------------------------------------------------------- */
+
+static int h_firewalls_list(struct api_req *req, struct api_resp *resp)
+{
+	struct sl_ctx *ctx = NULL;
+	json_t *arr;
+
+	if (open_read(&ctx, resp))
+		return resp->status;
+	arr = instances_json(ctx, FW_TYPE);
+	sl_close(ctx);
+	return ok(resp, 200, arr);
+}
+
+static int h_fw_get(struct api_req *req, struct api_resp *resp)
+{
+	struct sl_ctx *ctx = NULL;
+	json_t *o = NULL;
+
+	if (check_name(req->params[0], resp, "name") || open_read(&ctx, resp))
+		return resp->status;
+	if (!ctx)
+		return api_error(resp, 404, NULL, "no instance '%s'", req->params[0]);
+	if (!firewall_json(ctx, req->params[0], &o, resp))
+		ok(resp, 200, o);
+	sl_close(ctx);
+	return resp->status;
+}
+
+/* Parses {"rules": [...], "default": ...} into rs; errors name the field,
+ * rules[i] for a rule. */
+static int parse_rules(json_t *body, struct fw_ruleset *rs, bool need_rules,
+		       struct api_resp *resp)
+{
+	json_t *arr = json_object_get(body, "rules"), *v;
+	const char *def;
+	char field[32];
+	size_t i;
+
+	memset(rs, 0, sizeof(*rs));
+	if (field_str(body, "default", false, &def, resp))
+		return resp->status;
+	if (def && strcmp(def, "accept") && strcmp(def, "drop"))
+		return api_error(resp, 400, "default",
+				 "default: '%s' is not accept or drop", def);
+	rs->default_action = def && !strcmp(def, "drop") ? FW_DROP : FW_ACCEPT;
+	rs->has_default = def != NULL;
+	if (!arr && need_rules)
+		return api_error(resp, 400, "rules", "missing field 'rules'");
+	if (!arr)
+		return 0;
+	if (!json_is_array(arr))
+		return api_error(resp, 400, "rules", "'rules' must be an array of strings");
+	if (json_array_size(arr) > FW_MAX_RULES)
+		return api_error(resp, 400, "rules", "more than %d rules", FW_MAX_RULES);
+	json_array_foreach(arr, i, v) {
+		struct fw_rule rule;
+		int err;
+
+		snprintf(field, sizeof(field), "rules[%zu]", i);
+		if (!json_is_string(v)) {
+			fw_ruleset_free(rs);
+			return api_error(resp, 400, field, "%s: must be a string", field);
+		}
+		err = fw_rule_parse(json_string_value(v), &rule);
+		err = err ?: fw_ruleset_add(rs, &rule, rs->n);
+		if (err) {
+			fw_ruleset_free(rs);
+			return api_error(resp, err == -ENOMEM ? 500 : 400, field,
+					 "%s: %s", field, sl_errmsg());
+		}
+	}
+	return 0;
+}
+
+static int h_fw_put(struct api_req *req, struct api_resp *resp)
+{
+	static const char *const fields[] = { "dev", "hook", "rules", "default", NULL };
+	const char *name = req->params[0], *dev, *hookname;
+	struct fw_ruleset rs = {};
+	struct sl_instance inst;
+	struct sl_ctx *ctx;
+	enum sl_hook hook = SL_HOOK_XDP;
+	json_t *body, *o = NULL;
+	bool existed;
+	int err;
+
+	if (check_name(name, resp, "name"))
+		return resp->status;
+	body = body_object(req, resp, fields);
+	if (!body)
+		return resp->status;
+	/* Everything is checked before the state is opened. */
+	if (field_str(body, "dev", true, &dev, resp) ||
+	    field_str(body, "hook", false, &hookname, resp) ||
+	    (hookname && check_hook(hookname, &hook, resp, "hook")) ||
+	    check_dev(dev, resp, "dev") || parse_rules(body, &rs, true, resp))
+		goto out;
+	if (open_write(&ctx, resp))
+		goto out;
+	existed = !sl_instance_get(ctx, name, &inst);
+	if (existed && strcmp(inst.type, FW_TYPE)) {
+		api_error(resp, 409, NULL, "instance '%s' exists and is a %s, not a firewall",
+			  name, inst.type);
+		goto out_ctx;
+	}
+	/* As `sluice firewall load`: a refusal leaves no new instance. */
+	err = sl_chain_check(ctx, dev, hook, name);
+	err = err ?: fw_load(ctx, name, &rs, NULL);
+	if (err) {
+		lib_error(resp, err, NULL);
+		goto out_ctx;
+	}
+	err = sl_chain_ensure(ctx, dev, hook, name);
+	if (err) {
+		lib_error(resp, err, NULL);
+		if (!existed)
+			sl_instance_delete(ctx, name);
+		goto out_ctx;
+	}
+	if (!firewall_json(ctx, name, &o, resp))
+		ok(resp, existed ? 200 : 201, o);
+out_ctx:
+	sl_close(ctx);
+out:
+	fw_ruleset_free(&rs);
+	json_decref(body);
+	return resp->status;
+}
+
+/* Opens for writing and checks that name is a firewall. */
+static int open_firewall(const char *name, struct sl_ctx **ctx,
+			 struct fw_ruleset *rs, struct api_resp *resp)
+{
+	struct sl_instance inst;
+	char msg[64];
+	int err;
+
+	snprintf(msg, sizeof(msg), "no instance '%s'", name);
+	if (open_write_existing(ctx, resp, msg))
+		return resp->status;
+	err = sl_instance_get(*ctx, name, &inst);
+	if (!err && strcmp(inst.type, FW_TYPE))
+		api_error(resp, 404, NULL, "instance '%s' is a %s, not a firewall",
+			  name, inst.type);
+	else if (!err)
+		err = fw_read(*ctx, name, rs, NULL, NULL);
+	if (err)
+		lib_error(resp, err, NULL);
+	if (err || resp->status) {
+		sl_close(*ctx);
+		*ctx = NULL;
+		return resp->status;
+	}
+	return 0;
+}
+
+static int reply_firewall(struct sl_ctx *ctx, const char *name, int status,
+			  struct api_resp *resp)
+{
+	json_t *o = NULL;
+
+	if (!firewall_json(ctx, name, &o, resp))
+		ok(resp, status, o);
+	return resp->status;
+}
+
+static int h_fw_rule_add(struct api_req *req, struct api_resp *resp)
+{
+	static const char *const fields[] = { "rule", "pos", NULL };
+	const char *name = req->params[0], *text;
+	struct fw_ruleset rs = {};
+	struct fw_rule rule;
+	struct sl_ctx *ctx = NULL;
+	json_int_t pos = 0;
+	json_t *body, *p;
+	int err;
+
+	if (check_name(name, resp, "name"))
+		return resp->status;
+	body = body_object(req, resp, fields);
+	if (!body)
+		return resp->status;
+	if (field_str(body, "rule", true, &text, resp))
+		goto out;
+	p = json_object_get(body, "pos");
+	if (p && !json_is_null(p)) {
+		if (!json_is_integer(p)) {
+			api_error(resp, 400, "pos", "'pos' must be an integer");
+			goto out;
+		}
+		pos = json_integer_value(p);
+		if (pos < 1 || pos > FW_MAX_RULES) {
+			api_error(resp, 400, "pos", "pos: %lld is out of range (1 to the rule count + 1; absent appends)",
+				  (long long)pos);
+			goto out;
+		}
+	}
+	if (fw_rule_parse(text, &rule)) {
+		api_error(resp, 400, "rule", "rule: %s", sl_errmsg());
+		goto out;
+	}
+	if (open_firewall(name, &ctx, &rs, resp))
+		goto out;
+	if (pos > (json_int_t)rs.n + 1) {
+		api_error(resp, 400, "pos", "pos: %lld is out of range ('%s' has %u rules)",
+			  (long long)pos, name, rs.n);
+		goto out;
+	}
+	err = fw_rule_insert(ctx, name, pos, &rule);
+	if (err)
+		lib_error(resp, err, NULL);
+	else
+		reply_firewall(ctx, name, 201, resp);
+out:
+	sl_close(ctx);
+	fw_ruleset_free(&rs);
+	json_decref(body);
+	return resp->status;
+}
+
+static int h_fw_rule_delete(struct api_req *req, struct api_resp *resp)
+{
+	const char *name = req->params[0], *s = req->params[1];
+	struct fw_ruleset rs = {};
+	struct sl_ctx *ctx = NULL;
+	unsigned long n;
+	char *end;
+	int err;
+
+	if (check_name(name, resp, "name"))
+		return resp->status;
+	errno = 0;
+	n = strtoul(s, &end, 10);
+	if (*s < '0' || *s > '9' || *end || errno || !n || n > FW_MAX_RULES)
+		return api_error(resp, 400, "n", "rule number '%s': need 1 to the rule count", s);
+	if (open_firewall(name, &ctx, &rs, resp))
+		goto out;
+	if (n > rs.n) {
+		api_error(resp, 404, "n", "no rule %lu in '%s' (it has %u rules)", n, name, rs.n);
+		goto out;
+	}
+	err = fw_rule_delete(ctx, name, n);
+	if (err)
+		lib_error(resp, err, NULL);
+	else
+		reply_firewall(ctx, name, 200, resp);
+out:
+	sl_close(ctx);
+	fw_ruleset_free(&rs);
+	return resp->status;
+}
+
+/* Flush: no rules left, the default stays. */
+static int h_fw_rules_flush(struct api_req *req, struct api_resp *resp)
+{
+	const char *name = req->params[0];
+	struct fw_ruleset rs = {}, empty = {};
+	struct sl_ctx *ctx = NULL;
+	int err;
+
+	if (check_name(name, resp, "name") || open_firewall(name, &ctx, &rs, resp))
+		goto out;
+	empty.default_action = rs.default_action;
+	err = fw_load(ctx, name, &empty, NULL);
+	if (err)
+		lib_error(resp, err, NULL);
+	else
+		reply_firewall(ctx, name, 200, resp);
+out:
+	sl_close(ctx);
+	fw_ruleset_free(&rs);
+	return resp->status;
+}
+
+struct chain_ref {
+	__u32 ifindex;
+	enum sl_hook hook;
+	struct sl_chain chain;
+};
+
+struct chain_refs {
+	__u32 slot;
+	struct chain_ref *refs;
+	int n, cap;
+};
+
+static int collect_chains_cb(__u32 ifindex, enum sl_hook hook,
+			     const struct sl_chain *chain, void *arg)
+{
+	struct chain_refs *c = arg;
+	bool in = false;
+
+	for (__u32 i = 0; i < chain->len && i < SL_CHAIN_MAX; i++)
+		in |= chain->slots[i] == c->slot;
+	if (!in)
+		return 0;
+	if (c->n == c->cap) {
+		int cap = c->cap ? c->cap * 2 : 8;
+		struct chain_ref *r = realloc(c->refs, cap * sizeof(*r));
+
+		if (!r)
+			return -ENOMEM;
+		c->refs = r;
+		c->cap = cap;
+	}
+	c->refs[c->n++] = (struct chain_ref){ ifindex, hook, *chain };
+	return 0;
+}
+
+/* Takes the instance in slot out of a chain, keeping the others in order. */
+static int chain_remove_slot(struct sl_ctx *ctx, const char *dev, enum sl_hook hook,
+			     const struct sl_chain *chain, __u32 slot)
+{
+	char names[SL_CHAIN_MAX][SL_NAME_MAX];
+	const char *ptrs[SL_CHAIN_MAX];
+	int n = 0;
+
+	for (__u32 i = 0; i < chain->len && i < SL_CHAIN_MAX; i++) {
+		if (chain->slots[i] == slot)
+			continue;
+		slot_name(ctx, chain->slots[i], names[n]);
+		ptrs[n] = names[n];
+		n++;
+	}
+	return sl_chain_set(ctx, dev, hook, ptrs, n);
+}
+
+/* Unload: with ?dev= (and ?hook=, ingress by default) takes the firewall
+ * out of that chain first, as `sluice firewall unload`; without dev, out of
+ * every chain that runs it. Then deletes it. */
+static int h_fw_delete(struct api_req *req, struct api_resp *resp)
+{
+	const char *name = req->params[0], *dev = query(req, "dev");
+	const char *hookname = query(req, "hook");
+	struct fw_ruleset rs = {};
+	struct sl_ctx *ctx = NULL;
+	struct sl_instance inst;
+	struct sl_chain chain;
+	enum sl_hook hook = SL_HOOK_XDP;
+	int err = 0;
+
+	if (check_name(name, resp, "name"))
+		return resp->status;
+	if (hookname && !dev)
+		return api_error(resp, 400, "hook", "hook needs dev");
+	if ((hookname && check_hook(hookname, &hook, resp, "hook")) ||
+	    (dev && check_dev(dev, resp, "dev")))
+		return resp->status;
+	if (open_firewall(name, &ctx, &rs, resp))
+		goto out;
+	sl_instance_get(ctx, name, &inst);
+	if (dev) {
+		if (!sl_chain_get(ctx, dev, hook, &chain))
+			err = chain_remove_slot(ctx, dev, hook, &chain, inst.slot);
+	} else {
+		struct chain_refs c = { .slot = inst.slot };
+
+		err = sl_chain_foreach(ctx, collect_chains_cb, &c);
+		if (err < 0)
+			err = sl_err(err, "cannot list the chains");
+		for (int i = 0; i < c.n && !err; i++) {
+			char ifname[IF_NAMESIZE];
+
+			if (!if_indextoname(c.refs[i].ifindex, ifname))
+				continue; /* its interface is gone; pruned */
+			err = chain_remove_slot(ctx, ifname, c.refs[i].hook,
+						&c.refs[i].chain, inst.slot);
+		}
+		free(c.refs);
+	}
+	err = err ?: sl_instance_delete(ctx, name);
+	if (err)
+		lib_error(resp, err, NULL);
+	else
+		ok(resp, 204, NULL);
+out:
+	sl_close(ctx);
+	fw_ruleset_free(&rs);
+	return resp->status;
+}
+
+/* Parses and indexes a rule set, loads nothing (`sluice firewall check`). */
+static int h_fw_check(struct api_req *req, struct api_resp *resp)
+{
+	static const char *const fields[] = { "rules", "default", NULL };
+	struct fw_ruleset rs = {};
+	struct fw_tree tree;
+	json_t *body = body_object(req, resp, fields);
+	int err;
+
+	if (!body)
+		return resp->status;
+	if (parse_rules(body, &rs, true, resp))
+		goto out;
+	err = fw_tree_build(&rs, &tree);
+	if (err) {
+		lib_error(resp, err, NULL);
+		goto out;
+	}
+	ok(resp, 200, json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}",
+				"rules", (json_int_t)rs.n, "trees", (json_int_t)tree.ntrees,
+				"nodes", (json_int_t)tree.nnodes,
+				"leaf_entries", (json_int_t)tree.nleaves,
+				"depth", (json_int_t)tree.depth,
+				"max_leaf", (json_int_t)tree.max_leaf));
+	fw_tree_free(&tree);
+out:
+	fw_ruleset_free(&rs);
+	json_decref(body);
+	return resp->status;
+}
+
+/* ---- the route table ------------------------------------------------------ */
+
+/* The one table of routes: `sluiced --routes` prints it and
+ * tests/api_routes.sh compares it with docs/api/openapi.yaml. */
+static const struct route routes[] = {
+	{ "GET", "/v1/health", h_health },
+	{ "GET", "/v1/status", h_status },
+	{ "POST", "/v1/reset", h_reset },
+	{ "GET", "/v1/chains", h_chains_list },
+	{ "GET", "/v1/chains/{dev}/{hook}", h_chain_get },
+	{ "PUT", "/v1/chains/{dev}/{hook}", h_chain_put },
+	{ "DELETE", "/v1/chains/{dev}/{hook}", h_chain_delete },
+	{ "GET", "/v1/instances", h_instances_list },
+	{ "GET", "/v1/instances/{name}", h_instance_get },
+	{ "DELETE", "/v1/instances/{name}", h_instance_delete },
+	{ "GET", "/v1/firewalls", h_firewalls_list },
+	{ "GET", "/v1/firewalls/{name}", h_fw_get },
+	{ "PUT", "/v1/firewalls/{name}", h_fw_put },
+	{ "DELETE", "/v1/firewalls/{name}", h_fw_delete,
+	  (const char *const[]){ "dev", "hook", NULL } },
+	{ "POST", "/v1/firewalls/{name}/rules", h_fw_rule_add },
+	{ "DELETE", "/v1/firewalls/{name}/rules", h_fw_rules_flush },
+	{ "DELETE", "/v1/firewalls/{name}/rules/{n}", h_fw_rule_delete },
+	{ "POST", "/v1/check/firewall", h_fw_check },
+	{},
+};
+
+void api_print_routes(void)
+{
+	for (const struct route *r = routes; r->method; r++)
+		printf("%s %s\n", r->method, r->pattern);
+}
+
+/* Matches path against pattern; captures go to req->params (pointing into
+ * buf, a writable copy of the path). */
+static bool match(const char *pattern, char *buf, struct api_req *req)
+{
+	const char *p = pattern;
+	char *s = buf;
+
+	req->nparams = 0;
+	while (*p && *s) {
+		const char *pe;
+		char *se;
+
+		if (*p != '/' || *s != '/')
+			return false;
+		p++, s++;
+		pe = strchrnul(p, '/');
+		se = strchrnul(s, '/');
+		if (*p == '{') {
+			if (se == s || req->nparams >= API_PARAMS_MAX)
+				return false;
+			req->params[req->nparams++] = s;
+		} else if ((size_t)(pe - p) != (size_t)(se - s) || strncmp(p, s, pe - p)) {
+			return false;
+		}
+		p = pe;
+		s = se;
+	}
+	return !*p && !*s;
+}
+
+void api_dispatch(struct api_req *req, struct api_resp *resp)
+{
+	const struct route *r, *found = NULL;
+	size_t len = strlen(req->path), off = 0;
+	char *buf = malloc(len + 1), *work = malloc(len + 1);
+	bool path_known = false;
+
+	resp->status = 0;
+	resp->body = NULL;
+	resp->allow[0] = 0;
+	if (!buf || !work) {
+		api_error(resp, 500, NULL, "out of memory");
+		goto out;
+	}
+	memcpy(buf, req->path, len + 1);
+	/* A trailing slash names the same resource. */
+	if (len > 1 && buf[len - 1] == '/')
+		buf[len - 1] = 0;
+	for (r = routes; r->method; r++) {
+		memcpy(work, buf, strlen(buf) + 1);
+		if (!match(r->pattern, work, req))
+			continue;
+		path_known = true;
+		off += snprintf(resp->allow + off,
+				off < sizeof(resp->allow) ? sizeof(resp->allow) - off : 0,
+				"%s%s", off ? ", " : "", r->method);
+		if (!strcmp(r->method, req->method) && !found)
+			found = r;
+	}
+	if (!found && !path_known) {
+		api_error(resp, 404, NULL, "no resource %s", req->path);
+		goto out;
+	}
+	if (!found) {
+		api_error(resp, 405, NULL, "method %s not allowed on %s (allowed: %s)",
+			  req->method, req->path, resp->allow);
+		goto out;
+	}
+	memcpy(work, buf, strlen(buf) + 1);
+	match(found->pattern, work, req);
+	if (check_query(req, resp, found->query ? found->query
+						: (const char *const[]){ NULL }))
+		goto out;
+	/* Split the captures in place. */
+	for (int i = 0; i < req->nparams; i++)
+		*strchrnul((char *)req->params[i], '/') = 0;
+	if (!found->fn(req, resp) && !resp->status)
+		api_error(resp, 500, NULL, "no answer");
+	resp->allow[0] = 0;
+out:
+	free(buf);
+	if (resp->status != 405)
+		resp->allow[0] = 0;
+	/* work holds the captures until here. */
+	free(work);
+	req->nparams = 0;
+}

@@ -1,0 +1,385 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Events from the data plane: the pinned ring buffer sl_events, its
+ * configuration sl_evcfg and counters sl_evstats (declared in
+ * bpf/include/pipeline.h), and a reader decoding each record. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "internal.h"
+#include "events.h"
+
+/* Opens a pinned map of the events; state made before events existed has
+ * none until an NF is loaded again. */
+static int events_map(struct sl_ctx *ctx, const char *name)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", sl_base(ctx), name);
+	fd = bpf_obj_get(path);
+	if (fd < 0 && errno == ENOENT)
+		return sl_err(-ENOENT, "no %s in this state: it was made by an older "
+			      "sluice without events ('sluice reset' and load again)",
+			      name);
+	if (fd < 0)
+		return sl_err(-errno, "cannot open %s: %s", path, strerror(errno));
+	return fd;
+}
+
+int sl_events_config(struct sl_ctx *ctx, __u32 drop_sample)
+{
+	struct sl_evcfg cfg = { .drop_sample = drop_sample };
+	__u32 zero = 0;
+	int fd = events_map(ctx, "sl_evcfg"), err = 0;
+
+	if (fd < 0)
+		return fd;
+	if (bpf_map_update_elem(fd, &zero, &cfg, BPF_ANY))
+		err = sl_err(-errno, "cannot write sl_evcfg: %s", strerror(errno));
+	close(fd);
+	return err;
+}
+
+int sl_events_get_config(struct sl_ctx *ctx, __u32 *drop_sample)
+{
+	struct sl_evcfg cfg;
+	__u32 zero = 0;
+	int fd = events_map(ctx, "sl_evcfg"), err = 0;
+
+	if (fd < 0)
+		return fd;
+	if (bpf_map_lookup_elem(fd, &zero, &cfg))
+		err = sl_err(-errno, "cannot read sl_evcfg: %s", strerror(errno));
+	else
+		*drop_sample = cfg.drop_sample;
+	close(fd);
+	return err;
+}
+
+int sl_events_stats(struct sl_ctx *ctx, struct sl_events_stats *st)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	struct sl_evstats *v;
+	__u32 zero = 0;
+	int fd, err = 0;
+
+	memset(st, 0, sizeof(*st));
+	if (ncpu < 0)
+		return sl_err(ncpu, "cannot count CPUs");
+	fd = events_map(ctx, "sl_evstats");
+	if (fd < 0)
+		return fd;
+	v = calloc(ncpu, sizeof(*v));
+	if (!v) {
+		close(fd);
+		return sl_err(-ENOMEM, "out of memory");
+	}
+	if (bpf_map_lookup_elem(fd, &zero, v)) {
+		err = sl_err(-errno, "cannot read sl_evstats: %s", strerror(errno));
+	} else {
+		for (int i = 0; i < ncpu; i++) {
+			st->emitted += v[i].emitted;
+			st->lost += v[i].lost;
+		}
+	}
+	free(v);
+	close(fd);
+	return err;
+}
+
+const char *sl_event_type_name(unsigned int type)
+{
+	switch (type) {
+	case SL_EVENT_DROP:
+		return "drop";
+	case SL_EVENT_LOG:
+		return "log";
+	case SL_EVENT_HEALTH:
+		return "health";
+	case SL_EVENT_ANOMALY:
+		return "anomaly";
+	default:
+		return "unknown";
+	}
+}
+
+static const char *proto_name(const struct sl_event *e, char *buf, size_t len)
+{
+	if (!e->family)
+		return "";
+	switch (e->ip_proto) {
+	case IPPROTO_TCP:
+		return "tcp";
+	case IPPROTO_UDP:
+		return "udp";
+	case IPPROTO_ICMP:
+		return "icmp";
+	case IPPROTO_ICMPV6:
+		return "icmpv6";
+	default:
+		snprintf(buf, len, "%u", e->ip_proto);
+		return buf;
+	}
+}
+
+static __u64 clock_ns(clockid_t id)
+{
+	struct timespec ts;
+
+	clock_gettime(id, &ts);
+	return (__u64)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+/* Wall-clock minus monotonic time, to date events. */
+static __s64 realtime_offset(void)
+{
+	return (__s64)(clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_MONOTONIC));
+}
+
+struct slot_query {
+	__u32 slot;
+	char *name;
+};
+
+static int slot_cb(const struct sl_instance *inst, void *arg)
+{
+	struct slot_query *q = arg;
+
+	if (inst->slot != q->slot)
+		return 0;
+	snprintf(q->name, SL_NAME_MAX, "%s", inst->name);
+	return 1;
+}
+
+/* Decodes all but the instance name and the date. */
+static void decode_fields(const struct sl_event *e, struct sl_event_view *v)
+{
+	static __thread char protobuf[8];
+	int af = e->family == 6 ? AF_INET6 : AF_INET;
+
+	memset(v, 0, sizeof(*v));
+	v->raw = e;
+	v->type = sl_event_type_name(e->type);
+	v->hook = sl_hook_name(e->hook);
+	v->reason = sl_drop_reason_name(e->reason);
+	if (!v->reason)
+		v->reason = "unknown";
+	v->proto = proto_name(e, protobuf, sizeof(protobuf));
+	if (!if_indextoname(e->ifindex, v->dev))
+		snprintf(v->dev, sizeof(v->dev), "if%u", e->ifindex);
+	if (e->family) {
+		inet_ntop(af, e->saddr, v->src, sizeof(v->src));
+		inet_ntop(af, e->daddr, v->dst, sizeof(v->dst));
+	}
+}
+
+static void name_slot(struct sl_ctx *ctx, __u32 slot, char name[SL_NAME_MAX])
+{
+	struct slot_query q = { .slot = slot, .name = name };
+
+	if (!slot) {
+		snprintf(name, SL_NAME_MAX, "root");
+		return;
+	}
+	if (sl_instance_foreach(ctx, slot_cb, &q) != 1)
+		snprintf(name, SL_NAME_MAX, "slot-%u", slot);
+}
+
+void sl_event_decode(struct sl_ctx *ctx, const struct sl_event *raw,
+		     struct sl_event_view *view)
+{
+	decode_fields(raw, view);
+	name_slot(ctx, raw->slot, view->instance);
+	view->realtime_ns = raw->ts_ns + realtime_offset();
+}
+
+struct sl_events {
+	struct sl_ctx *ctx;
+	struct ring_buffer *rb;
+	int map_fd;
+	int lock_fd;
+	sl_event_cb cb;
+	void *arg;
+	__s64 rt_offset;
+	/* Instance names by slot, read again on a miss or when stale. */
+	char (*names)[SL_NAME_MAX];
+	__u64 names_at;
+};
+
+static int fill_names(const struct sl_instance *inst, void *arg)
+{
+	struct sl_events *ev = arg;
+
+	if (inst->slot < SL_MAX_SLOTS)
+		snprintf(ev->names[inst->slot], SL_NAME_MAX, "%s", inst->name);
+	return 0;
+}
+
+static void refresh_names(struct sl_events *ev)
+{
+	memset(ev->names, 0, SL_MAX_SLOTS * sizeof(ev->names[0]));
+	sl_instance_foreach(ev->ctx, fill_names, ev);
+	ev->names_at = clock_ns(CLOCK_MONOTONIC);
+}
+
+static void cached_name(struct sl_events *ev, __u32 slot,
+			char name[SL_NAME_MAX])
+{
+	/* Slots are reused after a delete: names older than a second are
+	 * read again, and so is a slot not seen before. */
+	bool stale = clock_ns(CLOCK_MONOTONIC) - ev->names_at > 1000000000ULL;
+
+	if (!slot) {
+		snprintf(name, SL_NAME_MAX, "root");
+		return;
+	}
+	if (slot >= SL_MAX_SLOTS) {
+		snprintf(name, SL_NAME_MAX, "slot-%u", slot);
+		return;
+	}
+	if (stale || !ev->names[slot][0])
+		refresh_names(ev);
+	if (ev->names[slot][0])
+		memcpy(name, ev->names[slot], SL_NAME_MAX);
+	else
+		snprintf(name, SL_NAME_MAX, "slot-%u", slot);
+}
+
+static int ring_cb(void *arg, void *data, size_t size)
+{
+	struct sl_events *ev = arg;
+	struct sl_event e = {};
+	struct sl_event_view v;
+
+	/* Records written by an older layout are shorter: missing fields
+	 * read as zero; a newer, longer layout is read as far as known. */
+	if (size < offsetof(struct sl_event, data))
+		return 0;
+	memcpy(&e, data, size < sizeof(e) ? size : sizeof(e));
+	if (e.cap_len > SL_EVENT_SNAPLEN)
+		e.cap_len = SL_EVENT_SNAPLEN;
+	if (e.type != SL_EVENT_DROP)
+		return 0; /* no other type is written yet */
+	decode_fields(&e, &v);
+	cached_name(ev, e.slot, v.instance);
+	v.realtime_ns = e.ts_ns + ev->rt_offset;
+	return ev->cb(&v, ev->arg);
+}
+
+/* One reader per namespace: the ring has a single consumer position. */
+static int reader_lock(struct sl_ctx *ctx)
+{
+	const char *base = strrchr(sl_base(ctx), '/');
+	char path[PATH_MAX];
+	int fd;
+
+	if (mkdir(SL_RUN_DIR, 0700) && errno != EEXIST)
+		return sl_err(-errno, "cannot create %s: %s", SL_RUN_DIR,
+			      strerror(errno));
+	snprintf(path, sizeof(path), SL_RUN_DIR "/%s.events.lock",
+		 base ? base + 1 : "netns");
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return sl_err(-errno, "cannot open lock %s: %s", path,
+			      strerror(errno));
+	if (flock(fd, LOCK_EX | LOCK_NB)) {
+		int err = errno;
+
+		close(fd);
+		if (err == EWOULDBLOCK)
+			return sl_err(-EBUSY, "another process is reading the events "
+				      "of this namespace (lock %s)", path);
+		return sl_err(-err, "cannot take lock %s: %s", path,
+			      strerror(err));
+	}
+	return fd;
+}
+
+int sl_events_open(struct sl_ctx *ctx, sl_event_cb cb, void *arg,
+		   struct sl_events **out)
+{
+	struct sl_events *ev;
+	int err;
+
+	*out = NULL;
+	ev = calloc(1, sizeof(*ev));
+	if (!ev)
+		return sl_err(-ENOMEM, "out of memory");
+	ev->names = calloc(SL_MAX_SLOTS, sizeof(ev->names[0]));
+	if (!ev->names) {
+		free(ev);
+		return sl_err(-ENOMEM, "out of memory");
+	}
+	ev->ctx = ctx;
+	ev->cb = cb;
+	ev->arg = arg;
+	ev->map_fd = -1;
+	ev->rt_offset = realtime_offset();
+	ev->lock_fd = reader_lock(ctx);
+	if (ev->lock_fd < 0) {
+		err = ev->lock_fd;
+		goto fail;
+	}
+	ev->map_fd = events_map(ctx, "sl_events");
+	if (ev->map_fd < 0) {
+		err = ev->map_fd;
+		goto fail;
+	}
+	ev->rb = ring_buffer__new(ev->map_fd, ring_cb, ev, NULL);
+	if (!ev->rb) {
+		err = sl_err(-errno, "cannot map the event ring: %s",
+			     strerror(errno));
+		goto fail;
+	}
+	refresh_names(ev);
+	*out = ev;
+	return 0;
+fail:
+	sl_events_close(ev);
+	return err;
+}
+
+int sl_events_poll(struct sl_events *ev, int timeout_ms)
+{
+	int n;
+
+	/* With no wait, read the ring directly: a wakeup may not have been
+	 * signalled yet for records just written. */
+	if (timeout_ms == 0)
+		n = ring_buffer__consume(ev->rb);
+	else
+		n = ring_buffer__poll(ev->rb, timeout_ms);
+	if (n == -EINTR)
+		return 0;
+	if (n < 0 && n != -ECANCELED)
+		sl_err(n, "cannot read events: %s", strerror(-n));
+	return n;
+}
+
+int sl_events_fd(struct sl_events *ev)
+{
+	return ring_buffer__epoll_fd(ev->rb);
+}
+
+void sl_events_close(struct sl_events *ev)
+{
+	if (!ev)
+		return;
+	ring_buffer__free(ev->rb);
+	if (ev->map_fd >= 0)
+		close(ev->map_fd);
+	if (ev->lock_fd >= 0)
+		close(ev->lock_fd);
+	free(ev->names);
+	free(ev);
+}
