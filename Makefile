@@ -22,7 +22,7 @@ BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 CFLAGS    ?= -O2 -g
 CFLAGS    += -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Werror -std=gnu11 \
 	-I$(BUILD) -Ibpf/include -Ilib $(NF_INC)
-LDLIBS    := -lbpf -lelf -lz
+LDLIBS    := -lbpf -lelf -lz -lyaml
 # "events.h" in user-space code is libsluice's (lib/events.h), not the record
 # layout of the same name in bpf/include/, which sluice_abi.h includes.
 CFLAGS    += -iquote lib

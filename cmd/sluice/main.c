@@ -9,10 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <net/if.h>
 #include "sluice.h"
 #include "events.h"
 #include "firewall.h"
+#include "config.h"
 #include "out.h"
 
 struct cmd {
@@ -875,10 +877,136 @@ out:
 	return ret;
 }
 
+/* ---- declarative configuration: apply, diff, export ------------------ */
+
+struct cfg_args {
+	const char *file;
+	const char *out;
+	bool dry_run, quiet, exit_code;
+};
+
+static int cfg_parse_args(int argc, char **argv, bool want_file, struct cfg_args *a)
+{
+	memset(a, 0, sizeof(*a));
+	for (int i = 0; i < argc; i++) {
+		if (want_file && (!strcmp(argv[i], "-f") || !strcmp(argv[i], "--file")) && i + 1 < argc)
+			a->file = argv[++i];
+		else if (!want_file && (!strcmp(argv[i], "-o") || !strcmp(argv[i], "--output")) && i + 1 < argc)
+			a->out = argv[++i];
+		else if (want_file && !strcmp(argv[i], "--dry-run"))
+			a->dry_run = true;
+		else if (want_file && (!strcmp(argv[i], "-q") || !strcmp(argv[i], "--quiet")))
+			a->quiet = true;
+		else if (want_file && !strcmp(argv[i], "--exit-code"))
+			a->exit_code = true;
+		else
+			return bad_usage(want_file ? "need -f FILE (or -f - for standard input)"
+						   : "export: the only option is -o FILE");
+	}
+	if (want_file && !a->file)
+		return bad_usage("need -f FILE (or -f - for standard input)");
+	return 0;
+}
+
+/* Parses the document, then diffs it against the loaded state (and applies
+ * it when apply): everything is validated before anything changes. */
+static int cfg_run(int argc, char **argv, bool apply)
+{
+	struct sl_config *cfg = NULL;
+	struct sl_config_plan *plan = NULL;
+	struct sl_ctx *ctx = NULL;
+	struct cfg_args a;
+	int err = cfg_parse_args(argc, argv, true, &a);
+
+	if (err)
+		return err;
+	if (a.dry_run)
+		apply = false;
+	err = sl_config_parse_file(a.file, &cfg);
+	if (err)
+		return fail(err);
+	/* apply holds the writer lock from the diff to the last change. */
+	err = sl_open(&ctx, apply ? SL_OPEN_WRITE : 0);
+	if (err == -ENOENT && !apply)
+		err = 0;
+	if (err) {
+		err = fail(err);
+		goto out;
+	}
+	err = sl_config_diff(ctx, cfg, &plan);
+	if (err) {
+		err = fail(err);
+		goto out;
+	}
+	if (!a.quiet) {
+		if (out_json())
+			sl_config_plan_print_json(plan, stdout);
+		else
+			sl_config_plan_print(plan, stdout);
+	}
+	if (apply && !sl_config_plan_empty(plan)) {
+		err = sl_config_apply(ctx, plan);
+		if (err) {
+			err = fail(err);
+			goto out;
+		}
+		if (!a.quiet && !out_json())
+			printf("applied\n");
+	}
+	err = a.exit_code && !sl_config_plan_empty(plan) ? 1 : 0;
+out:
+	sl_config_plan_free(plan);
+	sl_close(ctx);
+	sl_config_free(cfg);
+	return err;
+}
+
+static int do_apply(int argc, char **argv) { return cfg_run(argc, argv, true); }
+static int do_diff(int argc, char **argv) { return cfg_run(argc, argv, false); }
+
+static int do_export(int argc, char **argv)
+{
+	struct sl_ctx *ctx = NULL;
+	struct cfg_args a;
+	char tmp[PATH_MAX];
+	FILE *f = stdout;
+	int err = cfg_parse_args(argc, argv, false, &a);
+
+	if (err)
+		return err;
+	err = sl_open(&ctx, 0);
+	if (err && err != -ENOENT)
+		return fail(err);
+	if (a.out && strcmp(a.out, "-")) {
+		/* Written aside and renamed: the file is whole or untouched. */
+		snprintf(tmp, sizeof(tmp), "%s.tmp", a.out);
+		f = fopen(tmp, "w");
+		if (!f) {
+			err = fail(sl_err(-errno, "%s: %s", tmp, strerror(errno)));
+			sl_close(ctx);
+			return err;
+		}
+	}
+	err = sl_config_export(ctx, f, out_json());
+	sl_close(ctx);
+	if (f != stdout) {
+		if (fclose(f) && !err)
+			err = sl_err(-EIO, "%s: write error", tmp);
+		if (!err && rename(tmp, a.out))
+			err = sl_err(-errno, "%s: %s", a.out, strerror(errno));
+		if (err)
+			unlink(tmp);
+	}
+	return err ? fail(err) : 0;
+}
+
 static const struct cmd top_cmds[] = {
 	{ "chain", do_chain, " set|show|del ...", true },
 	{ "firewall", do_firewall, " load|show|add|del|flush|unload|check ...", true },
 	{ "nf", do_nf, " list|del ...", true },
+	{ "apply", do_apply, " -f FILE|- [--dry-run] [-q]   (makes the namespace's state what the document says; docs/config.md)" },
+	{ "diff", do_diff, " -f FILE|- [--exit-code]   (what apply would change; --exit-code: 1 when something would)" },
+	{ "export", do_export, " [-o FILE]   (the loaded state as a document for apply; -j: as JSON)" },
 	{ "status", do_status, "" },
 	{ "reset", do_reset, "   (removes all sluice state of this network namespace)" },
 	{ "events", do_events, " [--sample N] [--count N] [--timeout SEC] [--bytes] | events config [--sample N]"

@@ -1,0 +1,1597 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Declarative configuration: YAML document <-> desired state, the plan from
+ * the loaded state to it, applying the plan, exporting the loaded state.
+ *
+ * Schema (docs/config.md):
+ *   version: 1                      # optional
+ *   firewalls:                      # name -> firewall; absent: none
+ *     NAME:
+ *       default: accept|drop        # optional, accept
+ *       rules: [RULE, ...]          # rule-file lines; optional, none
+ *   chains:                         # absent: none
+ *     - dev: DEV
+ *       hook: ingress|tc-ingress|egress   # optional, ingress
+ *       instances: [NAME, ...]      # in order; [] means no chain
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <net/if.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <yaml.h>
+#include "config.h"
+
+#define RULE_TEXT_MAX 1024
+
+/* ---- parsing ---------------------------------------------------------- */
+
+struct pctx {
+	yaml_document_t *doc;
+	const char *name;
+	unsigned char *seen; /* per node: visited (aliases would revisit) */
+	size_t nnodes;
+};
+
+/* A key or value shown in a message: printable, bounded. */
+static const char *shown(const char *s, size_t len, char *buf, size_t size)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < len && o + 4 < size; i++) {
+		unsigned char c = s[i];
+
+		buf[o++] = (c >= 0x20 && c < 0x7f) ? c : '?';
+	}
+	if (o + 4 >= size && len > o) {
+		buf[o++] = '.';
+		buf[o++] = '.';
+		buf[o++] = '.';
+	}
+	buf[o] = '\0';
+	return buf;
+}
+
+static int perr(struct pctx *c, const yaml_node_t *n, const char *path,
+		const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static int perr(struct pctx *c, const yaml_node_t *n, const char *path,
+		const char *fmt, ...)
+{
+	char msg[384];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (path && *path)
+		return sl_err(-EINVAL, "%s:%lu: %s: %s", c->name,
+			      n ? (unsigned long)n->start_mark.line + 1 : 1UL, path, msg);
+	return sl_err(-EINVAL, "%s:%lu: %s", c->name,
+		      n ? (unsigned long)n->start_mark.line + 1 : 1UL, msg);
+}
+
+static yaml_node_t *get_node(struct pctx *c, int idx, const yaml_node_t *parent,
+			     const char *path, int *err)
+{
+	yaml_node_t *n = yaml_document_get_node(c->doc, idx);
+
+	if (!n) {
+		*err = perr(c, parent, path, "missing value");
+		return NULL;
+	}
+	if (c->seen[idx - 1]) {
+		*err = perr(c, n, path, "aliases (*name) are not supported; write the value out");
+		return NULL;
+	}
+	c->seen[idx - 1] = 1;
+	return n;
+}
+
+static bool is_null(const yaml_node_t *n)
+{
+	const char *v;
+
+	if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+		return false;
+	v = (const char *)n->data.scalar.value;
+	return !n->data.scalar.length || !strcmp(v, "~") || !strcmp(v, "null") ||
+	       !strcmp(v, "Null") || !strcmp(v, "NULL");
+}
+
+static const char *kind(const yaml_node_t *n)
+{
+	switch (n->type) {
+	case YAML_MAPPING_NODE: return "a mapping";
+	case YAML_SEQUENCE_NODE: return "a list";
+	case YAML_SCALAR_NODE: return is_null(n) ? "nothing" : "a string";
+	default: return "nothing";
+	}
+}
+
+/* A scalar as a C string: no NUL inside, not null unless allowed. */
+static int scalar(struct pctx *c, const yaml_node_t *n, const char *path,
+		  const char *what, const char **out)
+{
+	if (n->type != YAML_SCALAR_NODE || is_null(n))
+		return perr(c, n, path, "expected %s, found %s", what, kind(n));
+	if (strlen((const char *)n->data.scalar.value) != n->data.scalar.length)
+		return perr(c, n, path, "NUL character in a string");
+	*out = (const char *)n->data.scalar.value;
+	return 0;
+}
+
+static bool name_ok(const char *s)
+{
+	size_t len = strlen(s);
+
+	if (!len || len >= SL_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char ch = s[i];
+
+		if (!(ch == '-' || ch == '_' || (ch >= '0' && ch <= '9') ||
+		      (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z')))
+			return false;
+	}
+	return true;
+}
+
+/* Walks a mapping's pairs: string keys, no duplicates. cb gets each pair. */
+typedef int (*pair_cb)(struct pctx *c, const char *key, yaml_node_t *knode,
+		       yaml_node_t *val, const char *path, void *arg);
+
+static int each_pair(struct pctx *c, yaml_node_t *map, const char *path,
+		     pair_cb cb, void *arg)
+{
+	yaml_node_pair_t *p, *q;
+	int err = 0;
+
+	for (p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+		yaml_node_t *k = get_node(c, p->key, map, path, &err), *v;
+		const char *key;
+
+		if (!k)
+			return err;
+		if (k->type != YAML_SCALAR_NODE || is_null(k))
+			return perr(c, k, path, "a key must be a string, found %s", kind(k));
+		err = scalar(c, k, path, "a key", &key);
+		if (err)
+			return err;
+		for (q = map->data.mapping.pairs.start; q < p; q++) {
+			yaml_node_t *k2 = yaml_document_get_node(c->doc, q->key);
+
+			if (k2 && k2->type == YAML_SCALAR_NODE &&
+			    k2->data.scalar.length == k->data.scalar.length &&
+			    !memcmp(k2->data.scalar.value, k->data.scalar.value,
+				    k->data.scalar.length)) {
+				char b[48];
+
+				return perr(c, k, path, "'%s' given twice (first on line %lu)",
+					    shown(key, k->data.scalar.length, b, sizeof(b)),
+					    (unsigned long)k2->start_mark.line + 1);
+			}
+		}
+		v = get_node(c, p->value, k, path, &err);
+		if (!v)
+			return err;
+		err = cb(c, key, k, v, path, arg);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+static int unknown_key(struct pctx *c, yaml_node_t *k, const char *path,
+		       const char *key, const char *known)
+{
+	char b[48];
+
+	return perr(c, k, path, "unknown key '%s' (%s)",
+		    shown(key, strlen(key), b, sizeof(b)), known);
+}
+
+static void join(char *out, size_t size, const char *path, const char *key)
+{
+	char b[48];
+
+	shown(key, strlen(key), b, sizeof(b));
+	if (*path)
+		snprintf(out, size, "%s.%s", path, b);
+	else
+		snprintf(out, size, "%s", b);
+}
+
+/* -- firewalls -- */
+
+struct fw_parse {
+	struct sl_config_fw *fw;
+	bool has_default_key;
+	yaml_node_t *rules;
+};
+
+static int fw_pair(struct pctx *c, const char *key, yaml_node_t *k,
+		   yaml_node_t *v, const char *path, void *arg)
+{
+	struct fw_parse *fp = arg;
+	char sub[256];
+	const char *s;
+	int err;
+
+	join(sub, sizeof(sub), path, key);
+	if (!strcmp(key, "default")) {
+		err = scalar(c, v, sub, "accept or drop", &s);
+		if (err)
+			return err;
+		if (!strcmp(s, "accept"))
+			fp->fw->rs.default_action = FW_ACCEPT;
+		else if (!strcmp(s, "drop"))
+			fp->fw->rs.default_action = FW_DROP;
+		else {
+			char b[48];
+
+			return perr(c, v, sub, "'%s' is not accept or drop",
+				    shown(s, strlen(s), b, sizeof(b)));
+		}
+		fp->has_default_key = true;
+		fp->fw->rs.has_default = true;
+		return 0;
+	}
+	if (!strcmp(key, "rules")) {
+		if (v->type != YAML_SEQUENCE_NODE && !is_null(v))
+			return perr(c, v, sub, "expected a list of rules, found %s", kind(v));
+		fp->rules = v;
+		return 0;
+	}
+	return unknown_key(c, k, path, key, "default, rules");
+}
+
+/* Reads the rules after the keys, so a "default" line in the list can be
+ * checked against the "default" key wherever either is. */
+static int fw_rules(struct pctx *c, struct fw_parse *fp, const char *path)
+{
+	yaml_node_item_t *it;
+	yaml_node_t *seq = fp->rules;
+	bool line_default = false;
+	char sub[256], rpath[300];
+	int err = 0;
+
+	if (!seq || seq->type != YAML_SEQUENCE_NODE)
+		return 0;
+	join(sub, sizeof(sub), path, "rules");
+	for (it = seq->data.sequence.items.start; it < seq->data.sequence.items.top; it++) {
+		yaml_node_t *n;
+		struct fw_rule rule;
+		const char *text;
+
+		snprintf(rpath, sizeof(rpath), "%s[%ld]", sub,
+			 (long)(it - seq->data.sequence.items.start));
+		n = get_node(c, *it, seq, rpath, &err);
+		if (!n)
+			return err;
+		err = scalar(c, n, rpath, "a rule (a rule-file line)", &text);
+		if (err)
+			return err;
+		if (strchr(text, '\n'))
+			return perr(c, n, rpath, "a rule is one line");
+		while (*text == ' ' || *text == '\t')
+			text++;
+		if (!strncmp(text, "default", 7) && (!text[7] || text[7] == ' ' || text[7] == '\t')) {
+			const char *a = text + 7;
+			char word[16];
+
+			while (*a == ' ' || *a == '\t')
+				a++;
+			snprintf(word, sizeof(word), "%s", a);
+			for (char *e = word + strlen(word); e > word && (e[-1] == ' ' || e[-1] == '\t');)
+				*--e = '\0';
+			if (fp->has_default_key || line_default)
+				return perr(c, n, rpath, "a second default (the 'default' key or line)");
+			if (!strcmp(word, "accept"))
+				fp->fw->rs.default_action = FW_ACCEPT;
+			else if (!strcmp(word, "drop"))
+				fp->fw->rs.default_action = FW_DROP;
+			else
+				return perr(c, n, rpath, "default: not accept or drop");
+			fp->fw->rs.has_default = true;
+			line_default = true;
+			continue;
+		}
+		err = fw_rule_parse(text, &rule);
+		if (!err)
+			err = fw_ruleset_add(&fp->fw->rs, &rule, fp->fw->rs.n);
+		if (err) {
+			char msg[300];
+
+			snprintf(msg, sizeof(msg), "%s", sl_errmsg());
+			return perr(c, n, rpath, "%s", msg);
+		}
+	}
+	return 0;
+}
+
+static int fws_pair(struct pctx *c, const char *key, yaml_node_t *k,
+		    yaml_node_t *v, const char *path, void *arg)
+{
+	struct sl_config *cfg = arg;
+	struct fw_parse fp = {};
+	struct sl_config_fw *fw;
+	char sub[256];
+	int err;
+
+	join(sub, sizeof(sub), path, key);
+	if (!name_ok(key)) {
+		char b[48];
+
+		return perr(c, k, path, "bad firewall name '%s': 1 to %d letters, digits, '-' or '_'",
+			    shown(key, strlen(key), b, sizeof(b)), SL_NAME_MAX - 1);
+	}
+	if (cfg->nfws >= SL_MAX_SLOTS - 1)
+		return perr(c, k, path, "more than %d instances", SL_MAX_SLOTS - 1);
+	if (v->type != YAML_MAPPING_NODE && !is_null(v))
+		return perr(c, v, sub, "expected a mapping (default, rules), found %s", kind(v));
+	fw = realloc(cfg->fws, (cfg->nfws + 1) * sizeof(*fw));
+	if (!fw)
+		return sl_err(-ENOMEM, "out of memory");
+	cfg->fws = fw;
+	fw = &cfg->fws[cfg->nfws++];
+	memset(fw, 0, sizeof(*fw));
+	snprintf(fw->name, sizeof(fw->name), "%s", key);
+	fw->rs.default_action = FW_ACCEPT;
+	fw->line = k->start_mark.line + 1;
+	fp.fw = fw;
+	if (v->type != YAML_MAPPING_NODE)
+		return 0;
+	err = each_pair(c, v, sub, fw_pair, &fp);
+	return err ?: fw_rules(c, &fp, sub);
+}
+
+/* -- chains -- */
+
+struct chain_parse {
+	struct sl_config_chain *ch;
+	yaml_node_t *dev, *insts;
+};
+
+static int chain_pair(struct pctx *c, const char *key, yaml_node_t *k,
+		      yaml_node_t *v, const char *path, void *arg)
+{
+	struct chain_parse *cp = arg;
+	char sub[256], b[48];
+	const char *s;
+	int err;
+
+	join(sub, sizeof(sub), path, key);
+	if (!strcmp(key, "dev")) {
+		err = scalar(c, v, sub, "an interface name", &s);
+		if (err)
+			return err;
+		if (strlen(s) >= IF_NAMESIZE || strchr(s, '/'))
+			return perr(c, v, sub, "'%s' is not an interface name",
+				    shown(s, strlen(s), b, sizeof(b)));
+		snprintf(cp->ch->dev, sizeof(cp->ch->dev), "%s", s);
+		cp->dev = v;
+		return 0;
+	}
+	if (!strcmp(key, "hook")) {
+		err = scalar(c, v, sub, "a hook", &s);
+		if (err)
+			return err;
+		for (int h = 0; h < SL_HOOK_MAX; h++) {
+			if (!strcmp(s, sl_hook_name(h))) {
+				cp->ch->hook = h;
+				return 0;
+			}
+		}
+		return perr(c, v, sub, "unknown hook '%s' (ingress, tc-ingress, egress)",
+			    shown(s, strlen(s), b, sizeof(b)));
+	}
+	if (!strcmp(key, "instances")) {
+		if (v->type != YAML_SEQUENCE_NODE && !is_null(v))
+			return perr(c, v, sub, "expected a list of instance names, found %s",
+				    kind(v));
+		cp->insts = v;
+		return 0;
+	}
+	return unknown_key(c, k, path, key, "dev, hook, instances");
+}
+
+static const struct sl_config_fw *find_fw(const struct sl_config *cfg, const char *name)
+{
+	for (__u32 i = 0; i < cfg->nfws; i++)
+		if (!strcmp(cfg->fws[i].name, name))
+			return &cfg->fws[i];
+	return NULL;
+}
+
+static int chain_item(struct pctx *c, struct sl_config *cfg, yaml_node_t *n,
+		      const char *path)
+{
+	struct chain_parse cp = {};
+	struct sl_config_chain *ch;
+	yaml_node_item_t *it;
+	char sub[256], ipath[300], b[48];
+	int err, idx;
+
+	if (n->type != YAML_MAPPING_NODE)
+		return perr(c, n, path, "expected a mapping (dev, hook, instances), found %s",
+			    kind(n));
+	ch = realloc(cfg->chains, (cfg->nchains + 1) * sizeof(*ch));
+	if (!ch)
+		return sl_err(-ENOMEM, "out of memory");
+	cfg->chains = ch;
+	ch = &cfg->chains[cfg->nchains++];
+	memset(ch, 0, sizeof(*ch));
+	ch->hook = SL_HOOK_XDP;
+	ch->line = n->start_mark.line + 1;
+	cp.ch = ch;
+	err = each_pair(c, n, path, chain_pair, &cp);
+	if (err)
+		return err;
+	join(sub, sizeof(sub), path, "dev");
+	if (!cp.dev)
+		return perr(c, n, path, "missing key 'dev'");
+	idx = if_nametoindex(ch->dev);
+	if (!idx)
+		return perr(c, cp.dev, sub, "no interface '%s'",
+			    shown(ch->dev, strlen(ch->dev), b, sizeof(b)));
+	ch->ifindex = idx;
+	for (struct sl_config_chain *o = cfg->chains; o < ch; o++)
+		if (o->ifindex == ch->ifindex && o->hook == ch->hook)
+			return perr(c, n, path, "a second chain for %s %s (first on line %u)",
+				    ch->dev, sl_hook_name(ch->hook), o->line);
+	join(sub, sizeof(sub), path, "instances");
+	if (!cp.insts)
+		return perr(c, n, path, "missing key 'instances' (write [] for no chain)");
+	if (cp.insts->type != YAML_SEQUENCE_NODE)
+		return 0;
+	for (it = cp.insts->data.sequence.items.start; it < cp.insts->data.sequence.items.top; it++) {
+		yaml_node_t *in;
+		const char *s;
+
+		snprintf(ipath, sizeof(ipath), "%s[%ld]", sub,
+			 (long)(it - cp.insts->data.sequence.items.start));
+		in = get_node(c, *it, cp.insts, ipath, &err);
+		if (!in)
+			return err;
+		err = scalar(c, in, ipath, "an instance name", &s);
+		if (err)
+			return err;
+		if (ch->n >= SL_CHAIN_MAX)
+			return perr(c, in, sub, "a chain holds at most %d instances", SL_CHAIN_MAX);
+		if (!find_fw(cfg, s))
+			return perr(c, in, ipath, "no instance '%s' in this document (under firewalls)",
+				    shown(s, strlen(s), b, sizeof(b)));
+		for (__u32 j = 0; j < ch->n; j++)
+			if (!strcmp(ch->names[j], s))
+				return perr(c, in, ipath, "'%s' appears twice in the chain", s);
+		snprintf(ch->names[ch->n++], SL_NAME_MAX, "%s", s);
+	}
+	return 0;
+}
+
+struct top_parse {
+	struct sl_config *cfg;
+	yaml_node_t *fws, *chains;
+};
+
+static int top_pair(struct pctx *c, const char *key, yaml_node_t *k,
+		    yaml_node_t *v, const char *path, void *arg)
+{
+	struct top_parse *tp = arg;
+	const char *s;
+	int err;
+
+	if (!strcmp(key, "version")) {
+		err = scalar(c, v, "version", "a version", &s);
+		if (err)
+			return err;
+		if (strcmp(s, "1"))
+			return perr(c, v, "version", "this sluice reads version 1");
+		return 0;
+	}
+	if (!strcmp(key, "firewalls")) {
+		if (v->type != YAML_MAPPING_NODE && !is_null(v))
+			return perr(c, v, "firewalls", "expected a mapping of names to firewalls, found %s",
+				    kind(v));
+		tp->fws = v;
+		return 0;
+	}
+	if (!strcmp(key, "chains")) {
+		if (v->type != YAML_SEQUENCE_NODE && !is_null(v))
+			return perr(c, v, "chains", "expected a list of chains, found %s", kind(v));
+		tp->chains = v;
+		return 0;
+	}
+	return unknown_key(c, k, path, key, "version, firewalls, chains");
+}
+
+static int cmp_fw(const void *a, const void *b)
+{
+	return strcmp(((const struct sl_config_fw *)a)->name,
+		      ((const struct sl_config_fw *)b)->name);
+}
+
+static int parse_doc(struct pctx *c, struct sl_config *cfg)
+{
+	yaml_node_t *root = yaml_document_get_root_node(c->doc);
+	struct top_parse tp = { .cfg = cfg };
+	char path[64];
+	int err;
+
+	if (!root || (root->type == YAML_SCALAR_NODE && is_null(root)))
+		return perr(c, root, NULL,
+			    "empty document (write 'firewalls: {}' to remove every instance)");
+	c->seen[0] = 1;
+	if (root->type != YAML_MAPPING_NODE)
+		return perr(c, root, NULL,
+			    "expected a mapping (version, firewalls, chains), found %s", kind(root));
+	err = each_pair(c, root, "", top_pair, &tp);
+	if (err)
+		return err;
+	/* Firewalls first: chains refer to them wherever they are written. */
+	if (tp.fws && tp.fws->type == YAML_MAPPING_NODE) {
+		err = each_pair(c, tp.fws, "firewalls", fws_pair, cfg);
+		if (err)
+			return err;
+	}
+	if (cfg->nfws > 1)
+		qsort(cfg->fws, cfg->nfws, sizeof(*cfg->fws), cmp_fw);
+	if (tp.chains && tp.chains->type == YAML_SEQUENCE_NODE) {
+		yaml_node_item_t *it, *start = tp.chains->data.sequence.items.start;
+
+		for (it = start; it < tp.chains->data.sequence.items.top; it++) {
+			yaml_node_t *n;
+
+			snprintf(path, sizeof(path), "chains[%ld]", (long)(it - start));
+			n = get_node(c, *it, tp.chains, path, &err);
+			if (!n)
+				return err;
+			err = chain_item(c, cfg, n, path);
+			if (err)
+				return err;
+		}
+	}
+	return 0;
+}
+
+void sl_config_free(struct sl_config *cfg)
+{
+	if (!cfg)
+		return;
+	for (__u32 i = 0; i < cfg->nfws; i++)
+		fw_ruleset_free(&cfg->fws[i].rs);
+	free(cfg->fws);
+	free(cfg->chains);
+	free(cfg);
+}
+
+int sl_config_parse(const char *text, size_t len, const char *name,
+		    struct sl_config **out)
+{
+	yaml_parser_t parser;
+	yaml_document_t doc, extra;
+	struct sl_config *cfg;
+	struct pctx c = { .doc = &doc, .name = name ? name : "<config>" };
+	int err;
+
+	*out = NULL;
+	if (len > SL_CONFIG_MAX_BYTES)
+		return sl_err(-E2BIG, "%s: larger than %u MiB", c.name,
+			      SL_CONFIG_MAX_BYTES >> 20);
+	if (!yaml_parser_initialize(&parser))
+		return sl_err(-ENOMEM, "out of memory");
+	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+	if (!yaml_parser_load(&parser, &doc)) {
+		err = sl_err(-EINVAL, "%s:%lu: %s%s%s", c.name,
+			     (unsigned long)parser.problem_mark.line + 1,
+			     parser.problem ? parser.problem : "YAML error",
+			     parser.context ? " " : "", parser.context ? parser.context : "");
+		yaml_parser_delete(&parser);
+		return err;
+	}
+	/* One document only: a second one would be silently ignored. */
+	if (yaml_document_get_root_node(&doc)) {
+		if (!yaml_parser_load(&parser, &extra)) {
+			err = sl_err(-EINVAL, "%s:%lu: %s%s%s", c.name,
+				     (unsigned long)parser.problem_mark.line + 1,
+				     parser.problem ? parser.problem : "YAML error",
+				     parser.context ? " " : "",
+				     parser.context ? parser.context : "");
+			goto out_doc;
+		}
+		if (yaml_document_get_root_node(&extra)) {
+			err = sl_err(-EINVAL, "%s:%lu: a second document ('---'): write one document",
+				     c.name, (unsigned long)extra.start_mark.line + 1);
+			yaml_document_delete(&extra);
+			goto out_doc;
+		}
+		yaml_document_delete(&extra);
+	}
+	c.nnodes = doc.nodes.top - doc.nodes.start;
+	c.seen = calloc(c.nnodes + 1, 1);
+	cfg = calloc(1, sizeof(*cfg));
+	if (!c.seen || !cfg) {
+		free(cfg);
+		err = sl_err(-ENOMEM, "out of memory");
+		goto out_doc;
+	}
+	err = parse_doc(&c, cfg);
+	if (err)
+		sl_config_free(cfg);
+	else
+		*out = cfg;
+out_doc:
+	free(c.seen);
+	yaml_document_delete(&doc);
+	yaml_parser_delete(&parser);
+	return err;
+}
+
+int sl_config_parse_file(const char *path, struct sl_config **cfg)
+{
+	bool in = !strcmp(path, "-");
+	FILE *f = in ? stdin : fopen(path, "r");
+	char *buf = NULL;
+	size_t len = 0, cap = 0, got;
+	int err;
+
+	*cfg = NULL;
+	if (!f)
+		return sl_err(-errno, "%s: %s", path, strerror(errno));
+	for (;;) {
+		if (cap - len < 65536) {
+			char *nb;
+
+			cap = cap ? cap * 2 : 1 << 20;
+			if (cap > SL_CONFIG_MAX_BYTES + (2u << 20)) {
+				err = sl_err(-E2BIG, "%s: larger than %u MiB", path,
+					     SL_CONFIG_MAX_BYTES >> 20);
+				goto out;
+			}
+			nb = realloc(buf, cap);
+			if (!nb) {
+				err = sl_err(-ENOMEM, "out of memory");
+				goto out;
+			}
+			buf = nb;
+		}
+		got = fread(buf + len, 1, cap - len, f);
+		len += got;
+		if (!got)
+			break;
+	}
+	if (ferror(f)) {
+		err = sl_err(-EIO, "%s: read error", path);
+		goto out;
+	}
+	err = sl_config_parse(buf, len, in ? "<stdin>" : path, cfg);
+out:
+	free(buf);
+	if (!in)
+		fclose(f);
+	return err;
+}
+
+/* ---- writing ------------------------------------------------------------ */
+
+/* Plain YAML scalars for what sluice writes (names, hooks, rules); anything
+ * else is double-quoted. */
+static bool yaml_plain_ok(const char *s)
+{
+	static const char *const special[] = { "null", "Null", "NULL", "~", "true", "false",
+						"True", "False", "TRUE", "FALSE", "yes", "no",
+						"on", "off", "y", "n", "Yes", "No", "On", "Off" };
+	size_t len = strlen(s);
+
+	if (!len || s[len - 1] == ' ' || s[0] == ' ' || s[0] == '-' || s[0] == '!')
+		return false;
+	for (size_t i = 0; i < sizeof(special) / sizeof(special[0]); i++)
+		if (!strcmp(s, special[i]))
+			return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = s[i];
+
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || strchr(" _./!,-", ch)))
+			return false;
+		if (ch == ' ' && (s[i + 1] == ' ' || s[i + 1] == '#'))
+			return false;
+	}
+	return true;
+}
+
+static void write_quoted(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		unsigned char ch = *s;
+
+		if (ch == '"' || ch == '\\')
+			fprintf(f, "\\%c", ch);
+		else if (ch < 0x20 || ch == 0x7f)
+			fprintf(f, "\\u%04x", ch);
+		else
+			fputc(ch, f);
+	}
+	fputc('"', f);
+}
+
+static void write_str(FILE *f, const char *s, bool json)
+{
+	if (!json && yaml_plain_ok(s))
+		fputs(s, f);
+	else
+		write_quoted(f, s);
+}
+
+int sl_config_write(const struct sl_config *cfg, FILE *f, bool json)
+{
+	char text[RULE_TEXT_MAX];
+
+	if (json) {
+		fprintf(f, "{\n  \"version\": 1,\n  \"firewalls\": {");
+		for (__u32 i = 0; i < cfg->nfws; i++) {
+			const struct sl_config_fw *fw = &cfg->fws[i];
+
+			fprintf(f, "%s\n    ", i ? "," : "");
+			write_quoted(f, fw->name);
+			fprintf(f, ": {\n      \"default\": \"%s\",\n      \"rules\": [",
+				fw->rs.default_action == FW_DROP ? "drop" : "accept");
+			for (__u32 r = 0; r < fw->rs.n; r++) {
+				if (fw_rule_format(&fw->rs.rules[r], text, sizeof(text)))
+					return sl_err(-ENOSPC, "rule %u of '%s' is too long", r + 1,
+						      fw->name);
+				fprintf(f, "%s\n        ", r ? "," : "");
+				write_quoted(f, text);
+			}
+			fprintf(f, "%s]\n    }", fw->rs.n ? "\n      " : "");
+		}
+		fprintf(f, "%s},\n  \"chains\": [", cfg->nfws ? "\n  " : "");
+		for (__u32 i = 0; i < cfg->nchains; i++) {
+			const struct sl_config_chain *ch = &cfg->chains[i];
+
+			fprintf(f, "%s\n    {\"dev\": ", i ? "," : "");
+			write_quoted(f, ch->dev);
+			fprintf(f, ", \"hook\": \"%s\", \"instances\": [", sl_hook_name(ch->hook));
+			for (__u32 j = 0; j < ch->n; j++) {
+				fprintf(f, "%s", j ? ", " : "");
+				write_quoted(f, ch->names[j]);
+			}
+			fprintf(f, "]}");
+		}
+		fprintf(f, "%s]\n}\n", cfg->nchains ? "\n  " : "");
+		return ferror(f) ? sl_err(-EIO, "write error") : 0;
+	}
+	fprintf(f, "# sluice configuration: sluice apply -f FILE (docs/config.md)\nversion: 1\n");
+	fprintf(f, "firewalls:%s\n", cfg->nfws ? "" : " {}");
+	for (__u32 i = 0; i < cfg->nfws; i++) {
+		const struct sl_config_fw *fw = &cfg->fws[i];
+
+		fprintf(f, "  ");
+		write_str(f, fw->name, false);
+		fprintf(f, ":\n    default: %s\n    rules:%s\n",
+			fw->rs.default_action == FW_DROP ? "drop" : "accept",
+			fw->rs.n ? "" : " []");
+		for (__u32 r = 0; r < fw->rs.n; r++) {
+			if (fw_rule_format(&fw->rs.rules[r], text, sizeof(text)))
+				return sl_err(-ENOSPC, "rule %u of '%s' is too long", r + 1,
+					      fw->name);
+			fprintf(f, "      - ");
+			write_str(f, text, false);
+			fputc('\n', f);
+		}
+	}
+	fprintf(f, "chains:%s\n", cfg->nchains ? "" : " []");
+	for (__u32 i = 0; i < cfg->nchains; i++) {
+		const struct sl_config_chain *ch = &cfg->chains[i];
+
+		fprintf(f, "  - dev: ");
+		write_str(f, ch->dev, false);
+		fprintf(f, "\n    hook: %s\n    instances: [", sl_hook_name(ch->hook));
+		for (__u32 j = 0; j < ch->n; j++) {
+			fprintf(f, "%s", j ? ", " : "");
+			write_str(f, ch->names[j], false);
+		}
+		fprintf(f, "]\n");
+	}
+	return ferror(f) ? sl_err(-EIO, "write error") : 0;
+}
+
+/* ---- the loaded state ---------------------------------------------------- */
+
+struct inst_list {
+	struct sl_instance *v;
+	__u32 n;
+	int err;
+};
+
+static int collect_inst(const struct sl_instance *inst, void *arg)
+{
+	struct inst_list *l = arg;
+	struct sl_instance *v = realloc(l->v, (l->n + 1) * sizeof(*v));
+
+	if (!v) {
+		l->err = sl_err(-ENOMEM, "out of memory");
+		return 1;
+	}
+	l->v = v;
+	l->v[l->n++] = *inst;
+	return 0;
+}
+
+struct chain_list {
+	struct sl_config *cfg;
+	const struct inst_list *insts;
+	int err;
+};
+
+static int collect_chain(__u32 ifindex, enum sl_hook hook,
+			 const struct sl_chain *chain, void *arg)
+{
+	struct chain_list *l = arg;
+	struct sl_config *cfg = l->cfg;
+	struct sl_config_chain *ch = realloc(cfg->chains, (cfg->nchains + 1) * sizeof(*ch));
+
+	if (!ch) {
+		l->err = sl_err(-ENOMEM, "out of memory");
+		return 1;
+	}
+	cfg->chains = ch;
+	ch = &cfg->chains[cfg->nchains++];
+	memset(ch, 0, sizeof(*ch));
+	ch->ifindex = ifindex;
+	ch->hook = hook;
+	if (!if_indextoname(ifindex, ch->dev))
+		snprintf(ch->dev, sizeof(ch->dev), "if%u", ifindex);
+	for (__u32 i = 0; i < chain->len && i < SL_CHAIN_MAX; i++) {
+		__u32 k;
+
+		for (k = 0; k < l->insts->n; k++)
+			if (l->insts->v[k].slot == chain->slots[i])
+				break;
+		if (k == l->insts->n) {
+			l->err = sl_err(-ENOENT, "the chain of %s %s runs slot %u, which no instance owns",
+					ch->dev, sl_hook_name(hook), chain->slots[i]);
+			return 1;
+		}
+		snprintf(ch->names[ch->n++], SL_NAME_MAX, "%s", l->insts->v[k].name);
+	}
+	return 0;
+}
+
+static int cmp_chain(const void *a, const void *b)
+{
+	const struct sl_config_chain *x = a, *y = b;
+	int d = strcmp(x->dev, y->dev);
+
+	return d ? d : (int)x->hook - (int)y->hook;
+}
+
+/* The loaded state: firewalls and chains in cfg, every instance in insts. */
+static int read_state(struct sl_ctx *ctx, struct sl_config **out, struct inst_list *insts)
+{
+	struct sl_config *cfg = calloc(1, sizeof(*cfg));
+	struct chain_list cl = { .cfg = cfg, .insts = insts };
+	int err = 0;
+
+	*out = NULL;
+	memset(insts, 0, sizeof(*insts));
+	if (!cfg)
+		return sl_err(-ENOMEM, "out of memory");
+	if (!ctx) {
+		*out = cfg;
+		return 0;
+	}
+	sl_instance_foreach(ctx, collect_inst, insts);
+	if (insts->err) {
+		err = insts->err;
+		goto fail;
+	}
+	cfg->fws = calloc(insts->n ? insts->n : 1, sizeof(*cfg->fws));
+	if (!cfg->fws) {
+		err = sl_err(-ENOMEM, "out of memory");
+		goto fail;
+	}
+	for (__u32 i = 0; i < insts->n; i++) {
+		struct sl_config_fw *fw = &cfg->fws[cfg->nfws];
+
+		if (strcmp(insts->v[i].type, FW_TYPE))
+			continue;
+		snprintf(fw->name, sizeof(fw->name), "%s", insts->v[i].name);
+		err = fw_read(ctx, fw->name, &fw->rs, NULL, NULL);
+		if (err)
+			goto fail;
+		cfg->nfws++;
+	}
+	if (cfg->nfws > 1)
+		qsort(cfg->fws, cfg->nfws, sizeof(*cfg->fws), cmp_fw);
+	sl_chain_foreach(ctx, collect_chain, &cl);
+	if (cl.err) {
+		err = cl.err;
+		goto fail;
+	}
+	if (cfg->nchains > 1)
+		qsort(cfg->chains, cfg->nchains, sizeof(*cfg->chains), cmp_chain);
+	*out = cfg;
+	return 0;
+fail:
+	sl_config_free(cfg);
+	free(insts->v);
+	memset(insts, 0, sizeof(*insts));
+	return err;
+}
+
+int sl_config_read_state(struct sl_ctx *ctx, struct sl_config **cfg)
+{
+	struct inst_list insts;
+	int err = read_state(ctx, cfg, &insts);
+
+	if (err)
+		return err;
+	for (__u32 i = 0; i < insts.n; i++) {
+		if (strcmp(insts.v[i].type, FW_TYPE)) {
+			err = sl_err(-EOPNOTSUPP, "instance '%s' is a %s, which the configuration cannot describe yet",
+				     insts.v[i].name, insts.v[i].type);
+			sl_config_free(*cfg);
+			*cfg = NULL;
+			break;
+		}
+	}
+	free(insts.v);
+	return err;
+}
+
+int sl_config_export(struct sl_ctx *ctx, FILE *f, bool json)
+{
+	struct sl_config *cfg;
+	int err = sl_config_read_state(ctx, &cfg);
+
+	if (err)
+		return err;
+	err = sl_config_write(cfg, f, json);
+	sl_config_free(cfg);
+	return err;
+}
+
+/* ---- the plan -------------------------------------------------------------- */
+
+/* Every rule of rs as text, the form compared and shown. */
+static char **rule_texts(const struct fw_ruleset *rs)
+{
+	char **t = calloc(rs->n + 1, sizeof(*t));
+	char buf[RULE_TEXT_MAX];
+
+	if (!t)
+		return NULL;
+	for (__u32 i = 0; i < rs->n; i++) {
+		if (fw_rule_format(&rs->rules[i], buf, sizeof(buf)))
+			buf[sizeof(buf) - 1] = '\0';
+		t[i] = strdup(buf);
+		if (!t[i]) {
+			for (__u32 j = 0; j < i; j++)
+				free(t[j]);
+			free(t);
+			return NULL;
+		}
+	}
+	return t;
+}
+
+static void texts_free(char **t, __u32 n)
+{
+	if (!t)
+		return;
+	for (__u32 i = 0; i < n; i++)
+		free(t[i]);
+	free(t);
+}
+
+#define LCS_MAX_CELLS (4u << 20)
+
+/* Which new rules are old rules (a longest common subsequence, found in
+ * full when the part that differs is small): from[j] = i or -1. */
+static int match_rules(char **a, __u32 n, char **b, __u32 m, __s32 *from)
+{
+	__u32 p = 0, s = 0, N, M;
+	__u32 *t;
+
+	for (__u32 j = 0; j < m; j++)
+		from[j] = -1;
+	while (p < n && p < m && !strcmp(a[p], b[p])) {
+		from[p] = p;
+		p++;
+	}
+	while (s < n - p && s < m - p && !strcmp(a[n - 1 - s], b[m - 1 - s])) {
+		from[m - 1 - s] = n - 1 - s;
+		s++;
+	}
+	N = n - p - s;
+	M = m - p - s;
+	if (!N || !M || (uint64_t)(N + 1) * (M + 1) > LCS_MAX_CELLS)
+		return 0;
+	t = calloc((size_t)(N + 1) * (M + 1), sizeof(*t));
+	if (!t)
+		return sl_err(-ENOMEM, "out of memory");
+#define T(i, j) t[(size_t)(i) * (M + 1) + (j)]
+	for (__u32 i = N; i-- > 0;)
+		for (__u32 j = M; j-- > 0;)
+			T(i, j) = !strcmp(a[p + i], b[p + j]) ? T(i + 1, j + 1) + 1 :
+				  T(i + 1, j) > T(i, j + 1) ? T(i + 1, j) : T(i, j + 1);
+	for (__u32 i = 0, j = 0; i < N && j < M;) {
+		if (!strcmp(a[p + i], b[p + j])) {
+			from[p + j] = p + i;
+			i++;
+			j++;
+		} else if (T(i + 1, j) >= T(i, j + 1)) {
+			i++;
+		} else {
+			j++;
+		}
+	}
+#undef T
+	free(t);
+	return 0;
+}
+
+void sl_config_plan_free(struct sl_config_plan *plan)
+{
+	if (!plan)
+		return;
+	for (__u32 i = 0; i < plan->ninsts; i++) {
+		fw_ruleset_free(&plan->insts[i].old);
+		free(plan->insts[i].from);
+	}
+	free(plan->insts);
+	free(plan->chains);
+	free(plan);
+}
+
+bool sl_config_plan_empty(const struct sl_config_plan *plan)
+{
+	return !plan->ninsts && !plan->nchains;
+}
+
+static struct sl_config_inst_change *add_inst(struct sl_config_plan *plan)
+{
+	struct sl_config_inst_change *v = realloc(plan->insts, (plan->ninsts + 1) * sizeof(*v));
+
+	if (!v)
+		return NULL;
+	plan->insts = v;
+	memset(&v[plan->ninsts], 0, sizeof(*v));
+	return &v[plan->ninsts++];
+}
+
+static struct sl_config_chain_change *add_chain(struct sl_config_plan *plan)
+{
+	struct sl_config_chain_change *v = realloc(plan->chains, (plan->nchains + 1) * sizeof(*v));
+
+	if (!v)
+		return NULL;
+	plan->chains = v;
+	memset(&v[plan->nchains], 0, sizeof(*v));
+	return &v[plan->nchains++];
+}
+
+/* Compares a desired firewall with the loaded one; *same when equal, else
+ * from[] says which rules stay. */
+static int fw_compare(const struct sl_config_fw *want, const struct sl_config_fw *have,
+		      bool *same, __s32 **from)
+{
+	char **a = rule_texts(&have->rs), **b = rule_texts(&want->rs);
+	int err = 0;
+
+	*same = false;
+	*from = NULL;
+	if (!a || !b) {
+		err = sl_err(-ENOMEM, "out of memory");
+		goto out;
+	}
+	if (want->rs.n == have->rs.n &&
+	    want->rs.default_action == have->rs.default_action) {
+		__u32 i;
+
+		for (i = 0; i < want->rs.n && !strcmp(a[i], b[i]); i++)
+			;
+		if (i == want->rs.n) {
+			*same = true;
+			goto out;
+		}
+	}
+	*from = calloc(want->rs.n + 1, sizeof(**from));
+	if (!*from) {
+		err = sl_err(-ENOMEM, "out of memory");
+		goto out;
+	}
+	err = match_rules(a, have->rs.n, b, want->rs.n, *from);
+	(*from)[want->rs.n] = want->rs.default_action == have->rs.default_action ? 0 : -1;
+out:
+	texts_free(a, have->rs.n);
+	texts_free(b, want->rs.n);
+	return err;
+}
+
+static int copy_ruleset(struct fw_ruleset *dst, const struct fw_ruleset *src)
+{
+	*dst = *src;
+	dst->cap = src->n ? src->n : 1;
+	dst->rules = malloc(dst->cap * sizeof(*dst->rules));
+	if (!dst->rules) {
+		memset(dst, 0, sizeof(*dst));
+		return sl_err(-ENOMEM, "out of memory");
+	}
+	memcpy(dst->rules, src->rules, src->n * sizeof(*src->rules));
+	return 0;
+}
+
+static const struct sl_config_chain *find_chain(const struct sl_config *cfg, __u32 ifindex,
+						enum sl_hook hook)
+{
+	for (__u32 i = 0; i < cfg->nchains; i++)
+		if (cfg->chains[i].ifindex == ifindex && cfg->chains[i].hook == hook)
+			return &cfg->chains[i];
+	return NULL;
+}
+
+static int plan_chains(struct sl_ctx *ctx, const struct sl_config *cfg,
+		       const struct sl_config *cur, struct sl_config_plan *plan)
+{
+	for (__u32 i = 0; i < cfg->nchains; i++) {
+		const struct sl_config_chain *w = &cfg->chains[i];
+		const struct sl_config_chain *h = find_chain(cur, w->ifindex, w->hook);
+		struct sl_config_chain_change *c;
+		__u32 prog_id = 0;
+
+		if (!w->n && !h)
+			continue;
+		if (h && h->n == w->n &&
+		    !memcmp(h->names, w->names, sizeof(h->names[0]) * w->n))
+			continue;
+		/* An interface has one XDP program: ours, or someone else's. */
+		if (w->hook == SL_HOOK_XDP && w->n && !h &&
+		    !bpf_xdp_query_id(w->ifindex, 0, &prog_id) && prog_id)
+			return sl_err(-EBUSY, "chains[%u].dev: %s already has another XDP program attached (id %u)",
+				      i, w->dev, prog_id);
+		c = add_chain(plan);
+		if (!c)
+			return sl_err(-ENOMEM, "out of memory");
+		c->op = !w->n ? SL_CFG_DELETE : h ? SL_CFG_REPLACE : SL_CFG_CREATE;
+		snprintf(c->dev, sizeof(c->dev), "%s", w->dev);
+		c->ifindex = w->ifindex;
+		c->hook = w->hook;
+		c->n = w->n;
+		memcpy(c->names, w->names, sizeof(c->names));
+		if (h) {
+			c->old_n = h->n;
+			memcpy(c->old_names, h->names, sizeof(c->old_names));
+		}
+	}
+	for (__u32 i = 0; i < cur->nchains; i++) {
+		const struct sl_config_chain *h = &cur->chains[i];
+		struct sl_config_chain_change *c;
+
+		if (find_chain(cfg, h->ifindex, h->hook))
+			continue;
+		c = add_chain(plan);
+		if (!c)
+			return sl_err(-ENOMEM, "out of memory");
+		c->op = SL_CFG_DELETE;
+		snprintf(c->dev, sizeof(c->dev), "%s", h->dev);
+		c->ifindex = h->ifindex;
+		c->hook = h->hook;
+		c->old_n = h->n;
+		memcpy(c->old_names, h->names, sizeof(c->old_names));
+	}
+	(void)ctx;
+	return 0;
+}
+
+int sl_config_diff(struct sl_ctx *ctx, const struct sl_config *cfg,
+		   struct sl_config_plan **out)
+{
+	struct sl_config_plan *plan = calloc(1, sizeof(*plan));
+	struct sl_config *cur = NULL;
+	struct inst_list insts = {};
+	struct sl_config_inst_change *c;
+	int err;
+
+	*out = NULL;
+	if (!plan)
+		return sl_err(-ENOMEM, "out of memory");
+	err = read_state(ctx, &cur, &insts);
+	if (err)
+		goto fail;
+	/* Instances created or replaced, by name. */
+	for (__u32 i = 0; i < cfg->nfws; i++) {
+		const struct sl_config_fw *w = &cfg->fws[i];
+		const struct sl_config_fw *h = find_fw(cur, w->name);
+		bool same;
+		__s32 *from;
+
+		if (!h) {
+			for (__u32 k = 0; k < insts.n; k++) {
+				if (!strcmp(insts.v[k].name, w->name)) {
+					err = sl_err(-EEXIST, "firewalls.%s: instance '%s' exists and is a %s; delete it first",
+						     w->name, w->name, insts.v[k].type);
+					goto fail;
+				}
+			}
+			c = add_inst(plan);
+			if (!c) {
+				err = sl_err(-ENOMEM, "out of memory");
+				goto fail;
+			}
+			c->op = SL_CFG_CREATE;
+			snprintf(c->name, sizeof(c->name), "%s", w->name);
+			snprintf(c->type, sizeof(c->type), "%s", FW_TYPE);
+			c->fw = w;
+			continue;
+		}
+		err = fw_compare(w, h, &same, &from);
+		if (err)
+			goto fail;
+		if (same)
+			continue;
+		c = add_inst(plan);
+		if (!c) {
+			free(from);
+			err = sl_err(-ENOMEM, "out of memory");
+			goto fail;
+		}
+		c->op = SL_CFG_REPLACE;
+		snprintf(c->name, sizeof(c->name), "%s", w->name);
+		snprintf(c->type, sizeof(c->type), "%s", FW_TYPE);
+		c->fw = w;
+		c->from = from;
+		err = copy_ruleset(&c->old, &h->rs);
+		if (err)
+			goto fail;
+	}
+	/* Instances the document does not name, sorted by name. */
+	for (__u32 i = 0; i < cur->nfws; i++) {
+		if (find_fw(cfg, cur->fws[i].name))
+			continue;
+		c = add_inst(plan);
+		if (!c) {
+			err = sl_err(-ENOMEM, "out of memory");
+			goto fail;
+		}
+		c->op = SL_CFG_DELETE;
+		snprintf(c->name, sizeof(c->name), "%s", cur->fws[i].name);
+		snprintf(c->type, sizeof(c->type), "%s", FW_TYPE);
+		err = copy_ruleset(&c->old, &cur->fws[i].rs);
+		if (err)
+			goto fail;
+	}
+	for (__u32 k = 0; k < insts.n; k++) {
+		if (!strcmp(insts.v[k].type, FW_TYPE))
+			continue;
+		c = add_inst(plan);
+		if (!c) {
+			err = sl_err(-ENOMEM, "out of memory");
+			goto fail;
+		}
+		c->op = SL_CFG_DELETE;
+		snprintf(c->name, sizeof(c->name), "%s", insts.v[k].name);
+		snprintf(c->type, sizeof(c->type), "%s", insts.v[k].type);
+	}
+	err = plan_chains(ctx, cfg, cur, plan);
+	if (err)
+		goto fail;
+	sl_config_free(cur);
+	free(insts.v);
+	*out = plan;
+	return 0;
+fail:
+	sl_config_free(cur);
+	free(insts.v);
+	sl_config_plan_free(plan);
+	return err;
+}
+
+/* ---- showing the plan ------------------------------------------------------ */
+
+static __u32 plan_changes(const struct sl_config_plan *plan)
+{
+	return plan->ninsts + plan->nchains;
+}
+
+typedef void (*rule_line_cb)(FILE *f, char sign, __u32 pos, const char *text, bool *first);
+
+/* Walks a replace as removed and added rules, in rule order. */
+static int walk_rule_diff(const struct sl_config_inst_change *c, FILE *f, rule_line_cb cb)
+{
+	const struct fw_ruleset *want = &c->fw->rs;
+	char **a = rule_texts(&c->old), **b = rule_texts(want);
+	__s32 *next_old = NULL;
+	__u32 i = 0;
+	bool first = true;
+	int err = 0;
+
+	if (!a || !b || !(next_old = calloc(want->n + 1, sizeof(*next_old)))) {
+		err = sl_err(-ENOMEM, "out of memory");
+		goto out;
+	}
+	/* next_old[j]: the old index of the first kept rule at or after j. */
+	next_old[want->n] = c->old.n;
+	for (__u32 j = want->n; j-- > 0;)
+		next_old[j] = c->from[j] >= 0 ? c->from[j] : next_old[j + 1];
+	for (__u32 j = 0; j < want->n; j++) {
+		for (; i < (__u32)next_old[j]; i++)
+			cb(f, '-', i + 1, a[i], &first);
+		if (c->from[j] >= 0)
+			i = c->from[j] + 1;
+		else
+			cb(f, '+', j + 1, b[j], &first);
+	}
+	for (; i < c->old.n; i++)
+		cb(f, '-', i + 1, a[i], &first);
+out:
+	free(next_old);
+	texts_free(a, c->old.n);
+	texts_free(b, want->n);
+	return err;
+}
+
+static const char *action_name(__u32 a)
+{
+	return a == FW_DROP ? "drop" : "accept";
+}
+
+static void text_rule_line(FILE *f, char sign, __u32 pos, const char *text, bool *first)
+{
+	fprintf(f, "    %c rule %u: %s\n", sign, pos, text);
+}
+
+static void names_text(FILE *f, const char (*names)[SL_NAME_MAX], __u32 n)
+{
+	if (!n)
+		fprintf(f, " (none)");
+	for (__u32 i = 0; i < n; i++)
+		fprintf(f, " %s", names[i]);
+}
+
+int sl_config_plan_print(const struct sl_config_plan *plan, FILE *f)
+{
+	int err;
+
+	if (sl_config_plan_empty(plan)) {
+		fprintf(f, "no changes\n");
+		return 0;
+	}
+	for (__u32 i = 0; i < plan->ninsts; i++) {
+		const struct sl_config_inst_change *c = &plan->insts[i];
+
+		switch (c->op) {
+		case SL_CFG_CREATE:
+			fprintf(f, "+ firewall %s: default %s, %u rule%s\n", c->name,
+				action_name(c->fw->rs.default_action), c->fw->rs.n,
+				c->fw->rs.n == 1 ? "" : "s");
+			break;
+		case SL_CFG_REPLACE:
+			fprintf(f, "~ firewall %s: reloaded, %u rule%s\n", c->name,
+				c->fw->rs.n, c->fw->rs.n == 1 ? "" : "s");
+			if (c->old.default_action != c->fw->rs.default_action)
+				fprintf(f, "    default %s -> %s\n", action_name(c->old.default_action),
+					action_name(c->fw->rs.default_action));
+			err = walk_rule_diff(c, f, text_rule_line);
+			if (err)
+				return err;
+			break;
+		case SL_CFG_DELETE:
+			fprintf(f, "- %s %s: not in the document, deleted\n", c->type, c->name);
+			break;
+		}
+	}
+	for (__u32 i = 0; i < plan->nchains; i++) {
+		const struct sl_config_chain_change *c = &plan->chains[i];
+
+		fprintf(f, "%c chain %s %s:", c->op == SL_CFG_CREATE ? '+' :
+			c->op == SL_CFG_REPLACE ? '~' : '-', c->dev, sl_hook_name(c->hook));
+		if (c->op == SL_CFG_DELETE) {
+			fprintf(f, " detached (was");
+			names_text(f, c->old_names, c->old_n);
+			fprintf(f, ")\n");
+			continue;
+		}
+		names_text(f, c->names, c->n);
+		if (c->op == SL_CFG_REPLACE) {
+			fprintf(f, " (was");
+			names_text(f, c->old_names, c->old_n);
+			fprintf(f, ")");
+		}
+		fputc('\n', f);
+	}
+	fprintf(f, "%u change%s\n", plan_changes(plan), plan_changes(plan) == 1 ? "" : "s");
+	return ferror(f) ? sl_err(-EIO, "write error") : 0;
+}
+
+static const char *op_name(enum sl_config_op op)
+{
+	return op == SL_CFG_CREATE ? "create" : op == SL_CFG_REPLACE ? "replace" : "delete";
+}
+
+static void json_rule_line(FILE *f, char sign, __u32 pos, const char *text, bool *first)
+{
+	fprintf(f, "%s{\"op\": \"%s\", \"index\": %u, \"rule\": ", *first ? "" : ", ",
+		sign == '+' ? "add" : "remove", pos);
+	write_quoted(f, text);
+	fputc('}', f);
+	*first = false;
+}
+
+static void names_json(FILE *f, const char (*names)[SL_NAME_MAX], __u32 n)
+{
+	fputc('[', f);
+	for (__u32 i = 0; i < n; i++) {
+		fprintf(f, "%s", i ? ", " : "");
+		write_quoted(f, names[i]);
+	}
+	fputc(']', f);
+}
+
+int sl_config_plan_print_json(const struct sl_config_plan *plan, FILE *f)
+{
+	int err;
+
+	fprintf(f, "{\"changes\": %u, \"instances\": [", plan_changes(plan));
+	for (__u32 i = 0; i < plan->ninsts; i++) {
+		const struct sl_config_inst_change *c = &plan->insts[i];
+
+		fprintf(f, "%s{\"op\": \"%s\", \"name\": ", i ? ", " : "", op_name(c->op));
+		write_quoted(f, c->name);
+		fprintf(f, ", \"type\": ");
+		write_quoted(f, c->type);
+		if (c->fw)
+			fprintf(f, ", \"default\": \"%s\", \"rules\": %u",
+				action_name(c->fw->rs.default_action), c->fw->rs.n);
+		if (c->op == SL_CFG_REPLACE) {
+			fprintf(f, ", \"old_default\": \"%s\", \"rule_changes\": [",
+				action_name(c->old.default_action));
+			err = walk_rule_diff(c, f, json_rule_line);
+			if (err)
+				return err;
+			fputc(']', f);
+		}
+		fputc('}', f);
+	}
+	fprintf(f, "], \"chains\": [");
+	for (__u32 i = 0; i < plan->nchains; i++) {
+		const struct sl_config_chain_change *c = &plan->chains[i];
+
+		fprintf(f, "%s{\"op\": \"%s\", \"dev\": ", i ? ", " : "", op_name(c->op));
+		write_quoted(f, c->dev);
+		fprintf(f, ", \"hook\": \"%s\", \"instances\": ", sl_hook_name(c->hook));
+		names_json(f, c->names, c->n);
+		fprintf(f, ", \"old_instances\": ");
+		names_json(f, c->old_names, c->old_n);
+		fputc('}', f);
+	}
+	fprintf(f, "]}\n");
+	return ferror(f) ? sl_err(-EIO, "write error") : 0;
+}
+
+/* ---- applying --------------------------------------------------------------- */
+
+static int set_chain(struct sl_ctx *ctx, const char *dev, enum sl_hook hook,
+		     const char (*names)[SL_NAME_MAX], __u32 n)
+{
+	const char *v[SL_CHAIN_MAX];
+
+	for (__u32 i = 0; i < n && i < SL_CHAIN_MAX; i++)
+		v[i] = names[i];
+	return sl_chain_set(ctx, dev, hook, v, n);
+}
+
+/* Reloads a replaced firewall, carrying the counters of the rules that stay.
+ * *old_per gets the loaded per-CPU counters (to undo with). */
+static int replace_fw(struct sl_ctx *ctx, const struct sl_config_inst_change *c,
+		      struct fw_counter ***old_per, __u32 *old_n)
+{
+	const struct fw_ruleset *want = &c->fw->rs;
+	const struct fw_counter **carry;
+	struct fw_ruleset now;
+	int err = fw_read(ctx, c->name, &now, NULL, old_per);
+
+	if (err)
+		return err;
+	*old_n = now.n + 1;
+	fw_ruleset_free(&now);
+	if (*old_n != c->old.n + 1) {
+		/* Changed since the diff: carry nothing rather than the wrong counters. */
+		return fw_load(ctx, c->name, want, NULL);
+	}
+	carry = calloc(want->n + 1, sizeof(*carry));
+	if (!carry)
+		return sl_err(-ENOMEM, "out of memory");
+	for (__u32 j = 0; j < want->n; j++)
+		if (c->from[j] >= 0)
+			carry[j] = (*old_per)[c->from[j]];
+	if (c->from[want->n] >= 0)
+		carry[want->n] = (*old_per)[c->old.n];
+	err = fw_load(ctx, c->name, want, carry);
+	free(carry);
+	return err;
+}
+
+int sl_config_apply(struct sl_ctx *ctx, const struct sl_config_plan *plan)
+{
+	struct fw_counter ***old_per = calloc(plan->ninsts + 1, sizeof(*old_per));
+	__u32 *old_n = calloc(plan->ninsts + 1, sizeof(*old_n));
+	__u32 done_insts = 0, done_chains = 0;
+	char msg[512];
+	int err = 0;
+
+	if (!old_per || !old_n) {
+		free(old_per);
+		free(old_n);
+		return sl_err(-ENOMEM, "out of memory");
+	}
+	/* 1. Create and replace instances; no chain runs the new ones yet, and
+	 * a replaced one switches atomically in its slot. */
+	for (; done_insts < plan->ninsts; done_insts++) {
+		const struct sl_config_inst_change *c = &plan->insts[done_insts];
+
+		if (c->op == SL_CFG_CREATE)
+			err = fw_load(ctx, c->name, &c->fw->rs, NULL);
+		else if (c->op == SL_CFG_REPLACE)
+			err = replace_fw(ctx, c, &old_per[done_insts], &old_n[done_insts]);
+		if (err) {
+			snprintf(msg, sizeof(msg), "firewall %s: %s", c->name, sl_errmsg());
+			goto undo;
+		}
+	}
+	/* 2. Chains, each set whole in one map update. */
+	for (; done_chains < plan->nchains; done_chains++) {
+		const struct sl_config_chain_change *c = &plan->chains[done_chains];
+
+		err = set_chain(ctx, c->dev, c->hook, c->names, c->n);
+		if (err) {
+			snprintf(msg, sizeof(msg), "chain %s %s: %s", c->dev,
+				 sl_hook_name(c->hook), sl_errmsg());
+			goto undo;
+		}
+	}
+	/* 3. Instances no chain runs any more. */
+	for (__u32 i = 0; i < plan->ninsts; i++) {
+		const struct sl_config_inst_change *c = &plan->insts[i];
+		int e;
+
+		if (c->op != SL_CFG_DELETE)
+			continue;
+		e = sl_instance_delete(ctx, c->name);
+		if (e && !err) {
+			err = e;
+			snprintf(msg, sizeof(msg), "%s", sl_errmsg());
+		}
+	}
+	if (err)
+		sl_err(err, "%s (the rest was applied)", msg);
+	goto out;
+undo:
+	/* Back to the loaded state, as far as the kernel lets us. */
+	while (done_chains-- > 0) {
+		const struct sl_config_chain_change *c = &plan->chains[done_chains];
+
+		set_chain(ctx, c->dev, c->hook, c->old_names, c->old_n);
+	}
+	while (done_insts-- > 0) {
+		const struct sl_config_inst_change *c = &plan->insts[done_insts];
+
+		if (c->op == SL_CFG_CREATE)
+			sl_instance_delete(ctx, c->name);
+		else if (c->op == SL_CFG_REPLACE)
+			fw_load(ctx, c->name, &c->old,
+				old_n[done_insts] == c->old.n + 1 ?
+				(const struct fw_counter *const *)old_per[done_insts] : NULL);
+	}
+	sl_err(err, "%s (nothing applied)", msg);
+out:
+	for (__u32 i = 0; i < plan->ninsts; i++)
+		fw_percpu_free(old_per[i], old_n[i]);
+	free(old_per);
+	free(old_n);
+	return err;
+}
