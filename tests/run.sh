@@ -13,6 +13,7 @@ TESTS=(
 	tests/e2e_pipeline.sh
 	tests/e2e_firewall.sh
 	tests/diff_iptables.sh
+	tests/api_routes.sh
 	tests/bench_smoke.sh
 )
 
