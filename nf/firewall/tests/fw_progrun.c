@@ -10,11 +10,13 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <linux/bpf.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "sluice.h"
+#include "events.h"
 #include "firewall.h"
 #include "check.h"
 #include "pktbuild.h"
@@ -309,6 +311,240 @@ static void run_chain(void)
 	run_case("chain", &c, SL_HOOK_XDP);
 }
 
+/* ---- drop events through the ring buffer ---------------------------- */
+
+#define EV_MAX 8
+
+struct ev_sink {
+	int n;
+	struct sl_event ev[EV_MAX];
+};
+
+static int ev_collect(const struct sl_event_view *v, void *arg)
+{
+	struct ev_sink *s = arg;
+
+	if (s->n < EV_MAX)
+		s->ev[s->n] = *v->raw;
+	s->n++;
+	return 0;
+}
+
+/* Runs pkt `repeat` times through hook's root; returns the verdict of the
+ * last run, or -1. */
+static int run_repeat(int hook, const uint8_t *pkt, size_t len, int repeat)
+{
+	struct xdp_md xmd = { .data_end = len, .ingress_ifindex = ifindex };
+	struct __sk_buff skb = { .ifindex = ifindex };
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = pkt, .data_size_in = len,
+		    .repeat = repeat);
+	int fd, err;
+
+	if (hook == SL_HOOK_XDP) {
+		opts.ctx_in = &xmd;
+		opts.ctx_size_in = sizeof(xmd);
+		fd = prog_fd("root_xdp");
+	} else {
+		opts.ctx_in = &skb;
+		opts.ctx_size_in = sizeof(skb);
+		fd = prog_fd("root_tc_in");
+	}
+	if (fd < 0)
+		return -1;
+	err = bpf_prog_test_run_opts(fd, &opts);
+	close(fd);
+	if (err)
+		return -1;
+	if (hook == SL_HOOK_XDP)
+		return opts.retval == XDP_DROP ? V_DROP : opts.retval == XDP_PASS ? V_PASS : -1;
+	return opts.retval == 2 ? V_DROP : (int)opts.retval == -1 ? V_PASS : -1;
+}
+
+static __u64 mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (__u64)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+struct ev_case {
+	const char *name;
+	struct pkt_spec pkt;
+	int hook;
+	__u32 sample;
+	int verdict;
+	int events; /* events expected from one packet */
+	int reason;
+	bool root; /* dropped by the root program (slot 0) */
+};
+
+/* Checks one event against the packet that made it. */
+static bool ev_matches(const struct sl_event *e, const struct ev_case *c,
+		       const uint8_t *pkt, size_t len, __u32 slot, __u64 t0,
+		       __u64 t1, char *why, size_t wlen)
+{
+	__u8 sa[16] = {}, da[16] = {};
+	size_t cap = len < SL_EVENT_SNAPLEN ? len : SL_EVENT_SNAPLEN;
+	int alen = c->pkt.family == 6 ? 16 : 4;
+	bool l4 = !c->pkt.truncate;
+
+	inet_pton(c->pkt.family == 6 ? AF_INET6 : AF_INET, c->pkt.src, sa);
+	inet_pton(c->pkt.family == 6 ? AF_INET6 : AF_INET, c->pkt.dst, da);
+#define EV_WANT(cond, ...)                                                     \
+	do {                                                                   \
+		if (!(cond)) {                                                 \
+			snprintf(why, wlen, __VA_ARGS__);                      \
+			return false;                                          \
+		}                                                              \
+	} while (0)
+	EV_WANT(e->type == SL_EVENT_DROP, "type %u", e->type);
+	EV_WANT(e->size == sizeof(*e) && e->version == SL_EVENT_VERSION,
+		"size %u version %u", e->size, e->version);
+	EV_WANT(e->ts_ns >= t0 && e->ts_ns <= t1, "timestamp outside the run");
+	EV_WANT(e->reason == c->reason, "reason %s, expected %s",
+		sl_drop_reason_name(e->reason), sl_drop_reason_name(c->reason));
+	EV_WANT(e->slot == slot, "slot %u, expected %u", e->slot, slot);
+	EV_WANT(e->hook == c->hook, "hook %u, expected %d", e->hook, c->hook);
+	EV_WANT(e->ifindex == (__u32)ifindex, "ifindex %u", e->ifindex);
+	EV_WANT(e->pkt_len == len, "pkt_len %u, expected %zu", e->pkt_len, len);
+	EV_WANT(e->family == c->pkt.family, "family %u", e->family);
+	EV_WANT(e->ip_proto == c->pkt.proto, "proto %u", e->ip_proto);
+	EV_WANT(!memcmp(e->saddr, sa, alen) && !memcmp(e->daddr, da, alen),
+		"addresses differ");
+	EV_WANT(!l4 || (e->sport == c->pkt.sport && e->dport == c->pkt.dport),
+		"ports %u -> %u", e->sport, e->dport);
+	EV_WANT(e->cap_len == cap, "cap_len %u, expected %zu", e->cap_len, cap);
+	EV_WANT(!memcmp(e->data, pkt, cap), "captured bytes differ");
+#undef EV_WANT
+	return true;
+}
+
+static void run_ev_case(struct sl_events *rd, struct ev_sink *sink,
+			const struct ev_case *c, __u32 slot)
+{
+	uint8_t pkt[PKT_MAX];
+	size_t len = pkt_build(&c->pkt, pkt);
+	char name[256], why[200] = "";
+	int err, verdict;
+	__u64 t0, t1;
+	bool ok;
+
+	snprintf(name, sizeof(name), "events/%s/%s", sl_hook_name(c->hook), c->name);
+	err = sl_events_config(ctx, c->sample);
+	sl_events_poll(rd, 0); /* drain */
+	sink->n = 0;
+	t0 = mono_ns();
+	verdict = run_repeat(c->hook, pkt, len, 1);
+	t1 = mono_ns();
+	if (!err)
+		err = sl_events_poll(rd, 0);
+	ok = err >= 0 && verdict == c->verdict && sink->n == c->events;
+	if (err < 0)
+		snprintf(why, sizeof(why), "%s", sl_errmsg());
+	else if (verdict != c->verdict)
+		snprintf(why, sizeof(why), "verdict %d, expected %d", verdict, c->verdict);
+	else if (sink->n != c->events)
+		snprintf(why, sizeof(why), "%d events, expected %d", sink->n, c->events);
+	else if (c->events)
+		ok = ev_matches(&sink->ev[0], c, pkt, len, c->root ? 0 : slot, t0,
+				t1, why, sizeof(why));
+	check_report(ok, name, why[0] ? why : NULL);
+	if (!ok) {
+		printf("packet (%zu bytes):\n", len);
+		pkt_hex(stdout, pkt, len);
+	}
+}
+
+static const struct ev_case ev_cases[] = {
+	{ "sampling off: a drop writes none", V4("10.2.0.1", "10.9.9.9", UDP, .sport = 7, .dport = 9), SL_HOOK_XDP, 0, V_DROP, 0 },
+	{ "a drop writes one event", V4("10.2.0.1", "10.9.9.9", UDP, .sport = 7, .dport = 9), SL_HOOK_XDP, 1, V_DROP, 1, SL_DROP_FW_RULE },
+	{ "a drop writes one event", V4("10.2.0.1", "10.9.9.9", UDP, .sport = 7, .dport = 9), SL_HOOK_TC_IN, 1, V_DROP, 1, SL_DROP_FW_RULE },
+	{ "policy drop", V4("192.0.2.1", "10.9.9.9", TCP, .sport = 40000, .dport = 25), SL_HOOK_XDP, 1, V_DROP, 1, SL_DROP_FW_POLICY },
+	{ "ipv6 drop", V6("2001:db8::1", "2001:db8:2::5", UDP, .sport = 7, .dport = 9), SL_HOOK_XDP, 1, V_DROP, 1, SL_DROP_FW_RULE },
+	{ "first 128 bytes of a long packet", V4("10.2.0.1", "10.9.9.9", UDP, .sport = 7, .dport = 9, .payload = 300), SL_HOOK_XDP, 1, V_DROP, 1, SL_DROP_FW_RULE },
+	{ "first 128 bytes of a long packet", V4("10.2.0.1", "10.9.9.9", UDP, .sport = 7, .dport = 9, .payload = 300), SL_HOOK_TC_IN, 1, V_DROP, 1, SL_DROP_FW_RULE },
+	{ "a passed packet writes none", V4("10.2.0.1", "10.9.9.9", UDP, .sport = 7, .dport = 10), SL_HOOK_XDP, 1, V_PASS, 0 },
+	{ "a passed packet writes none", V4("10.2.0.1", "10.9.9.9", TCP, .sport = 7, .dport = 80), SL_HOOK_TC_IN, 1, V_PASS, 0 },
+	{ "root parser drop (slot 0)", V4("10.2.0.1", "10.9.9.9", TCP, .dport = 22, .truncate = 14 + 20 + 10), SL_HOOK_XDP, 1, V_DROP, 1, SL_DROP_MALFORMED_L4, true },
+	{ "sampling off again", V4("10.2.0.1", "10.9.9.9", UDP, .sport = 7, .dport = 9), SL_HOOK_TC_IN, 0, V_DROP, 0 },
+};
+
+static void run_events(void)
+{
+	const char *names[] = { FW };
+	struct ev_sink sink = {};
+	struct sl_events *rd = NULL, *second = NULL;
+	struct sl_events_stats st0, st1;
+	struct sl_instance inst;
+	cpu_set_t old, one;
+	uint8_t pkt[PKT_MAX];
+	size_t len;
+	int err, v;
+
+	/* One CPU: the sampling counter is per CPU. */
+	sched_getaffinity(0, sizeof(old), &old);
+	CPU_ZERO(&one);
+	CPU_SET(sched_getcpu() < 0 ? 0 : sched_getcpu(), &one);
+	sched_setaffinity(0, sizeof(one), &one);
+
+	err = load_rules(FW, "drop proto udp dport 9\n"
+			     "accept proto udp\n"
+			     "accept proto tcp dport 80\n"
+			     "default drop\n");
+	err = err ?: sl_chain_set(ctx, DEV, SL_HOOK_XDP, names, 1);
+	err = err ?: sl_instance_get(ctx, FW, &inst);
+	err = err ?: sl_events_open(ctx, ev_collect, &sink, &rd);
+	if (!check_report(!err, "events/open a reader", err ? sl_errmsg() : NULL))
+		goto out;
+	err = sl_events_open(ctx, ev_collect, &sink, &second);
+	check_report(err == -EBUSY, "events/a second reader is refused",
+		     err == -EBUSY ? NULL : "not EBUSY");
+	sl_events_close(second);
+
+	for (size_t i = 0; i < sizeof(ev_cases) / sizeof(ev_cases[0]); i++)
+		run_ev_case(rd, &sink, &ev_cases[i], inst.slot);
+
+	/* Sampling N: one drop in N on this CPU. */
+	const struct pkt_spec drop = V4("10.2.0.1", "10.9.9.9", UDP, .sport = 7, .dport = 9);
+
+	len = pkt_build(&drop, pkt);
+	err = sl_events_config(ctx, 3);
+	sl_events_poll(rd, 0);
+	sink.n = 0;
+	v = run_repeat(SL_HOOK_XDP, pkt, len, 9);
+	err = err ?: sl_events_poll(rd, 0);
+	check_report(err >= 0 && v == V_DROP && sink.n == 3, "events/sampling 3: 9 drops, 3 events",
+		     err < 0 ? sl_errmsg() : sink.n != 3 ? "wrong event count" : NULL);
+	if (sink.n != 3)
+		printf("  %d events\n", sink.n);
+
+	/* A full ring loses events, counted, and never holds a packet up. */
+	const int burst = SL_EVENTS_RING_SIZE / sizeof(struct sl_event) + 500;
+
+	err = sl_events_config(ctx, 1);
+	sl_events_poll(rd, 0);
+	err = err ?: sl_events_stats(ctx, &st0);
+	sink.n = 0;
+	v = run_repeat(SL_HOOK_XDP, pkt, len, burst);
+	err = err ?: sl_events_stats(ctx, &st1);
+	err = err ?: sl_events_poll(rd, 0);
+	{
+		__u64 emitted = st1.emitted - st0.emitted, lost = st1.lost - st0.lost;
+		char why[160];
+
+		snprintf(why, sizeof(why), "%d runs: %llu written, %llu lost, %d read",
+			 burst, (unsigned long long)emitted, (unsigned long long)lost, sink.n);
+		check_report(err >= 0 && v == V_DROP && lost > 0 && emitted + lost == (__u64)burst &&
+				     (__u64)sink.n == emitted,
+			     "events/a full ring counts lost events", err < 0 ? sl_errmsg() : why);
+	}
+out:
+	sl_events_config(ctx, 0);
+	sl_events_close(rd);
+	sched_setaffinity(0, sizeof(old), &old);
+}
+
 int main(void)
 {
 	int err;
@@ -339,6 +575,7 @@ int main(void)
 			sizeof(cases_policy) / sizeof(cases_policy[0]));
 		run_large();
 		run_chain();
+		run_events();
 	}
 	sl_reset(ctx);
 	sl_close(ctx);
