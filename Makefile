@@ -38,7 +38,7 @@ DAEMON_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(DAEMON_SRCS))
 HDRS      := $(wildcard bpf/include/*.h lib/*.h nf/*/*.h)
 
 .PHONY: all deps test demo clean bench bench-quick
-all: $(BUILD)/sluice $(BUILD)/sluiced $(BUILD)/tests/fw_progrun $(BUILD)/tests/fw_parse_asan
+all: $(BUILD)/sluice $(BUILD)/sluiced $(BUILD)/tests/fw_progrun $(BUILD)/tests/fw_parse_asan $(BUILD)/tests/config_unit_asan
 
 deps:
 	$(Q)scripts/deps.sh
@@ -92,6 +92,13 @@ $(BUILD)/tests/fw_progrun: nf/firewall/tests/fw_progrun.c tests/pktbuild.h tests
 
 # The rule parser and tree builder under AddressSanitizer and UBSan.
 $(BUILD)/tests/fw_parse_asan: nf/firewall/tests/fw_parse.c nf/firewall/firewall.c lib/*.c $(HDRS) $(SKELS) tests/check.h
+	@echo "  CC    $@ (ASan, UBSan)"
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(CFLAGS) -O1 -fsanitize=address,undefined -fno-omit-frame-pointer \
+		-fno-sanitize-recover=all -Itests -o $@ $< nf/firewall/firewall.c lib/*.c $(LDLIBS)
+
+# The declarative configuration parser under AddressSanitizer and UBSan.
+$(BUILD)/tests/config_unit_asan: tests/config_unit.c nf/firewall/firewall.c lib/*.c $(HDRS) $(SKELS) tests/check.h
 	@echo "  CC    $@ (ASan, UBSan)"
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CC) $(CFLAGS) -O1 -fsanitize=address,undefined -fno-omit-frame-pointer \

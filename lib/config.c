@@ -82,7 +82,8 @@ static yaml_node_t *get_node(struct pctx *c, int idx, const yaml_node_t *parent,
 		return NULL;
 	}
 	if (c->seen[idx - 1]) {
-		*err = perr(c, n, path, "aliases (*name) are not supported; write the value out");
+		/* The document keeps no position for an alias: name its parent's. */
+		*err = perr(c, parent, path, "aliases (*name) are not supported; write the value out");
 		return NULL;
 	}
 	c->seen[idx - 1] = 1;
@@ -138,6 +139,17 @@ static bool name_ok(const char *s)
 	return true;
 }
 
+static void join(char *out, size_t size, const char *path, const char *key)
+{
+	char b[48];
+
+	shown(key, strlen(key), b, sizeof(b));
+	if (*path)
+		snprintf(out, size, "%s.%s", path, b);
+	else
+		snprintf(out, size, "%s", b);
+}
+
 /* Walks a mapping's pairs: string keys, no duplicates. cb gets each pair. */
 typedef int (*pair_cb)(struct pctx *c, const char *key, yaml_node_t *knode,
 		       yaml_node_t *val, const char *path, void *arg);
@@ -146,6 +158,7 @@ static int each_pair(struct pctx *c, yaml_node_t *map, const char *path,
 		     pair_cb cb, void *arg)
 {
 	yaml_node_pair_t *p, *q;
+	char vpath[256];
 	int err = 0;
 
 	for (p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
@@ -173,7 +186,8 @@ static int each_pair(struct pctx *c, yaml_node_t *map, const char *path,
 					    (unsigned long)k2->start_mark.line + 1);
 			}
 		}
-		v = get_node(c, p->value, k, path, &err);
+		join(vpath, sizeof(vpath), path, key);
+		v = get_node(c, p->value, k, vpath, &err);
 		if (!v)
 			return err;
 		err = cb(c, key, k, v, path, arg);
@@ -192,16 +206,6 @@ static int unknown_key(struct pctx *c, yaml_node_t *k, const char *path,
 		    shown(key, strlen(key), b, sizeof(b)), known);
 }
 
-static void join(char *out, size_t size, const char *path, const char *key)
-{
-	char b[48];
-
-	shown(key, strlen(key), b, sizeof(b));
-	if (*path)
-		snprintf(out, size, "%s.%s", path, b);
-	else
-		snprintf(out, size, "%s", b);
-}
 
 /* -- firewalls -- */
 

@@ -9,9 +9,11 @@ cd "$(dirname "$0")/.."
 
 TESTS=(
 	build/tests/fw_parse_asan
+	build/tests/config_unit_asan
 	build/tests/fw_progrun
 	tests/e2e_pipeline.sh
 	tests/e2e_firewall.sh
+	tests/e2e_apply.sh
 	tests/diff_iptables.sh
 	tests/api_routes.sh
 	tests/bench_smoke.sh

@@ -1,0 +1,317 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Unit tests of the declarative configuration parser (lib/config.c): valid
+ * documents, every kind of error with its line and field path, and the
+ * write -> parse round trip. Built with AddressSanitizer and UBSan; touches
+ * no kernel state (chains name "lo", which every namespace has). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include "config.h"
+#include "check.h"
+
+static struct sl_config *parse(const char *doc, int *err)
+{
+	struct sl_config *cfg = NULL;
+
+	*err = sl_config_parse(doc, strlen(doc), "t.yaml", &cfg);
+	return cfg;
+}
+
+static char *write_doc(const struct sl_config *cfg, bool json)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	if (!f)
+		return NULL;
+	if (sl_config_write(cfg, f, json)) {
+		fclose(f);
+		free(buf);
+		return NULL;
+	}
+	fclose(f);
+	return buf;
+}
+
+static const char example[] =
+	"# the example of docs/config.md\n"
+	"firewalls:\n"
+	"  web-in:\n"
+	"    default: drop\n"
+	"    rules:\n"
+	"      - accept proto tcp dport 80-443\n"
+	"      - accept proto icmp\n"
+	"      - drop src 10.0.0.0/8 proto udp\n"
+	"  a-first: {}\n"
+	"  empty:\n"
+	"chains:\n"
+	"  - dev: lo\n"
+	"    hook: ingress        # ingress | tc-ingress | egress\n"
+	"    instances: [web-in]\n"
+	"  - dev: lo\n"
+	"    hook: egress\n"
+	"    instances:\n"
+	"      - a-first\n"
+	"      - web-in\n"
+	"  - dev: lo\n"
+	"    hook: tc-ingress\n"
+	"    instances: []\n";
+
+static bool same_config(const struct sl_config *a, const struct sl_config *b)
+{
+	char x[1024], y[1024];
+
+	if (a->nfws != b->nfws || a->nchains != b->nchains)
+		return false;
+	for (__u32 i = 0; i < a->nfws; i++) {
+		const struct fw_ruleset *p = &a->fws[i].rs, *q = &b->fws[i].rs;
+
+		if (strcmp(a->fws[i].name, b->fws[i].name) || p->n != q->n ||
+		    p->default_action != q->default_action)
+			return false;
+		for (__u32 r = 0; r < p->n; r++) {
+			fw_rule_format(&p->rules[r], x, sizeof(x));
+			fw_rule_format(&q->rules[r], y, sizeof(y));
+			if (strcmp(x, y))
+				return false;
+		}
+	}
+	for (__u32 i = 0; i < a->nchains; i++) {
+		const struct sl_config_chain *p = &a->chains[i], *q = &b->chains[i];
+
+		if (p->ifindex != q->ifindex || p->hook != q->hook || p->n != q->n)
+			return false;
+		for (__u32 j = 0; j < p->n; j++)
+			if (strcmp(p->names[j], q->names[j]))
+				return false;
+	}
+	return true;
+}
+
+static void test_valid(void)
+{
+	struct sl_config *cfg, *back;
+	char *out;
+	int err;
+
+	cfg = parse(example, &err);
+	if (!check_report(!err && cfg, "example parses", err ? sl_errmsg() : NULL))
+		return;
+	CHECK(cfg->nfws == 3, "three firewalls");
+	CHECK(!strcmp(cfg->fws[0].name, "a-first") && !strcmp(cfg->fws[1].name, "empty") &&
+	      !strcmp(cfg->fws[2].name, "web-in"), "firewalls sorted by name");
+	CHECK(cfg->fws[2].rs.n == 3 && cfg->fws[2].rs.default_action == FW_DROP,
+	      "web-in: 3 rules, default drop");
+	CHECK(cfg->fws[2].line == 3, "web-in defined on line 3");
+	CHECK(cfg->fws[0].rs.n == 0 && cfg->fws[0].rs.default_action == FW_ACCEPT,
+	      "{}: no rules, default accept");
+	CHECK(cfg->fws[1].rs.n == 0 && cfg->fws[1].rs.default_action == FW_ACCEPT,
+	      "null firewall: no rules, default accept");
+	CHECK(cfg->nchains == 3, "three chains");
+	CHECK(cfg->chains[0].hook == SL_HOOK_XDP && cfg->chains[0].n == 1 &&
+	      cfg->chains[0].ifindex > 0, "chain 0: lo ingress web-in");
+	CHECK(cfg->chains[1].hook == SL_HOOK_TC_OUT && cfg->chains[1].n == 2 &&
+	      !strcmp(cfg->chains[1].names[0], "a-first"), "chain 1: lo egress, in order");
+	CHECK(cfg->chains[2].hook == SL_HOOK_TC_IN && cfg->chains[2].n == 0,
+	      "chain 2: empty list");
+
+	for (int json = 0; json < 2; json++) {
+		out = write_doc(cfg, json);
+		if (!check_report(out != NULL, json ? "write JSON" : "write YAML", sl_errmsg()))
+			continue;
+		back = parse(out, &err);
+		check_report(!err && back && same_config(cfg, back),
+			     json ? "JSON round trip" : "YAML round trip", err ? sl_errmsg() : out);
+		if (back) {
+			char *again = write_doc(back, json);
+
+			CHECK(again && !strcmp(again, out), json ? "JSON written twice is identical"
+								: "YAML written twice is identical");
+			free(again);
+		}
+		sl_config_free(back);
+		free(out);
+	}
+	sl_config_free(cfg);
+
+	/* Smaller forms. */
+	static const char *const ok[] = {
+		"firewalls: {}\n",
+		"{}\n",
+		"version: 1\nchains: []\nfirewalls:\n",
+		"{\"firewalls\": {\"a\": {\"default\": \"drop\", \"rules\": [\"accept proto icmp\"]}},"
+		" \"chains\": [{\"dev\": \"lo\", \"hook\": \"egress\", \"instances\": [\"a\"]}]}\n",
+		"firewalls:\n  a:\n    rules:\n      - default drop\n      - accept proto icmp\n",
+		"chains:\n  - dev: lo\n    instances: [f]\nfirewalls: {f: {rules: [\"drop src !192.168.0.0/16\"]}}\n",
+		"firewalls: {a: {rules: ['accept proto tcp dport 22', \"drop\"]}}\n",
+	};
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		char name[128];
+
+		cfg = parse(ok[i], &err);
+		snprintf(name, sizeof(name), "valid document %zu", i);
+		check_report(!err && cfg, name, err ? sl_errmsg() : NULL);
+		sl_config_free(cfg);
+	}
+	cfg = parse(ok[4], &err);
+	CHECK(cfg && cfg->fws[0].rs.default_action == FW_DROP && cfg->fws[0].rs.n == 1,
+	      "a 'default drop' line in rules sets the default");
+	sl_config_free(cfg);
+	cfg = parse(ok[5], &err);
+	CHECK(cfg && cfg->chains[0].hook == SL_HOOK_XDP, "hook defaults to ingress");
+	CHECK(cfg && cfg->fws[0].rs.rules[0].neg, "negated source kept");
+	sl_config_free(cfg);
+}
+
+struct bad_case {
+	const char *doc;
+	const char *msg; /* the whole error, or a prefix of it ending in '*' */
+};
+
+static const struct bad_case bad[] = {
+	{ "", "t.yaml:1: empty document (write 'firewalls: {}' to remove every instance)" },
+	{ "# only a comment\n", "t.yaml:1: empty document*" },
+	{ "[1, 2]\n", "t.yaml:1: expected a mapping (version, firewalls, chains), found a list" },
+	{ "firewall: {}\n", "t.yaml:1: unknown key 'firewall' (version, firewalls, chains)" },
+	{ "version: 2\n", "t.yaml:1: version: this sluice reads version 1" },
+	{ "firewalls: [a]\n", "t.yaml:1: firewalls: expected a mapping of names to firewalls, found a list" },
+	{ "firewalls:\n  a: {}\n  b: {}\n  a: {}\n", "t.yaml:4: firewalls: 'a' given twice (first on line 2)" },
+	{ "firewalls: {a: {}}\nfirewalls: {}\n", "t.yaml:2: 'firewalls' given twice (first on line 1)" },
+	{ "firewalls:\n  a.b: {}\n", "t.yaml:2: firewalls: bad firewall name 'a.b'*" },
+	{ "firewalls:\n  abcdefghijabcdefghijabcdefghijab: {}\n", "t.yaml:2: firewalls: bad firewall name*" },
+	{ "firewalls:\n  a: [accept]\n", "t.yaml:2: firewalls.a: expected a mapping (default, rules), found a list" },
+	{ "firewalls:\n  a:\n    rule: []\n", "t.yaml:3: firewalls.a: unknown key 'rule' (default, rules)" },
+	{ "firewalls:\n  a:\n    default: reject\n", "t.yaml:3: firewalls.a.default: 'reject' is not accept or drop" },
+	{ "firewalls:\n  a:\n    default: [drop]\n", "t.yaml:3: firewalls.a.default: expected accept or drop, found a list" },
+	{ "firewalls:\n  a:\n    rules: accept\n", "t.yaml:3: firewalls.a.rules: expected a list of rules, found a string" },
+	{ "firewalls:\n  web-in:\n    rules:\n      - accept proto icmp\n      - accept proto tcp dport 80-x\n",
+	  "t.yaml:5: firewalls.web-in.rules[1]: dport: bad port or range '80-x'*" },
+	{ "firewalls:\n  a:\n    rules:\n      - {accept: 1}\n",
+	  "t.yaml:4: firewalls.a.rules[0]: expected a rule (a rule-file line), found a mapping" },
+	{ "firewalls:\n  a:\n    rules:\n      -\n", "t.yaml:4: firewalls.a.rules[0]: expected a rule (a rule-file line), found nothing" },
+	{ "firewalls:\n  a:\n    rules:\n      - reject\n", "t.yaml:4: firewalls.a.rules[0]: unknown action 'reject' (accept or drop)" },
+	{ "firewalls:\n  a:\n    rules:\n      - drop iif veth-nope9\n", "t.yaml:4: firewalls.a.rules[0]: iif: no interface 'veth-nope9'" },
+	{ "firewalls:\n  a:\n    rules:\n      - \"accept\\nproto tcp\"\n", "t.yaml:4: firewalls.a.rules[0]: a rule is one line" },
+	{ "firewalls:\n  a:\n    rules:\n      - \"drop\\0 x\"\n", "t.yaml:4: firewalls.a.rules[0]: NUL character in a string" },
+	{ "firewalls:\n  a:\n    default: drop\n    rules: [default accept]\n",
+	  "t.yaml:4: firewalls.a.rules[0]: a second default (the 'default' key or line)" },
+	{ "firewalls:\n  a:\n    rules: [default maybe]\n", "t.yaml:3: firewalls.a.rules[0]: default: not accept or drop" },
+	{ "chains: {dev: lo}\n", "t.yaml:1: chains: expected a list of chains, found a mapping" },
+	{ "chains:\n  - lo\n", "t.yaml:2: chains[0]: expected a mapping (dev, hook, instances), found a string" },
+	{ "chains:\n  - hook: ingress\n    instances: []\n", "t.yaml:2: chains[0]: missing key 'dev'" },
+	{ "chains:\n  - dev: lo\n", "t.yaml:2: chains[0]: missing key 'instances' (write [] for no chain)" },
+	{ "chains:\n  - dev: veth9\n    instances: []\n", "t.yaml:2: chains[0].dev: no interface 'veth9'" },
+	{ "chains:\n  - dev: abcdefghijklmnopq\n    instances: []\n", "t.yaml:2: chains[0].dev: 'abcdefghijklmnopq' is not an interface name" },
+	{ "chains:\n  - dev: lo\n    hook: xdp\n    instances: []\n", "t.yaml:3: chains[0].hook: unknown hook 'xdp' (ingress, tc-ingress, egress)" },
+	{ "chains:\n  - dev: lo\n    instances: []\n    devs: x\n", "t.yaml:4: chains[0]: unknown key 'devs' (dev, hook, instances)" },
+	{ "chains:\n  - dev: lo\n    instances: fw\n", "t.yaml:3: chains[0].instances: expected a list of instance names, found a string" },
+	{ "firewalls: {a: {}}\nchains:\n  - dev: lo\n    instances:\n      - a\n      - b\n",
+	  "t.yaml:6: chains[0].instances[1]: no instance 'b' in this document (under firewalls)" },
+	{ "firewalls: {a: {}}\nchains:\n  - dev: lo\n    instances: [a, a]\n",
+	  "t.yaml:4: chains[0].instances[1]: 'a' appears twice in the chain" },
+	{ "firewalls: {a: {}}\nchains:\n  - dev: lo\n    instances: [a]\n  - dev: lo\n    hook: ingress\n    instances: []\n",
+	  "t.yaml:5: chains[1]: a second chain for lo ingress (first on line 3)" },
+	{ "firewalls:\n  a: &r {}\n  b: *r\n", "t.yaml:3: firewalls.b: aliases (*name) are not supported; write the value out" },
+	{ "firewalls: {a: {}}\nchains:\n  - dev: lo\n    instances: [a, a1, a2, a3, a4, a5, a6, a7, a8, a9, b0, b1, b2, b3, b4, b5, b6]\n",
+	  "t.yaml:4: chains[0].instances[1]: no instance 'a1'*" },
+	{ "firewalls: {a: {}\n", "t.yaml:2: did not find expected ',' or '}' while parsing a flow mapping" },
+	{ "firewalls:\n  a: {}\n---\nchains: []\n", "t.yaml:3: a second document ('---'): write one document" },
+	{ "? [a]\n: 1\n", "t.yaml:1: a key must be a string, found a list" },
+	{ "firewalls:\n  \"\\x01x\": {}\n", "t.yaml:2: firewalls: bad firewall name '?x'*" },
+};
+
+static bool msg_matches(const char *got, const char *want)
+{
+	size_t n = strlen(want);
+
+	if (n && want[n - 1] == '*')
+		return !strncmp(got, want, n - 1);
+	return !strcmp(got, want);
+}
+
+static void test_errors(void)
+{
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct sl_config *cfg = (void *)1;
+		char name[160], detail[700];
+		int err = sl_config_parse(bad[i].doc, strlen(bad[i].doc), "t.yaml", &cfg);
+
+		snprintf(name, sizeof(name), "refused: %s", bad[i].msg);
+		snprintf(detail, sizeof(detail), "err %d, message '%s'", err,
+			 err ? sl_errmsg() : "");
+		check_report(err == -EINVAL && !cfg && msg_matches(sl_errmsg(), bad[i].msg),
+			     name, detail);
+	}
+	/* A chain longer than SL_CHAIN_MAX. */
+	char doc[2048] = "firewalls:\n";
+	size_t off = strlen(doc);
+	struct sl_config *cfg;
+	int err;
+
+	for (int i = 0; i <= SL_CHAIN_MAX; i++)
+		off += snprintf(doc + off, sizeof(doc) - off, "  f%d: {}\n", i);
+	off += snprintf(doc + off, sizeof(doc) - off, "chains:\n  - dev: lo\n    instances: [");
+	for (int i = 0; i <= SL_CHAIN_MAX; i++)
+		off += snprintf(doc + off, sizeof(doc) - off, "%sf%d", i ? ", " : "", i);
+	snprintf(doc + off, sizeof(doc) - off, "]\n");
+	cfg = parse(doc, &err);
+	check_report(err == -EINVAL && !cfg &&
+		     strstr(sl_errmsg(), "chains[0].instances: a chain holds at most 16 instances"),
+		     "refused: a chain of 17 instances", sl_errmsg());
+}
+
+static void test_plan_from_nothing(void)
+{
+	struct sl_config *cfg;
+	struct sl_config_plan *plan = NULL;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f;
+	int err;
+
+	cfg = parse(example, &err);
+	if (!cfg)
+		return;
+	err = sl_config_diff(NULL, cfg, &plan);
+	if (!check_report(!err && plan, "plan against no state", err ? sl_errmsg() : NULL))
+		goto out;
+	CHECK(plan->ninsts == 3 && plan->nchains == 2, "3 creates, 2 chains (the empty one is no change)");
+	f = open_memstream(&buf, &len);
+	sl_config_plan_print(plan, f);
+	fclose(f);
+	CHECK(strstr(buf, "+ firewall web-in: default drop, 3 rules\n") &&
+	      strstr(buf, "+ chain lo egress: a-first web-in\n") && strstr(buf, "5 changes\n"),
+	      "plan printed");
+	free(buf);
+	buf = NULL;
+	f = open_memstream(&buf, &len);
+	sl_config_plan_print_json(plan, f);
+	fclose(f);
+	CHECK(!strncmp(buf, "{\"changes\": 5, ", 15), "plan as JSON");
+	free(buf);
+	sl_config_plan_free(plan);
+
+	/* No firewalls, no chains, no state: nothing to do. */
+	sl_config_free(cfg);
+	cfg = parse("firewalls: {}\n", &err);
+	err = sl_config_diff(NULL, cfg, &plan);
+	CHECK(!err && plan && sl_config_plan_empty(plan), "empty document on no state: no changes");
+	buf = NULL;
+	f = open_memstream(&buf, &len);
+	sl_config_plan_print(plan, f);
+	fclose(f);
+	CHECK(buf && !strcmp(buf, "no changes\n"), "prints 'no changes'");
+	free(buf);
+	sl_config_plan_free(plan);
+out:
+	sl_config_free(cfg);
+}
+
+int main(void)
+{
+	test_valid();
+	test_errors();
+	test_plan_from_nothing();
+	return check_exit();
+}
