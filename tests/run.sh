@@ -17,6 +17,7 @@ TESTS=(
 	tests/e2e_events.sh
 	tests/diff_iptables.sh
 	tests/api_routes.sh
+	tests/e2e_daemon.sh
 	tests/bench_smoke.sh
 )
 
