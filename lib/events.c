@@ -28,9 +28,9 @@ static int events_map(struct sl_ctx *ctx, const char *name)
 	snprintf(path, sizeof(path), "%s/%s", sl_base(ctx), name);
 	fd = bpf_obj_get(path);
 	if (fd < 0 && errno == ENOENT)
-		return sl_err(-ENOENT, "no %s in this state: it was made by an older "
-			      "sluice without events ('sluice reset' and load again)",
-			      name);
+		return sl_err(-ENOENT, "no %s: this state was made by a sluice without "
+			      "events; loading an NF again adds them (root programs "
+			      "report drops only after 'sluice reset')", name);
 	if (fd < 0)
 		return sl_err(-errno, "cannot open %s: %s", path, strerror(errno));
 	return fd;
