@@ -37,7 +37,7 @@ DAEMON_SRCS := $(wildcard cmd/sluiced/*.c)
 DAEMON_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(DAEMON_SRCS))
 HDRS      := $(wildcard bpf/include/*.h lib/*.h nf/*/*.h)
 
-.PHONY: all deps test demo clean bench bench-quick
+.PHONY: all deps test demo clean bench bench-quick fuzz
 all: $(BUILD)/sluice $(BUILD)/sluiced $(BUILD)/tests/fw_progrun $(BUILD)/tests/fw_parse_asan $(BUILD)/tests/config_unit_asan
 
 deps:
@@ -124,3 +124,20 @@ bench: deps
 bench-quick: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)bench/run.sh quick
+
+# Fuzzing (libFuzzer, clang): the configuration loader, parse only. Runs
+# FUZZ_TIME seconds from the seeds in fuzz/corpus/config; new inputs go to
+# build/fuzz/corpus/config, crashes to build/fuzz/crash-*.
+FUZZ_TIME ?= 60
+FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	-fno-omit-frame-pointer -std=gnu11 -I$(BUILD) -Ibpf/include -Ilib -iquote lib $(NF_INC)
+$(BUILD)/fuzz/fuzz_config: fuzz/fuzz_config.c nf/firewall/firewall.c lib/*.c $(HDRS) $(SKELS)
+	@echo "  CC    $@ (libFuzzer, ASan, UBSan)"
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -o $@ $< nf/firewall/firewall.c lib/*.c $(LDLIBS)
+
+fuzz: $(BUILD)/fuzz/fuzz_config
+	$(Q)mkdir -p $(BUILD)/fuzz/corpus/config
+	$(Q)$(BUILD)/fuzz/fuzz_config -max_total_time=$(FUZZ_TIME) -dict=fuzz/config.dict \
+		-artifact_prefix=$(BUILD)/fuzz/ -print_final_stats=1 \
+		$(BUILD)/fuzz/corpus/config fuzz/corpus/config

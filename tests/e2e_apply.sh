@@ -52,6 +52,10 @@ chains:
     instances: [keep-out]
 EOF
 
+# 0. nothing to do in a namespace without state creates none
+check "empty document on no state: no changes" test "$(echo 'firewalls: {}' | S apply -f -)" = "no changes"
+check "... and no state created" test "$(S status | head -1)" = "state loaded: no"
+
 # 1. apply from nothing
 out=$(S apply -f "$TMP/v1.yaml" 2>&1)
 check "apply v1" test $? -eq 0

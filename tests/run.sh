@@ -14,6 +14,7 @@ TESTS=(
 	tests/e2e_pipeline.sh
 	tests/e2e_firewall.sh
 	tests/e2e_apply.sh
+	tests/fuzz_smoke.sh
 	tests/e2e_events.sh
 	tests/diff_iptables.sh
 	tests/api_routes.sh
