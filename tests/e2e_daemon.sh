@@ -33,6 +33,10 @@ cleanup() {
 		kill "$p" 2>/dev/null && wait "$p" 2>/dev/null
 	done
 	rm -f "$SOCK"
+	if [ "$SL_FAILS" -ne 0 ] && [ -s "$TMP/sluiced.log" ]; then
+		echo "--- sluiced log (last 30 lines)"
+		tail -n 30 "$TMP/sluiced.log"
+	fi
 	sl_cleanup
 	rm -rf "$TMP"
 }
@@ -303,8 +307,30 @@ PIDS+=("$WA")
 writer B &
 WB=$!
 PIDS+=("$WB")
+# A reader meanwhile: every rule set it sees is one writer's, whole.
+reader() {
+	local n=0 bad=0 err=0 c s hit
+	while kill -0 "$WA" 2>/dev/null || kill -0 "$WB" 2>/dev/null; do
+		c=$(curl -s --unix-socket "$SOCK" -o "$TMP/rbody" -w '%{http_code}' http://sluiced/v1/firewalls/fwc)
+		[ "$c" = 200 ] || { err=$((err + 1)); continue; }
+		jq -r '.rules[].rule' "$TMP/rbody" >"$TMP/rseen.txt"
+		hit=
+		for s in A B C; do cmp -s "$TMP/rseen.txt" "$TMP/$s.txt" && hit=$s; done
+		[ -n "$hit" ] || bad=$((bad + 1))
+		n=$((n + 1))
+	done
+	echo "$n $bad $err" >"$TMP/reads"
+}
+reader &
+RD=$!
+PIDS+=("$RD")
 for i in $(seq 8); do sc firewall load "$SDEV" "$TMP/C.txt" --name fwc --hook egress >/dev/null || echo cli-fail; done >"$TMP/codes.C"
-wait "$WA" "$WB"
+wait "$WA" "$WB" "$RD"
+read -r nreads nbad nerr <"$TMP/reads"
+echo "concurrent: $nreads reads during the writes, $nbad mixed, $nerr failed"
+check "concurrent: reads during the writes saw whole rule sets only ($nreads reads)" \
+	test "$nbad" = 0 -a "$nreads" -gt 0
+check "concurrent: reads during the writes never failed" test "$nerr" = 0
 check "concurrent: every HTTP write succeeded" \
 	test "$(sort -u "$TMP/codes.A" "$TMP/codes.B" | tr '\n' ' ')" = "200 "
 check "concurrent: every CLI write succeeded" test ! -s "$TMP/codes.C"
