@@ -225,6 +225,8 @@ static int create_state(struct sl_ctx *ctx)
 			    bpf_program__fd(skel->progs.sluice_xdp));
 out:
 	root_bpf__destroy(skel);
+	if (err)
+		sl_pin_dir_remove(ctx->base); /* no half-made state left behind */
 	return err;
 }
 
