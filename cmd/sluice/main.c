@@ -925,15 +925,36 @@ static int cfg_run(int argc, char **argv, bool apply)
 	err = sl_config_parse_file(a.file, &cfg);
 	if (err)
 		return fail(err);
-	/* apply holds the writer lock from the diff to the last change. */
-	err = sl_open(&ctx, apply ? SL_OPEN_WRITE : 0);
-	if (err == -ENOENT && !apply)
-		err = 0;
+	if (apply) {
+		/* A namespace without state gets none when nothing changes. */
+		err = sl_open(&ctx, 0);
+		if (ctx)
+			sl_close(ctx);
+		ctx = NULL;
+		if (err == -ENOENT) {
+			err = sl_config_diff(NULL, cfg, &plan);
+			if (err) {
+				err = fail(err);
+				goto out;
+			}
+			if (!sl_config_plan_empty(plan)) {
+				sl_config_plan_free(plan);
+				plan = NULL;
+			}
+		}
+		/* The writer lock, held from the diff to the last change. */
+		err = plan ? 0 : sl_open(&ctx, SL_OPEN_WRITE);
+	} else {
+		err = sl_open(&ctx, 0);
+		if (err == -ENOENT)
+			err = 0;
+	}
 	if (err) {
 		err = fail(err);
 		goto out;
 	}
-	err = sl_config_diff(ctx, cfg, &plan);
+	if (!plan)
+		err = sl_config_diff(ctx, cfg, &plan);
 	if (err) {
 		err = fail(err);
 		goto out;
@@ -956,7 +977,8 @@ static int cfg_run(int argc, char **argv, bool apply)
 	err = a.exit_code && !sl_config_plan_empty(plan) ? 1 : 0;
 out:
 	sl_config_plan_free(plan);
-	sl_close(ctx);
+	if (ctx)
+		sl_close(ctx);
 	sl_config_free(cfg);
 	return err;
 }
@@ -983,12 +1005,14 @@ static int do_export(int argc, char **argv)
 		f = fopen(tmp, "w");
 		if (!f) {
 			err = fail(sl_err(-errno, "%s: %s", tmp, strerror(errno)));
-			sl_close(ctx);
+			if (ctx)
+				sl_close(ctx);
 			return err;
 		}
 	}
 	err = sl_config_export(ctx, f, out_json());
-	sl_close(ctx);
+	if (ctx)
+		sl_close(ctx);
 	if (f != stdout) {
 		if (fclose(f) && !err)
 			err = sl_err(-EIO, "%s: write error", tmp);
