@@ -263,6 +263,16 @@ static int detach_cb(__u32 ifindex, enum sl_hook hook,
 
 int sl_reset(struct sl_ctx *ctx)
 {
+	const char *ns = strrchr(ctx->base, '/') + 1;
+	char path[PATH_MAX];
+
 	sl_chain_foreach(ctx, detach_cb, ctx);
+	/* The namespace's lock files go too, or they pile up in /run: we hold
+	 * the writer lock, and a writer that opened the old file meanwhile
+	 * finds no state and starts afresh. */
+	snprintf(path, sizeof(path), SL_RUN_DIR "/%s.lock", ns);
+	unlink(path);
+	snprintf(path, sizeof(path), SL_RUN_DIR "/%s.events.lock", ns);
+	unlink(path);
 	return sl_pin_dir_remove(ctx->base);
 }

@@ -2,7 +2,9 @@
 /* NF instances: a name, a type and a tail-call slot, registered in the
  * pinned sl_instances map; each instance's own maps and programs are pinned
  * under nf/<name>/. */
+#define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -139,7 +141,7 @@ static void zero_percpu(int map_fd, __u32 key, size_t value_size)
 int sl_instance_commit(struct sl_ctx *ctx, const struct sl_instance *inst,
 		       int prog_xdp_fd, int prog_tc_fd)
 {
-	char key[SL_NAME_MAX], dir[PATH_MAX], stage[PATH_MAX], old[PATH_MAX];
+	char key[SL_NAME_MAX], dir[PATH_MAX], stage[PATH_MAX];
 	struct sl_instance cur;
 	bool is_new = sl_instance_get(ctx, inst->name, &cur) == -ENOENT;
 	int err = name_key(inst->name, key);
@@ -160,14 +162,13 @@ int sl_instance_commit(struct sl_ctx *ctx, const struct sl_instance *inst,
 
 	snprintf(dir, sizeof(dir), "%s/nf/%s", ctx->base, inst->name);
 	snprintf(stage, sizeof(stage), "%s/nf/%s@new", ctx->base, inst->name);
-	snprintf(old, sizeof(old), "%s/nf/%s@old", ctx->base, inst->name);
-	sl_pin_dir_remove(old);
-	if (rename(dir, old) && errno != ENOENT)
-		return sl_err(-errno, "cannot move %s aside: %s", dir, strerror(errno));
-	if (rename(stage, dir))
-		return sl_err(-errno, "cannot move %s into place: %s", stage,
-			      strerror(errno));
-	sl_pin_dir_remove(old);
+	/* One exchange: a reader finds the old folder or the new, never none. */
+	if (renameat2(AT_FDCWD, stage, AT_FDCWD, dir, RENAME_EXCHANGE)) {
+		if (errno != ENOENT || rename(stage, dir))
+			return sl_err(-errno, "cannot move %s into place: %s", stage,
+				      strerror(errno));
+	}
+	sl_pin_dir_remove(stage); /* now the previous generation */
 	if (bpf_map_update_elem(ctx->instances_fd, key, inst, BPF_ANY))
 		return sl_err(-errno, "cannot register instance '%s': %s",
 			      inst->name, strerror(errno));
@@ -231,4 +232,26 @@ out:
 	free(per);
 	free(cnt);
 	return err;
+}
+
+int sl_instance_open_dir(struct sl_ctx *ctx, const char *name)
+{
+	char dir[PATH_MAX];
+	int fd;
+
+	sl_instance_dir(ctx, name, dir, sizeof(dir));
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return sl_err(-errno, "cannot open %s: %s", dir, strerror(errno));
+	return fd;
+}
+
+int sl_obj_get_at(int dir_fd, const char *name)
+{
+	char path[64];
+
+	/* bpf_obj_get takes a path: reach the pin through the open folder,
+	 * so every object comes from the same generation. */
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", dir_fd);
+	return sl_obj_get(path, name);
 }

@@ -62,6 +62,11 @@ int sl_instance_stage_dir(struct sl_ctx *ctx, const struct sl_instance *inst,
 			  char *buf, size_t len);
 int sl_instance_dir(struct sl_ctx *ctx, const char *name, char *buf,
 		    size_t len);
+/* Opens an instance's pin folder; pins opened through it with
+ * sl_obj_get_at() all belong to one generation (a reload swaps folders).
+ * -ENOENT means a reload removed it meanwhile: open again. */
+int sl_instance_open_dir(struct sl_ctx *ctx, const char *name);
+int sl_obj_get_at(int dir_fd, const char *name);
 /* Deletes an instance that no chain uses. */
 int sl_instance_delete(struct sl_ctx *ctx, const char *name);
 typedef int (*sl_instance_cb)(const struct sl_instance *inst, void *arg);

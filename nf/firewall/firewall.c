@@ -1077,16 +1077,15 @@ void fw_percpu_free(struct fw_counter **percpu, __u32 n)
 	free(percpu);
 }
 
-int fw_read(struct sl_ctx *ctx, const char *name, struct fw_ruleset *rs,
-	    struct fw_counter **counters, struct fw_counter ***percpu)
+static int fw_read_once(struct sl_ctx *ctx, const char *name, struct fw_ruleset *rs,
+			struct fw_counter **counters, struct fw_counter ***percpu)
 {
-	char dir[PATH_MAX];
 	struct sl_instance inst;
 	struct fw_config cfg;
 	struct fw_ruleset out = {};
 	struct fw_counter *sum = NULL, **per = NULL;
 	int ncpu = libbpf_num_possible_cpus();
-	int rules_fd = -1, cnt_fd = -1, cfg_fd = -1, err;
+	int dir_fd, rules_fd = -1, cnt_fd = -1, cfg_fd = -1, err;
 	__u32 zero = 0;
 
 	err = sl_instance_get(ctx, name, &inst);
@@ -1095,12 +1094,14 @@ int fw_read(struct sl_ctx *ctx, const char *name, struct fw_ruleset *rs,
 	if (strcmp(inst.type, FW_TYPE))
 		return sl_err(-EINVAL, "instance '%s' is a %s, not a firewall", name,
 			      inst.type);
-	sl_instance_dir(ctx, name, dir, sizeof(dir));
-	rules_fd = sl_obj_get(dir, "fw_rules");
-	cnt_fd = rules_fd < 0 ? -1 : sl_obj_get(dir, "fw_counters");
-	cfg_fd = cnt_fd < 0 ? -1 : sl_obj_get(dir, "fw_config");
+	dir_fd = sl_instance_open_dir(ctx, name);
+	rules_fd = dir_fd < 0 ? dir_fd : sl_obj_get_at(dir_fd, "fw_rules");
+	cnt_fd = rules_fd < 0 ? -1 : sl_obj_get_at(dir_fd, "fw_counters");
+	cfg_fd = cnt_fd < 0 ? -1 : sl_obj_get_at(dir_fd, "fw_config");
+	if (dir_fd >= 0)
+		close(dir_fd);
 	if (cfg_fd < 0) {
-		err = cfg_fd;
+		err = rules_fd < 0 ? rules_fd : cnt_fd < 0 ? cnt_fd : cfg_fd;
 		goto out;
 	}
 	if (bpf_map_lookup_elem(cfg_fd, &zero, &cfg)) {
@@ -1162,6 +1163,18 @@ out:
 	return err;
 }
 
+int fw_read(struct sl_ctx *ctx, const char *name, struct fw_ruleset *rs,
+	    struct fw_counter **counters, struct fw_counter ***percpu)
+{
+	int err = -ENOENT;
+
+	/* Readers take no lock: a reload may remove the generation being
+	 * read, which shows as ENOENT; the next try finds the new one. */
+	for (int tries = 0; tries < 5 && err == -ENOENT; tries++)
+		err = fw_read_once(ctx, name, rs, counters, percpu);
+	return err;
+}
+
 /* Reloads the rule set with one rule inserted (rule != NULL) or deleted,
  * carrying every other rule's counters over to its new position. */
 static int fw_edit(struct sl_ctx *ctx, const char *name, __u32 pos,
@@ -1192,7 +1205,7 @@ static int fw_edit(struct sl_ctx *ctx, const char *name, __u32 pos,
 		carry[rs.n] = per[oldn];
 	} else {
 		if (!pos || pos > rs.n) {
-			err = sl_err(-EINVAL, "no rule %u in '%s' (it has %u rules)",
+			err = sl_err(-ENOENT, "no rule %u in '%s' (it has %u rules)",
 				     pos, name, rs.n);
 			goto out;
 		}
