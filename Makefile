@@ -70,9 +70,16 @@ $(BUILD)/obj/%.o: %.c $(HDRS) $(SKELS)
 $(BUILD)/libsluice.a: $(LIB_OBJS)
 	$(Q)ar rcs $@ $^
 
+# The CLI: libsluice, and sluiced over its Unix socket (cmd/sluice/client.c,
+# its own small HTTP/1.1 client; jansson for the JSON).
+$(BUILD)/obj/cmd/sluice/%.o: cmd/sluice/%.c $(wildcard cmd/sluice/*.h) $(HDRS) $(SKELS)
+	@echo "  CC    $@"
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
 $(BUILD)/sluice: $(CLI_OBJS) $(BUILD)/libsluice.a
 	@echo "  LD    $@"
-	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ -ljansson $(LDLIBS)
 
 # The daemon: REST/JSON over libsluice (libmicrohttpd, jansson).
 $(BUILD)/obj/cmd/sluiced/%.o: cmd/sluiced/%.c cmd/sluiced/sluiced.h $(HDRS) $(SKELS)

@@ -19,6 +19,7 @@ TESTS=(
 	tests/diff_iptables.sh
 	tests/api_routes.sh
 	tests/e2e_daemon.sh
+	tests/e2e_cli_daemon.sh
 	tests/bench_smoke.sh
 )
 

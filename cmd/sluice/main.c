@@ -1,6 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 /* sluice: the command line, a thin shell over libsluice.
- *   sluice [-j|--json] [-v] OBJECT COMMAND [ARGS]   (-h anywhere for help) */
+ *   sluice [-j|--json] [-v] [--socket PATH] [--no-daemon] OBJECT COMMAND [ARGS]
+ *   (-h anywhere for help). Writes go through sluiced when it serves this
+ *   network namespace on PATH ($SLUICE_SOCKET, default
+ *   /run/sluice/sluiced.sock), else directly; --no-daemon or
+ *   SLUICE_NO_DAEMON=1: always directly. */
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
@@ -16,6 +20,16 @@
 #include "firewall.h"
 #include "config.h"
 #include "out.h"
+#include "client.h"
+
+/* Commands that change state go through sluiced when one serves this
+ * network namespace (client.c), else straight through libsluice under the
+ * same writer lock. Everything a direct write checks before changing state
+ * is checked here first with the same library calls, so a refusal reads the
+ * same in both modes; the daemon checks again under its lock. Commands that
+ * only read (show, list, status, chain show, events, export, diff) always
+ * read the pinned state directly: pinned state is readable by any root
+ * process, and one code path guarantees identical output in both modes. */
 
 struct cmd {
 	const char *name;
@@ -81,6 +95,60 @@ static int bad_usage(const char *msg)
 static void print_chain(struct sl_ctx *ctx, __u32 ifindex, enum sl_hook hook,
 			const struct sl_chain *chain);
 
+/* Opens the state for reading, for the checks before a write through the
+ * daemon: *ctx is NULL when this namespace has none yet. */
+static int precheck_open(struct sl_ctx **ctx)
+{
+	int err = sl_open(ctx, 0);
+
+	if (err == -ENOENT) {
+		*ctx = NULL;
+		return 0;
+	}
+	return err;
+}
+
+/* sl_chain_set()'s checks, then PUT /v1/chains/DEV/HOOK. */
+static int api_chain_set(const char *dev, enum sl_hook hook, char **names, int n)
+{
+	struct sl_instance inst;
+	struct sl_ctx *ctx;
+	char path[256] = "/v1/chains/";
+	json_t *body, *arr;
+	int err;
+
+	if (n > SL_CHAIN_MAX)
+		return fail(sl_err(-E2BIG, "a chain holds at most %d instances", SL_CHAIN_MAX));
+	err = sl_ifindex(dev);
+	if (err < 0)
+		return fail(err);
+	err = precheck_open(&ctx);
+	if (err)
+		return fail(err);
+	for (int i = 0; i < n && !err; i++) {
+		err = ctx ? sl_instance_get(ctx, names[i], &inst)
+			  : sl_err(-ENOENT, "no instance '%s'", names[i]);
+		for (int j = 0; j < i && !err; j++)
+			if (!strcmp(names[i], names[j]))
+				err = sl_err(-EINVAL, "instance '%s' appears twice in the chain",
+					     names[i]);
+	}
+	if (ctx)
+		sl_close(ctx);
+	if (err)
+		return fail(err);
+	arr = json_array();
+	for (int i = 0; i < n; i++)
+		json_array_append_new(arr, json_string(names[i]));
+	body = json_pack("{s:o}", "instances", arr);
+	cl_escape(path, sizeof(path), dev);
+	strcat(path, "/");
+	cl_escape(path, sizeof(path), sl_hook_name(hook));
+	err = cl_call("PUT", path, body, NULL);
+	json_decref(body);
+	return err;
+}
+
 static int chain_set(int argc, char **argv)
 {
 	struct sl_ctx *ctx;
@@ -91,6 +159,8 @@ static int chain_set(int argc, char **argv)
 		return bad_usage("chain set: need DEV and HOOK");
 	if (sl_hook_parse(argv[1], &hook))
 		return fail(-EINVAL);
+	if (cl_daemon())
+		return api_chain_set(argv[0], hook, argv + 2, argc - 2);
 	err = sl_open(&ctx, SL_OPEN_WRITE);
 	if (err)
 		return fail(err);
@@ -275,6 +345,44 @@ static int fw_load_on(struct sl_ctx *ctx, const char *dev, enum sl_hook hook,
 	return err;
 }
 
+/* The checks a direct load makes on the name, then PUT /v1/firewalls/NAME
+ * with the rules as the parser printed them back. */
+static int api_fw_put(const char *dev, enum sl_hook hook, const char *name,
+		      const struct fw_ruleset *rs)
+{
+	struct sl_instance inst;
+	struct sl_ctx *ctx;
+	char path[256] = "/v1/firewalls/", text[1024];
+	json_t *body, *arr;
+	int err = precheck_open(&ctx);
+
+	if (err)
+		return fail(err);
+	if (ctx) {
+		err = sl_instance_get(ctx, name, &inst);
+		if (!err && strcmp(inst.type, FW_TYPE))
+			err = sl_err(-EEXIST, "instance '%s' exists and is a %s, not a %s",
+				     name, inst.type, FW_TYPE);
+		sl_close(ctx);
+		if (err && err != -ENOENT)
+			return fail(err);
+	}
+	arr = json_array();
+	for (__u32 i = 0; i < rs->n; i++) {
+		fw_rule_format(&rs->rules[i], text, sizeof(text));
+		json_array_append_new(arr, json_string(text));
+	}
+	body = json_pack("{s:s, s:s, s:o}", "dev", dev, "hook", sl_hook_name(hook),
+			 "rules", arr);
+	if (rs->has_default)
+		json_object_set_new(body, "default",
+				    json_string(rs->default_action == FW_DROP ? "drop" : "accept"));
+	cl_escape(path, sizeof(path), name);
+	err = cl_call("PUT", path, body, NULL);
+	json_decref(body);
+	return err;
+}
+
 static int fw_load_cmd(int argc, char **argv)
 {
 	struct fw_ruleset rs;
@@ -297,6 +405,13 @@ static int fw_load_cmd(int argc, char **argv)
 	if (err) {
 		err = fail(err);
 		goto out_args;
+	}
+	if (cl_daemon()) {
+		err = api_fw_put(a.dev, a.hook, a.name, &rs);
+		if (!err && !out_json())
+			printf("%s: %u rules loaded on %s %s\n", a.name, rs.n, a.dev,
+			       sl_hook_name(a.hook));
+		goto out_rs;
 	}
 	err = sl_open(&ctx, SL_OPEN_WRITE);
 	if (err) {
@@ -366,7 +481,8 @@ out_args:
 
 /* Loads a rule set built from the loaded one by edit(). */
 static int fw_modify(int argc, char **argv, bool need_dev,
-		     int (*edit)(struct sl_ctx *ctx, struct fw_args *a))
+		     int (*edit)(struct sl_ctx *ctx, struct fw_args *a),
+		     int (*api_edit)(struct fw_args *a))
 {
 	struct fw_args a;
 	struct sl_ctx *ctx;
@@ -374,6 +490,11 @@ static int fw_modify(int argc, char **argv, bool need_dev,
 
 	if (err)
 		goto out_args;
+	if (cl_daemon()) {
+		/* Prints its own errors: 1, or 2 for a usage error. */
+		err = api_edit(&a);
+		goto out_args;
+	}
 	err = sl_open(&ctx, SL_OPEN_WRITE);
 	if (err) {
 		err = fail(err);
@@ -469,10 +590,105 @@ static int edit_unload(struct sl_ctx *ctx, struct fw_args *a)
 	return sl_instance_delete(ctx, a->name);
 }
 
-static int fw_flush_cmd(int argc, char **argv) { return fw_modify(argc, argv, false, edit_flush); }
-static int fw_add_cmd(int argc, char **argv) { return fw_modify(argc, argv, false, edit_add); }
-static int fw_del_cmd(int argc, char **argv) { return fw_modify(argc, argv, false, edit_del); }
-static int fw_unload_cmd(int argc, char **argv) { return fw_modify(argc, argv, true, edit_unload); }
+/* ---- the same edits through sluiced ---- */
+
+static void fw_path(char *path, size_t len, const char *name, const char *rest)
+{
+	snprintf(path, len, "/v1/firewalls/");
+	cl_escape(path, len, name);
+	snprintf(path + strlen(path), len - strlen(path), "%s", rest);
+}
+
+static int api_flush(struct fw_args *a)
+{
+	char path[256];
+
+	fw_path(path, sizeof(path), a->name, "/rules");
+	return cl_call("DELETE", path, NULL, NULL);
+}
+
+static int api_add(struct fw_args *a)
+{
+	char text[1024] = "", path[256];
+	struct fw_ruleset rs = {};
+	struct fw_rule rule;
+	struct sl_ctx *ctx;
+	size_t off = 0;
+	bool exists = false;
+	json_t *body;
+	int err;
+
+	if (!a->nrest)
+		return bad_usage("firewall add: need a rule, for example: drop proto tcp dport 22");
+	for (int i = 0; i < a->nrest; i++)
+		off += snprintf(text + off, off < sizeof(text) ? sizeof(text) - off : 0,
+				"%s%s", i ? " " : "", a->rest[i]);
+	err = fw_rule_parse(text, &rule);
+	err = err ?: precheck_open(&ctx);
+	if (err)
+		return fail(err);
+	if (ctx) {
+		err = fw_read(ctx, a->name, &rs, NULL, NULL);
+		sl_close(ctx);
+		exists = !err;
+		/* The position is checked as the direct insert checks it. */
+		if (!err && a->pos)
+			err = fw_ruleset_add(&rs, &rule, a->pos - 1);
+		fw_ruleset_free(&rs);
+		if (err && (err != -ENOENT || !a->dev))
+			return fail(err);
+	} else if (!a->dev) {
+		return fail(sl_err(-ENOENT, "no instance '%s'", a->name));
+	}
+	if (!exists) {
+		/* No firewall there yet: start one with this rule. */
+		err = fw_ruleset_add(&rs, &rule, 0);
+		if (err)
+			return fail(err);
+		rs.has_default = false;
+		err = api_fw_put(a->dev, a->hook, a->name, &rs);
+		fw_ruleset_free(&rs);
+		return err;
+	}
+	body = json_pack("{s:s}", "rule", text);
+	if (a->pos)
+		json_object_set_new(body, "pos", json_integer(a->pos));
+	fw_path(path, sizeof(path), a->name, "/rules");
+	err = cl_call("POST", path, body, NULL);
+	json_decref(body);
+	return err;
+}
+
+static int api_del(struct fw_args *a)
+{
+	char *end, path[256], num[32];
+	unsigned long pos;
+
+	if (a->nrest != 1)
+		return bad_usage("firewall del: need the rule number");
+	pos = strtoul(a->rest[0], &end, 10);
+	if (*end || !pos)
+		return bad_usage("firewall del: the rule number starts from 1");
+	snprintf(num, sizeof(num), "/rules/%lu", pos);
+	fw_path(path, sizeof(path), a->name, num);
+	return cl_call("DELETE", path, NULL, NULL);
+}
+
+static int api_unload(struct fw_args *a)
+{
+	char path[256];
+
+	fw_path(path, sizeof(path), a->name, "?dev=");
+	cl_escape(path, sizeof(path), a->dev);
+	snprintf(path + strlen(path), sizeof(path) - strlen(path), "&hook=%s",
+		 sl_hook_name(a->hook));
+	return cl_call("DELETE", path, NULL, NULL);
+}
+
+static int fw_flush_cmd(int argc, char **argv) { return fw_modify(argc, argv, false, edit_flush, api_flush); }
+static int fw_add_cmd(int argc, char **argv) { return fw_modify(argc, argv, false, edit_add, api_add); }
+static int fw_del_cmd(int argc, char **argv) { return fw_modify(argc, argv, false, edit_del, api_del); }
+static int fw_unload_cmd(int argc, char **argv) { return fw_modify(argc, argv, true, edit_unload, api_unload); }
 
 static int fw_check_cmd(int argc, char **argv)
 {
@@ -575,6 +791,12 @@ static int nf_del(int argc, char **argv)
 
 	if (argc != 1)
 		return bad_usage("nf del: need NAME");
+	if (cl_daemon()) {
+		char path[256] = "/v1/instances/";
+
+		cl_escape(path, sizeof(path), argv[0]);
+		return cl_call("DELETE", path, NULL, NULL);
+	}
 	err = sl_open(&ctx, SL_OPEN_WRITE);
 	if (err)
 		return fail(err);
@@ -604,6 +826,8 @@ static int do_reset(int argc, char **argv)
 	if (err)
 		return fail(err);
 	sl_close(ctx);
+	if (cl_daemon())
+		return cl_call("POST", "/v1/reset", NULL, NULL);
 	err = sl_open(&ctx, SL_OPEN_WRITE);
 	if (err)
 		return fail(err);
@@ -1040,18 +1264,25 @@ static const struct cmd top_cmds[] = {
 
 int main(int argc, char **argv)
 {
-	bool json = false;
+	const char *socket_path = NULL;
+	bool json = false, no_daemon = false, verbose = false;
 	int i;
 
 	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
 		if (!strcmp(argv[i], "-j") || !strcmp(argv[i], "--json"))
 			json = true;
 		else if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--verbose"))
-			sl_set_verbose(true);
+			sl_set_verbose(verbose = true);
+		else if (!strcmp(argv[i], "--socket") && i + 1 < argc)
+			socket_path = argv[++i];
+		else if (!strncmp(argv[i], "--socket=", 9))
+			socket_path = argv[i] + 9;
+		else if (!strcmp(argv[i], "--no-daemon"))
+			no_daemon = true;
 		else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
 			break;
 		else
-			return bad_usage("unknown option; options are -j/--json, -v, -h");
+			return bad_usage("unknown option; options are -j/--json, -v, -h, --socket PATH, --no-daemon");
 	}
 	/* --json may also come after the command, as in many tools. */
 	for (int k = i; k < argc; k++) {
@@ -1063,5 +1294,6 @@ int main(int argc, char **argv)
 		}
 	}
 	out_init(json);
+	cl_setup(socket_path, no_daemon, verbose);
 	return dispatch(top_cmds, "", argc - i, argv + i);
 }
