@@ -355,6 +355,159 @@ expect "reset: 204" 204 POST /v1/reset
 expect "health after reset: 200" 200 GET /v1/health
 check "health after reset: no state" test "$(jbody .state_loaded)" = false
 
+# ---- declarative configuration: apply, diff, export ------------------------------
+
+# apicfg METHOD PATH TYPE FILE [CURL ARGS...]: a document as the body.
+apicfg() {
+	local m=$1 p=$2 t=$3 f=$4
+	shift 4
+	curl -s --unix-socket "$SOCK" -X "$m" -o "$TMP/body" -w '%{http_code}' \
+		-H "Content-Type: $t" --data-binary "@$f" "$@" "http://sluiced$p"
+}
+expectcfg() { # NAME CODE METHOD PATH TYPE FILE
+	local name=$1 want=$2 got
+	shift 2
+	got=$(apicfg "$@")
+	if [ "$got" = "$want" ]; then
+		pass "$name"
+	else
+		fail "$name (HTTP $got, want $want: $(head -c 300 "$TMP/body"))"
+	fi
+}
+cat >"$TMP/doc.yaml" <<EOF
+version: 1
+firewalls:
+  cfga:
+    default: accept
+    rules:
+      - drop proto udp dport 5002
+      - accept proto tcp dport 80-443
+  cfgb:
+    rules:
+      - drop proto tcp dport 22
+chains:
+  - dev: $SDEV
+    hook: ingress
+    instances: [cfga]
+  - dev: $SDEV
+    hook: egress
+    instances: [cfgb]
+EOF
+state_cli() { # the state as the CLI shows it
+	sc -j chain show
+	sc -j firewall show --name cfga
+	sc -j firewall show --name cfgb
+}
+expectcfg "diff before apply: 200" 200 POST /v1/diff application/yaml "$TMP/doc.yaml"
+check "diff before apply: changes, not applied" test "$(jbody '"\(.changes > 0) \(.applied)"')" = "true false"
+check "diff before apply: created no state" test "$(api GET /v1/health; jbody .state_loaded)" = "200false"
+expectcfg "apply dry_run: 200" 200 'POST' '/v1/apply?dry_run=1' application/yaml "$TMP/doc.yaml"
+check "apply dry_run: not applied, no state" test "$(jbody .applied)$(api GET /v1/health; jbody .state_loaded)" = "false200false"
+expectcfg "apply: 200" 200 POST /v1/apply application/yaml "$TMP/doc.yaml"
+check "apply: applied, changes in the plan" test "$(jbody '"\(.applied) \(.changes > 0)"')" = "true true"
+check "apply: the CLI sees cfga on $SDEV ingress" \
+	test "$(sc -j chain show | jq -c --arg d "$SDEV" '[.[] | select(.dev == $d) | [.hook, .instances]] | sort')" = '[["egress",["cfgb"]],["ingress",["cfga"]]]'
+check "apply: cfga has its 2 rules" test "$(sc -j firewall show --name cfga | jq -c '[.rules[].rule]')" = '["drop proto udp dport 5002","accept proto tcp dport 80-443"]'
+expectcfg "diff after apply: 200" 200 POST /v1/diff application/yaml "$TMP/doc.yaml"
+check "diff after apply: no changes" test "$(jbody .changes)" = 0
+expectcfg "apply again: 200, nothing to do" 200 POST /v1/apply application/yaml "$TMP/doc.yaml"
+check "apply again: no changes, not applied" test "$(jbody '"\(.changes) \(.applied)"')" = "0 false"
+# Export and apply back: no change, as YAML and as JSON.
+curl -s --unix-socket "$SOCK" -o "$TMP/export.yaml" -D "$TMP/hdr" -w '%{http_code}' http://sluiced/v1/export >"$TMP/code"
+check "export: 200 YAML" test "$(cat "$TMP/code") $(grep -ci '^content-type: application/yaml' "$TMP/hdr")" = "200 1"
+check "export: names both firewalls" grep -q cfgb "$TMP/export.yaml"
+expectcfg "export -> apply: 200" 200 POST /v1/apply application/yaml "$TMP/export.yaml"
+check "export -> apply: a no-op" test "$(jbody '"\(.changes) \(.applied)"')" = "0 false"
+curl -s --unix-socket "$SOCK" -H 'Accept: application/json' -o "$TMP/export.json" http://sluiced/v1/export
+check "export as JSON: valid, both firewalls" test "$(jq -c '.firewalls | keys' "$TMP/export.json")" = '["cfga","cfgb"]'
+expectcfg "export JSON -> apply: 200" 200 POST /v1/apply application/json "$TMP/export.json"
+check "export JSON -> apply: a no-op" test "$(jbody .changes)" = 0
+# A document refused deep inside: 400 naming the path and line, nothing applied.
+before=$(state_cli)
+sed -e 's/dport 80-443/dport 80-443\n      - accept proto tcp dport 70000/' -e 's/cfgb]/cfgb]\n  - dev: '"$SDEV"'\n    hook: tc-ingress\n    instances: [cfgb]/' \
+	"$TMP/doc.yaml" >"$TMP/bad.yaml"
+sed -i 's/drop proto tcp dport 22/drop proto tcp dport 23/' "$TMP/bad.yaml"
+badline=$(grep -n 'dport 70000' "$TMP/bad.yaml" | cut -d: -f1)
+expectcfg "apply bad document: 400" 400 POST /v1/apply application/yaml "$TMP/bad.yaml"
+check "apply bad document: field firewalls.cfga.rules[2], line $badline" \
+	test "$(jbody '"\(.field) \(.line)"')" = "firewalls.cfga.rules[2] $badline"
+check "apply bad document: the message names the path" grep -q 'firewalls.cfga.rules\[2\]: dport' <(jbody .error)
+check "apply bad document: nothing changed" test "$(state_cli)" = "$before"
+expectcfg "diff bad document: 400" 400 POST /v1/diff application/yaml "$TMP/bad.yaml"
+printf 'version: 1\nfirewalls:\n  x: [\n' >"$TMP/broken.yaml"
+expectcfg "apply malformed YAML: 400" 400 POST /v1/apply application/yaml "$TMP/broken.yaml"
+check "apply malformed YAML: line given" test "$(jbody '.line | type')" = number
+expectcfg "apply as form data: 415" 415 POST /v1/apply application/x-www-form-urlencoded "$TMP/doc.yaml"
+expectcfg "apply bad dry_run: 400" 400 POST '/v1/apply?dry_run=maybe' application/yaml "$TMP/doc.yaml"
+expect "apply empty body: 400" 400 POST /v1/apply
+check "refused applies: nothing changed" test "$(state_cli)" = "$before"
+
+# ---- events: a stream of JSON lines ----------------------------------------------
+
+# cfga drops pings on $SDEV ingress; the stream reports the drops.
+sed 's/      - drop proto udp dport 5002/      - drop proto icmp\n      - drop proto udp dport 5002/' "$TMP/doc.yaml" >"$TMP/ev.yaml"
+expectcfg "events: firewall dropping pings applied" 200 POST /v1/apply application/yaml "$TMP/ev.yaml"
+sample_now() { sc -j events config | jq -r .drop_sample; }
+sample0=$(sample_now)
+# sample_is N: waits until drop sampling is N (a stream sets it once it
+# holds the ring; a probe with a stream of its own could take the ring first)
+sample_is() {
+	local i
+	for i in $(seq 50); do
+		[ "$(sample_now)" = "$1" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+timeout 20 curl -s -N --unix-socket "$SOCK" 'http://sluiced/v1/events?sample=1&count=5' >"$TMP/events.out" 2>/dev/null &
+EVP=$!
+PIDS+=("$EVP")
+check "events: stream open, sampling set while streaming" sample_is 1
+expect "events: a second reader gets 409" 409 GET '/v1/events?count=1'
+sl_in "$CNS" ping -c 10 -i 0.2 -W 1 10.203.0.2 >/dev/null 2>&1
+wait "$EVP"
+check "events: the stream ended after count=5 lines" test "$(wc -l <"$TMP/events.out")" = 5
+check "events: every line is JSON" jq -e . "$TMP/events.out" >/dev/null
+check "events: drops of ICMP by cfga, reason firewall-rule" \
+	test "$(jq -r '"\(.type) \(.reason) \(.instance) \(.proto) \(.dst) \(.dev)"' "$TMP/events.out" | sort -u)" = "drop firewall-rule cfga icmp 10.203.0.2 $SDEV"
+check "events: the same fields as sluice -j events" \
+	test "$(head -1 "$TMP/events.out" | jq -c keys)" = '["cap_len","dev","dst","family","hook","icmp_code","icmp_type","ifindex","instance","len","proto","reason","slot","src","time","ts_ns","type"]'
+sleep 0.3
+check "events: sampling restored after the stream ($sample0)" test "$(sample_now)" = "$sample0"
+# A client that goes away frees the reader.
+curl -s -N --unix-socket "$SOCK" 'http://sluiced/v1/events?sample=7' >/dev/null 2>&1 &
+EVP=$!
+PIDS+=("$EVP")
+check "events: endless stream open" sample_is 7
+check "events: the CLI is refused while the stream reads" \
+	test "$(sc events --count 1 --timeout 1 >/dev/null 2>&1; echo $?)" = 1
+kill "$EVP"
+wait "$EVP" 2>/dev/null
+check "events: sampling restored when the client disconnected" sample_is "$sample0"
+freed() {
+	local i
+	for i in $(seq 30); do
+		sc events --count 1 --timeout 1 >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	return 1
+}
+sl_in "$CNS" ping -c 30 -i 0.1 -W 1 10.203.0.2 >/dev/null 2>&1 &
+PIDS+=($!)
+sc events config --sample 1 >/dev/null
+check "events: reader freed when the client disconnected" freed
+sc events config --sample "$sample0" >/dev/null
+# The CLI holds the ring: the API answers 409.
+sc events --timeout 3 >/dev/null 2>&1 &
+CLP=$!
+PIDS+=("$CLP")
+sleep 0.5
+expect "events: 409 while the CLI reads" 409 GET /v1/events
+wait "$CLP"
+expect "events: bad count: 400" 400 GET '/v1/events?count=x'
+expect "events: bad sample: 400" 400 GET '/v1/events?sample=-1'
+expect "reset after config and events: 204" 204 POST /v1/reset
+
 # ---- TCP listener with a bearer token, SIGTERM ----------------------------------
 
 kill -TERM "$DPID"

@@ -8,6 +8,11 @@
  * so a refused request changes nothing. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdint.h>
+#include <strings.h>
+#include <time.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +20,12 @@
 #include <net/if.h>
 #include "sluice.h"
 #include "firewall.h"
+#include "config.h"
+#include "events.h"
 #include "sluiced.h"
+
+int (*api_state_open)(struct sl_ctx **ctx, unsigned int flags) = sl_open;
+volatile int api_stopping;
 
 typedef int (*api_handler)(struct api_req *req, struct api_resp *resp);
 
@@ -206,7 +216,7 @@ static int check_dev(const char *dev, struct api_resp *resp, const char *field)
  * namespace has no state yet. */
 static int open_read(struct sl_ctx **ctx, struct api_resp *resp)
 {
-	int err = sl_open(ctx, 0);
+	int err = api_state_open(ctx, 0);
 
 	if (err == -ENOENT)
 		return 0;
@@ -215,7 +225,7 @@ static int open_read(struct sl_ctx **ctx, struct api_resp *resp)
 
 static int open_write(struct sl_ctx **ctx, struct api_resp *resp)
 {
-	int err = sl_open(ctx, SL_OPEN_WRITE);
+	int err = api_state_open(ctx, SL_OPEN_WRITE);
 
 	return err ? lib_error(resp, err, NULL) : 0;
 }
@@ -225,7 +235,7 @@ static int open_write(struct sl_ctx **ctx, struct api_resp *resp)
 static int open_write_existing(struct sl_ctx **ctx, struct api_resp *resp,
 			       const char *what)
 {
-	int err = sl_open(ctx, 0);
+	int err = api_state_open(ctx, 0);
 
 	if (err == -ENOENT)
 		return api_error(resp, 404, NULL, "%s", what);
@@ -409,7 +419,7 @@ static int firewall_json(struct sl_ctx *ctx, const char *name, json_t **out,
 static int h_health(struct api_req *req, struct api_resp *resp)
 {
 	struct sl_ctx *ctx;
-	int err = sl_open(&ctx, 0);
+	int err = api_state_open(&ctx, 0);
 
 	if (!err)
 		sl_close(ctx);
@@ -442,7 +452,7 @@ static int h_status(struct api_req *req, struct api_resp *resp)
 static int h_reset(struct api_req *req, struct api_resp *resp)
 {
 	struct sl_ctx *ctx;
-	int err = sl_open(&ctx, 0);
+	int err = api_state_open(&ctx, 0);
 
 	if (err == -ENOENT)
 		return ok(resp, 204, NULL);
@@ -1053,6 +1063,481 @@ out:
 	return resp->status;
 }
 
+/* ---- declarative configuration: apply, diff, export ------------------------ */
+
+/* The document's media type: YAML or JSON (JSON is YAML to the parser);
+ * absent is taken as YAML. */
+static int check_doc_type(const struct api_req *req, struct api_resp *resp)
+{
+	static const char *const types[] = {
+		"application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml",
+		"application/json", "text/plain", NULL,
+	};
+	const char *ct = req->content_type, *end;
+	size_t n;
+
+	if (!ct || !*ct)
+		return 0;
+	while (*ct == ' ' || *ct == '\t')
+		ct++;
+	end = strchrnul(ct, ';');
+	while (end > ct && (end[-1] == ' ' || end[-1] == '\t'))
+		end--;
+	n = end - ct;
+	for (const char *const *t = types; *t; t++)
+		if (strlen(*t) == n && !strncasecmp(*t, ct, n))
+			return 0;
+	return api_error(resp, 415, NULL,
+			 "Content-Type '%s': send the document as application/yaml or application/json",
+			 req->content_type);
+}
+
+/* A refused document: 400 with the message of sl_config_parse() ("body:LINE:
+ * PATH: reason"), "field" the PATH and "line" the LINE when it names them. */
+static int config_error(struct api_resp *resp, int err)
+{
+	const char *msg = sl_errmsg(), *p = msg, *path, *pe;
+	unsigned long line;
+	char *end;
+
+	if (err == -E2BIG)
+		return api_error(resp, 413, NULL, "%s", msg);
+	if (err != -EINVAL)
+		return lib_error(resp, err, NULL);
+	api_error(resp, 400, NULL, "%s", msg);
+	if (strncmp(p, "body:", 5))
+		return resp->status;
+	p += 5;
+	if (*p < '0' || *p > '9')
+		return resp->status;
+	line = strtoul(p, &end, 10);
+	json_object_set_new(resp->body, "line", json_integer(line));
+	if (strncmp(end, ": ", 2))
+		return resp->status;
+	path = end + 2;
+	pe = strstr(path, ": ");
+	/* A field path has no spaces: "firewalls.web.rules[1]", "chains[0].dev". */
+	if (pe && pe > path && !memchr(path, ' ', pe - path))
+		json_object_set_new(resp->body, "field", json_stringn(path, pe - path));
+	return resp->status;
+}
+
+static int parse_doc(const struct api_req *req, struct api_resp *resp,
+		     struct sl_config **cfg)
+{
+	int err;
+
+	*cfg = NULL;
+	if (check_doc_type(req, resp))
+		return resp->status;
+	if (!req->body_len)
+		return api_error(resp, 400, NULL, "a YAML or JSON document body is required");
+	err = sl_config_parse(req->body, req->body_len, "body", cfg);
+	return err ? config_error(resp, err) : 0;
+}
+
+/* Runs f(arg, FILE) into a string. */
+static int print_to_string(int (*f)(const void *arg, FILE *out, bool json), const void *arg,
+			   bool json, char **text, size_t *len)
+{
+	FILE *mf = open_memstream(text, len);
+	int err;
+
+	if (!mf)
+		return sl_err(-ENOMEM, "out of memory");
+	err = f(arg, mf, json);
+	if (fclose(mf) && !err)
+		err = sl_err(-ENOMEM, "out of memory");
+	if (err) {
+		free(*text);
+		*text = NULL;
+	}
+	return err;
+}
+
+static int plan_print(const void *plan, FILE *f, bool json)
+{
+	return sl_config_plan_print_json(plan, f);
+}
+
+/* The plan as `sluice -j diff` prints it, plus "applied". */
+static int reply_plan(const struct sl_config_plan *plan, bool applied,
+		      struct api_resp *resp)
+{
+	char *text = NULL;
+	size_t len = 0;
+	json_error_t e;
+	json_t *o;
+	int err = print_to_string(plan_print, plan, true, &text, &len);
+
+	if (err)
+		return lib_error(resp, err, NULL);
+	o = json_loadb(text, len, 0, &e);
+	free(text);
+	if (!json_is_object(o)) {
+		json_decref(o);
+		return api_error(resp, 500, NULL, "the plan is not a JSON object");
+	}
+	json_object_set_new(o, "applied", json_boolean(applied));
+	return ok(resp, 200, o);
+}
+
+static int query_bool(const struct api_req *req, struct api_resp *resp,
+		      const char *key, bool *out)
+{
+	const char *v = query(req, key);
+
+	*out = false;
+	if (!v)
+		return 0;
+	if (!*v || !strcmp(v, "1") || !strcmp(v, "true"))
+		*out = true;
+	else if (strcmp(v, "0") && strcmp(v, "false"))
+		return api_error(resp, 400, key, "%s: '%s' is not 1, 0, true or false", key, v);
+	return 0;
+}
+
+/* Parses and checks the whole document first: a refused one changes
+ * nothing. Then, as `sluice apply`: a namespace without state gets none
+ * when nothing changes; otherwise the writer lock is held from the diff to
+ * the last change. */
+static int cfg_run(struct api_req *req, struct api_resp *resp, bool apply)
+{
+	struct sl_config *cfg = NULL;
+	struct sl_config_plan *plan = NULL;
+	struct sl_ctx *ctx = NULL;
+	bool dry_run = false;
+	int err;
+
+	if (apply && query_bool(req, resp, "dry_run", &dry_run))
+		return resp->status;
+	if (dry_run)
+		apply = false;
+	if (parse_doc(req, resp, &cfg))
+		return resp->status;
+	err = api_state_open(&ctx, 0);
+	if (err && err != -ENOENT) {
+		lib_error(resp, err, NULL);
+		goto out;
+	}
+	if (err == -ENOENT || !apply) {
+		err = sl_config_diff(ctx, cfg, &plan);
+		if (err) {
+			lib_error(resp, err, NULL);
+			goto out;
+		}
+		if (!apply || sl_config_plan_empty(plan)) {
+			reply_plan(plan, false, resp);
+			goto out;
+		}
+		sl_config_plan_free(plan);
+		plan = NULL;
+	}
+	if (ctx)
+		sl_close(ctx);
+	ctx = NULL;
+	if (open_write(&ctx, resp))
+		goto out;
+	err = sl_config_diff(ctx, cfg, &plan);
+	if (!err && !sl_config_plan_empty(plan))
+		err = sl_config_apply(ctx, plan);
+	if (err)
+		lib_error(resp, err, NULL);
+	else
+		reply_plan(plan, !sl_config_plan_empty(plan), resp);
+out:
+	sl_config_plan_free(plan);
+	if (ctx)
+		sl_close(ctx);
+	sl_config_free(cfg);
+	return resp->status;
+}
+
+static int h_apply(struct api_req *req, struct api_resp *resp)
+{
+	return cfg_run(req, resp, true);
+}
+
+static int h_diff(struct api_req *req, struct api_resp *resp)
+{
+	return cfg_run(req, resp, false);
+}
+
+static int export_print(const void *ctx, FILE *f, bool json)
+{
+	return sl_config_export((struct sl_ctx *)ctx, f, json);
+}
+
+/* The loaded state as a document for apply: YAML, or JSON when the client
+ * accepts JSON and not YAML. */
+static int h_export(struct api_req *req, struct api_resp *resp)
+{
+	bool json = req->accept && strstr(req->accept, "json") && !strstr(req->accept, "yaml");
+	struct sl_ctx *ctx = NULL;
+	char *text = NULL;
+	size_t len = 0;
+	int err;
+
+	if (open_read(&ctx, resp))
+		return resp->status;
+	err = print_to_string(export_print, ctx, json, &text, &len);
+	if (ctx)
+		sl_close(ctx);
+	if (err)
+		return lib_error(resp, err, NULL);
+	json_decref(resp->body);
+	resp->body = NULL;
+	resp->text = text;
+	resp->text_len = len;
+	resp->content_type = json ? "application/json" : "application/yaml";
+	resp->status = 200;
+	return 200;
+}
+
+/* ---- events: a stream of JSON lines ------------------------------------------ */
+
+struct api_stream {
+	struct sl_ctx *ctx;
+	struct sl_events *ev;
+	long count, seen; /* stop after count events (0: no limit) */
+	bool bytes; /* with the captured bytes in hex */
+	bool restore; /* sampling changed: old_sample comes back at the end */
+	__u32 old_sample;
+	char *buf; /* lines not yet sent: buf[off..len) */
+	size_t len, off, cap;
+	bool done;
+	int err;
+};
+
+static int stream_append(struct api_stream *s, const char *text, size_t n)
+{
+	if (s->len + n > s->cap) {
+		size_t cap = s->cap ? s->cap : 4096;
+		char *b;
+
+		while (cap < s->len + n)
+			cap *= 2;
+		b = realloc(s->buf, cap);
+		if (!b)
+			return -ENOMEM;
+		s->buf = b;
+		s->cap = cap;
+	}
+	memcpy(s->buf + s->len, text, n);
+	s->len += n;
+	return 0;
+}
+
+/* One event as `sluice -j events` prints it, one line. */
+static int stream_event(const struct sl_event_view *v, void *arg)
+{
+	struct api_stream *s = arg;
+	const struct sl_event *e = v->raw;
+	bool ports = e->family && (e->ip_proto == 6 || e->ip_proto == 17) &&
+		     (e->sport || e->dport);
+	bool icmp = e->family && (e->ip_proto == 1 || e->ip_proto == 58);
+	char when[64], hex[2 * SL_EVENT_SNAPLEN + 1];
+	time_t sec = v->realtime_ns / 1000000000ULL;
+	unsigned int cap = e->cap_len < SL_EVENT_SNAPLEN ? e->cap_len : SL_EVENT_SNAPLEN;
+	struct tm tm;
+	char *line;
+	json_t *o;
+	int err;
+
+	if (s->count && s->seen >= s->count)
+		return -ECANCELED;
+	gmtime_r(&sec, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(when + strlen(when), sizeof(when) - strlen(when), ".%06lluZ",
+		 (unsigned long long)(v->realtime_ns % 1000000000ULL) / 1000);
+	o = json_pack("{s:s, s:I, s:s, s:s, s:I, s:s, s:s, s:I, s:s}",
+		      "time", when, "ts_ns", (json_int_t)e->ts_ns, "type", v->type,
+		      "dev", v->dev, "ifindex", (json_int_t)e->ifindex, "hook", v->hook,
+		      "instance", v->instance, "slot", (json_int_t)e->slot,
+		      "reason", v->reason ? v->reason : "");
+	if (!o)
+		return -ENOMEM;
+	if (e->family) {
+		json_object_set_new(o, "family", json_string(e->family == 4 ? "ipv4" : "ipv6"));
+		json_object_set_new(o, "proto", json_string(v->proto));
+		json_object_set_new(o, "src", json_string(v->src));
+		if (ports)
+			json_object_set_new(o, "sport", json_integer(e->sport));
+		json_object_set_new(o, "dst", json_string(v->dst));
+		if (ports)
+			json_object_set_new(o, "dport", json_integer(e->dport));
+		if (icmp) {
+			json_object_set_new(o, "icmp_type", json_integer(e->icmp_type));
+			json_object_set_new(o, "icmp_code", json_integer(e->icmp_code));
+		}
+		if (e->ip_proto == 6)
+			json_object_set_new(o, "tcp_flags", json_integer(e->tcp_flags));
+	}
+	json_object_set_new(o, "len", json_integer(e->pkt_len));
+	json_object_set_new(o, "cap_len", json_integer(e->cap_len));
+	if (s->bytes) {
+		for (unsigned int i = 0; i < cap; i++)
+			snprintf(hex + 2 * i, 3, "%02x", e->data[i]);
+		hex[2 * cap] = 0;
+		json_object_set_new(o, "data", json_string(hex));
+	}
+	line = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	if (!line)
+		return -ENOMEM;
+	err = stream_append(s, line, strlen(line));
+	err = err ?: stream_append(s, "\n", 1);
+	free(line);
+	if (err)
+		return err;
+	if (s->count && ++s->seen >= s->count)
+		return -ECANCELED; /* enough: the rest stays in the ring */
+	return 0;
+}
+
+/* Sets drop sampling (under the writer lock); the old value in *old. */
+static int set_sample(__u32 sample, __u32 *old)
+{
+	struct sl_ctx *ctx;
+	int err = api_state_open(&ctx, SL_OPEN_WRITE);
+
+	if (err)
+		return err;
+	if (old)
+		err = sl_events_get_config(ctx, old);
+	err = err ?: sl_events_config(ctx, sample);
+	sl_close(ctx);
+	return err;
+}
+
+static int query_num(const struct api_req *req, struct api_resp *resp,
+		     const char *key, long max, long *out)
+{
+	const char *v = query(req, key);
+	char *end;
+
+	if (!v)
+		return 0;
+	errno = 0;
+	*out = strtol(v, &end, 10);
+	if (*v < '0' || *v > '9' || *end || errno || *out > max)
+		return api_error(resp, 400, key, "%s: '%s' is not a number from 0 to %ld",
+				 key, v, max);
+	return 0;
+}
+
+void api_stream_free(struct api_stream *s)
+{
+	if (!s)
+		return;
+	sl_events_close(s->ev);
+	if (s->ctx)
+		sl_close(s->ctx);
+	if (s->restore && set_sample(s->old_sample, NULL))
+		logm(LOG_LVL_WARN, "events: cannot restore drop sampling %u: %s",
+		     s->old_sample, sl_errmsg());
+	free(s->buf);
+	free(s);
+}
+
+/* GET /v1/events: one JSON object a line for each event as it comes, until
+ * count events (if given) or the client goes away. */
+static int h_events(struct api_req *req, struct api_resp *resp)
+{
+	struct api_stream *s;
+	long sample = -1, count = 0;
+	bool bytes;
+	int err;
+
+	if (query_num(req, resp, "sample", UINT32_MAX, &sample) ||
+	    query_num(req, resp, "count", LONG_MAX, &count) ||
+	    query_bool(req, resp, "bytes", &bytes))
+		return resp->status;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return api_error(resp, 500, NULL, "out of memory");
+	s->count = count;
+	s->bytes = bytes;
+	err = api_state_open(&s->ctx, 0);
+	if (err == -ENOENT) {
+		api_error(resp, 404, NULL, "no sluice state in this namespace: nothing reports events");
+		goto fail;
+	}
+	if (err) {
+		lib_error(resp, err, NULL);
+		goto fail;
+	}
+	err = sl_events_open(s->ctx, stream_event, s, &s->ev);
+	if (err) {
+		/* -EBUSY: another reader (the CLI, another stream) has the ring. */
+		lib_error(resp, err, NULL);
+		goto fail;
+	}
+	if (sample >= 0) {
+		err = set_sample(sample, &s->old_sample);
+		if (err) {
+			lib_error(resp, err, "sample");
+			goto fail;
+		}
+		s->restore = true;
+	}
+	json_decref(resp->body);
+	resp->body = NULL;
+	resp->stream = s;
+	resp->content_type = "application/x-ndjson";
+	resp->status = 200;
+	return 200;
+fail:
+	api_stream_free(s);
+	return resp->status;
+}
+
+ssize_t api_stream_read(struct api_stream *s, int client_fd, char *buf, size_t max)
+{
+	for (;;) {
+		struct pollfd pfd[2] = {
+			{ .fd = sl_events_fd(s->ev), .events = POLLIN },
+			{ .fd = client_fd, .events = POLLRDHUP },
+		};
+		int err;
+
+		if (s->off < s->len) {
+			size_t n = s->len - s->off < max ? s->len - s->off : max;
+
+			memcpy(buf, s->buf + s->off, n);
+			s->off += n;
+			if (s->off == s->len)
+				s->off = s->len = 0;
+			return n;
+		}
+		if (s->done)
+			return 0;
+		if (api_stopping)
+			return -1;
+		if (poll(pfd, client_fd >= 0 ? 2 : 1, 250) < 0 && errno != EINTR)
+			return -1;
+		if (client_fd >= 0 && (pfd[1].revents & (POLLRDHUP | POLLHUP | POLLERR)))
+			return -1; /* the client went away */
+		err = sl_events_poll(s->ev, 0);
+		if (err == -ECANCELED)
+			s->done = true;
+		else if (err < 0) {
+			logm(LOG_LVL_WARN, "events: %s", sl_errmsg());
+			return -1;
+		}
+	}
+}
+
+void api_resp_free(struct api_resp *resp)
+{
+	json_decref(resp->body);
+	resp->body = NULL;
+	free(resp->text);
+	resp->text = NULL;
+	api_stream_free(resp->stream);
+	resp->stream = NULL;
+}
+
 /* ---- the route table ------------------------------------------------------ */
 
 /* The one table of routes: `sluiced --routes` prints it and
@@ -1077,6 +1562,11 @@ static const struct route routes[] = {
 	{ "DELETE", "/v1/firewalls/{name}/rules", h_fw_rules_flush },
 	{ "DELETE", "/v1/firewalls/{name}/rules/{n}", h_fw_rule_delete },
 	{ "POST", "/v1/check/firewall", h_fw_check },
+	{ "POST", "/v1/apply", h_apply, (const char *const[]){ "dry_run", NULL } },
+	{ "POST", "/v1/diff", h_diff },
+	{ "GET", "/v1/export", h_export },
+	{ "GET", "/v1/events", h_events,
+	  (const char *const[]){ "sample", "count", "bytes", NULL } },
 	{},
 };
 
@@ -1126,6 +1616,10 @@ void api_dispatch(struct api_req *req, struct api_resp *resp)
 	resp->status = 0;
 	resp->body = NULL;
 	resp->allow[0] = 0;
+	resp->text = NULL;
+	resp->text_len = 0;
+	resp->content_type = NULL;
+	resp->stream = NULL;
 	if (!buf || !work) {
 		api_error(resp, 500, NULL, "out of memory");
 		goto out;

@@ -154,6 +154,77 @@ static enum MHD_Result send_json(struct MHD_Connection *c, int status,
 	return ret;
 }
 
+/* A text answer (export): resp->text is handed to MHD. */
+static enum MHD_Result send_text(struct MHD_Connection *c, struct api_resp *resp)
+{
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+
+	r = MHD_create_response_from_buffer(resp->text_len, resp->text,
+					    MHD_RESPMEM_MUST_FREE);
+	if (!r)
+		return MHD_NO;
+	resp->text = NULL;
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, resp->content_type);
+	ret = MHD_queue_response(c, resp->status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+/* A streamed answer (events): chunked, read as events come. */
+struct stream_conn {
+	struct api_stream *s;
+	int fd; /* the client's socket: the stream ends when it closes */
+};
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct stream_conn *sc = cls;
+	ssize_t n = api_stream_read(sc->s, sc->fd, buf, max);
+
+	if (n == 0)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	if (n < 0)
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	return n;
+}
+
+static void stream_free(void *cls)
+{
+	struct stream_conn *sc = cls;
+
+	api_stream_free(sc->s);
+	free(sc);
+	logm(LOG_LVL_DEBUG, "events: stream closed");
+}
+
+/* On success the response owns resp->stream (freed by stream_free). */
+static enum MHD_Result send_stream(struct MHD_Connection *c, struct api_resp *resp)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+	struct stream_conn *sc = calloc(1, sizeof(*sc));
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+
+	if (!sc)
+		return MHD_NO;
+	sc->s = resp->stream;
+	sc->fd = ci ? ci->connect_fd : -1;
+	r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, sc,
+					      stream_free);
+	if (!r) {
+		free(sc);
+		return MHD_NO;
+	}
+	resp->stream = NULL;
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, resp->content_type);
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+	ret = MHD_queue_response(c, resp->status, r);
+	MHD_destroy_response(r); /* freed, and sc with it, when the connection ends */
+	return ret;
+}
+
 static enum MHD_Result send_error(struct MHD_Connection *c, int status,
 				  const char *msg, const char *www_auth)
 {
@@ -270,13 +341,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 	st->req.path = url;
 	st->req.body = st->body;
 	st->req.body_len = st->len;
+	st->req.content_type = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+							   MHD_HTTP_HEADER_CONTENT_TYPE);
+	st->req.accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+						     MHD_HTTP_HEADER_ACCEPT);
 	MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, collect_query, &st->req);
 	if (st->req.nquery >= API_QUERY_MAX) {
 		api_error(&resp, 400, NULL, "too many query arguments");
 	} else {
 		api_dispatch(&st->req, &resp);
 	}
-	ret = send_json(c, resp.status, resp.body, resp.allow, NULL);
+	if (resp.stream)
+		ret = send_stream(c, &resp);
+	else if (resp.text)
+		ret = send_text(c, &resp);
+	else
+		ret = send_json(c, resp.status, resp.body, resp.allow, NULL);
 	if (resp.status >= 500)
 		logm(LOG_LVL_ERROR, "%s %s %d %.1fms: %s", method, url, resp.status,
 		     ms_since(&st->start),
@@ -288,7 +368,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 	else
 		logm(LOG_LVL_INFO, "%s %s %d %.1fms", method, url, resp.status,
 		     ms_since(&st->start));
-	json_decref(resp.body);
+	api_resp_free(&resp); /* a stream queued is the response's now */
 	return ret;
 }
 
@@ -561,6 +641,7 @@ int main(int argc, char **argv)
 	logm(LOG_LVL_INFO, "%s: stopping; the pinned data plane keeps running",
 	     strsignal(sig));
 	rc = 0;
+	api_stopping = 1; /* streams end within a poll interval */
 	if (lt.mhd)
 		MHD_stop_daemon(lt.mhd);
 out_stop:

@@ -5,7 +5,10 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 #include <jansson.h>
+
+struct sl_ctx;
 
 /* Logging: to stderr in the foreground, to syslog otherwise. */
 enum log_level { LOG_LVL_DEBUG, LOG_LVL_INFO, LOG_LVL_WARN, LOG_LVL_ERROR };
@@ -29,16 +32,43 @@ struct api_req {
 	int nquery;
 	const char *body;
 	size_t body_len;
+	const char *content_type; /* request headers, or NULL */
+	const char *accept;
 };
+
+/* A streamed answer (GET /v1/events): lines as they come. */
+struct api_stream;
 
 struct api_resp {
 	int status;
 	json_t *body; /* owned; NULL: no body (204) */
 	char allow[64]; /* the Allow header of a 405 */
+	/* Instead of body: a text answer (owned, malloc'd) of content_type... */
+	char *text;
+	size_t text_len;
+	const char *content_type;
+	/* ...or a stream (status 200), read with api_stream_read() and freed
+	 * with api_stream_free() by the caller. */
+	struct api_stream *stream;
 };
 
 /* Runs the route matching method and path; fills resp (always). */
 void api_dispatch(struct api_req *req, struct api_resp *resp);
+/* Frees what resp owns (body, text, stream). */
+void api_resp_free(struct api_resp *resp);
+/* Opens the namespace's state: sl_open() in the daemon; the fuzz harness
+ * points it at a stub so requests are only parsed and validated. */
+extern int (*api_state_open)(struct sl_ctx **ctx, unsigned int flags);
+
+/* Fills buf with the next lines of the stream, waiting for events; returns
+ * the bytes written, 0 at the end (count reached), or -1 when the stream
+ * must end in error (the client at client_fd went away, the reader failed,
+ * or api_stopping was set). */
+ssize_t api_stream_read(struct api_stream *s, int client_fd, char *buf, size_t max);
+/* Closes the reader and restores the sampling it changed. */
+void api_stream_free(struct api_stream *s);
+extern volatile int api_stopping;
+
 /* Prints the route table, one "METHOD PATTERN" a line. */
 void api_print_routes(void);
 /* Sets resp to {"error": msg, "field": field} with status. */
