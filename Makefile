@@ -143,8 +143,20 @@ $(BUILD)/fuzz/fuzz_config: fuzz/fuzz_config.c nf/firewall/firewall.c lib/*.c $(H
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) -o $@ $< nf/firewall/firewall.c lib/*.c $(LDLIBS)
 
-fuzz: $(BUILD)/fuzz/fuzz_config
-	$(Q)mkdir -p $(BUILD)/fuzz/corpus/config
+# The daemon's REST request handling (route matching, query, body parsing,
+# validation) without kernel state: the state is never opened.
+$(BUILD)/fuzz/fuzz_api: fuzz/fuzz_api.c cmd/sluiced/api.c cmd/sluiced/sluiced.h nf/firewall/firewall.c lib/*.c $(HDRS) $(SKELS)
+	@echo "  CC    $@ (libFuzzer, ASan, UBSan)"
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -o $@ $< cmd/sluiced/api.c nf/firewall/firewall.c lib/*.c \
+		$(LDLIBS) -ljansson
+
+# Each target runs FUZZ_TIME seconds.
+fuzz: $(BUILD)/fuzz/fuzz_config $(BUILD)/fuzz/fuzz_api
+	$(Q)mkdir -p $(BUILD)/fuzz/corpus/config $(BUILD)/fuzz/corpus/api
 	$(Q)$(BUILD)/fuzz/fuzz_config -max_total_time=$(FUZZ_TIME) -dict=fuzz/config.dict \
 		-artifact_prefix=$(BUILD)/fuzz/ -print_final_stats=1 \
 		$(BUILD)/fuzz/corpus/config fuzz/corpus/config
+	$(Q)$(BUILD)/fuzz/fuzz_api -max_total_time=$(FUZZ_TIME) -dict=fuzz/api.dict \
+		-artifact_prefix=$(BUILD)/fuzz/api- -print_final_stats=1 \
+		$(BUILD)/fuzz/corpus/api fuzz/corpus/api

@@ -354,6 +354,11 @@ expect "instance DELETE: 204" 204 DELETE /v1/instances/fwe
 expect "reset: 204" 204 POST /v1/reset
 expect "health after reset: 200" 200 GET /v1/health
 check "health after reset: no state" test "$(jbody .state_loaded)" = false
+# Found by fuzz/fuzz_api.c: edits without state, bytes that are not UTF-8.
+expect "rule delete without state: 404" 404 DELETE /v1/firewalls/fwd/rules/1
+expect "flush without state: 404" 404 DELETE /v1/firewalls/fwd/rules
+expect "a path that is not UTF-8: 400" 400 GET '/v1/firewalls/%C3%28x'
+check "a path that is not UTF-8: a JSON error" test -n "$(jbody .error)"
 
 # ---- declarative configuration: apply, diff, export ------------------------------
 

@@ -38,6 +38,33 @@ struct route {
 
 /* ---- errors and helpers ------------------------------------------------ */
 
+/* sl_close() of nothing: the error paths close whatever they opened. */
+static void ctx_close(struct sl_ctx *ctx)
+{
+	if (ctx)
+		sl_close(ctx);
+}
+
+/* A JSON string of text that may quote what the client sent: bytes that
+ * are not UTF-8 (a path, a query argument) become '?'. */
+static json_t *text_json(const char *text)
+{
+	json_t *j = json_string(text);
+	char *copy;
+
+	if (j)
+		return j;
+	copy = strdup(text);
+	if (!copy)
+		return NULL;
+	for (char *p = copy; *p; p++)
+		if ((unsigned char)*p >= 0x80)
+			*p = '?';
+	j = json_string(copy);
+	free(copy);
+	return j;
+}
+
 int api_error(struct api_resp *resp, int status, const char *field,
 	      const char *fmt, ...)
 {
@@ -48,9 +75,9 @@ int api_error(struct api_resp *resp, int status, const char *field,
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	json_decref(resp->body);
-	resp->body = json_pack("{s:s}", "error", msg);
-	if (field)
-		json_object_set_new(resp->body, "field", json_string(field));
+	resp->body = json_pack("{s:o}", "error", text_json(msg));
+	if (field && resp->body)
+		json_object_set_new(resp->body, "field", text_json(field));
 	resp->status = status;
 	return status;
 }
@@ -241,7 +268,7 @@ static int open_write_existing(struct sl_ctx **ctx, struct api_resp *resp,
 		return api_error(resp, 404, NULL, "%s", what);
 	if (err)
 		return lib_error(resp, err, NULL);
-	sl_close(*ctx);
+	ctx_close(*ctx);
 	return open_write(ctx, resp);
 }
 
@@ -422,7 +449,7 @@ static int h_health(struct api_req *req, struct api_resp *resp)
 	int err = api_state_open(&ctx, 0);
 
 	if (!err)
-		sl_close(ctx);
+		ctx_close(ctx);
 	return ok(resp, 200, json_pack("{s:b, s:b}", "ok", 1, "state_loaded", !err));
 }
 
@@ -444,7 +471,7 @@ static int h_status(struct api_req *req, struct api_resp *resp)
 		}
 		json_object_set_new(o, "chains", chains_json(ctx));
 		json_object_set_new(o, "instances", instances_json(ctx, NULL));
-		sl_close(ctx);
+		ctx_close(ctx);
 	}
 	return ok(resp, 200, o);
 }
@@ -458,11 +485,11 @@ static int h_reset(struct api_req *req, struct api_resp *resp)
 		return ok(resp, 204, NULL);
 	if (err)
 		return lib_error(resp, err, NULL);
-	sl_close(ctx);
+	ctx_close(ctx);
 	if (open_write(&ctx, resp))
 		return resp->status;
 	err = sl_reset(ctx);
-	sl_close(ctx);
+	ctx_close(ctx);
 	return err ? lib_error(resp, err, NULL) : ok(resp, 204, NULL);
 }
 
@@ -476,7 +503,7 @@ static int h_chains_list(struct api_req *req, struct api_resp *resp)
 	if (open_read(&ctx, resp))
 		return resp->status;
 	arr = chains_json(ctx);
-	sl_close(ctx);
+	ctx_close(ctx);
 	return ok(resp, 200, arr);
 }
 
@@ -499,11 +526,11 @@ static int h_chain_get(struct api_req *req, struct api_resp *resp)
 				 sl_hook_name(hook));
 	err = sl_chain_get(ctx, dev, hook, &chain);
 	if (err) {
-		sl_close(ctx);
+		ctx_close(ctx);
 		return lib_error(resp, err, NULL);
 	}
 	o = chain_json(ctx, sl_ifindex(dev), hook, &chain);
-	sl_close(ctx);
+	ctx_close(ctx);
 	return ok(resp, 200, o);
 }
 
@@ -574,7 +601,7 @@ static int h_chain_put(struct api_req *req, struct api_resp *resp)
 	else
 		lib_error(resp, -EIO, NULL);
 out_ctx:
-	sl_close(ctx);
+	ctx_close(ctx);
 out:
 	json_decref(body);
 	return resp->status;
@@ -595,7 +622,7 @@ static int h_chain_delete(struct api_req *req, struct api_resp *resp)
 		return resp->status;
 	err = sl_chain_get(ctx, dev, hook, &chain);
 	err = err ?: sl_chain_set(ctx, dev, hook, NULL, 0);
-	sl_close(ctx);
+	ctx_close(ctx);
 	return err ? lib_error(resp, err, NULL) : ok(resp, 204, NULL);
 }
 
@@ -609,7 +636,7 @@ static int h_instances_list(struct api_req *req, struct api_resp *resp)
 	if (open_read(&ctx, resp))
 		return resp->status;
 	arr = instances_json(ctx, NULL);
-	sl_close(ctx);
+	ctx_close(ctx);
 	return ok(resp, 200, arr);
 }
 
@@ -626,11 +653,11 @@ static int h_instance_get(struct api_req *req, struct api_resp *resp)
 		return api_error(resp, 404, NULL, "no instance '%s'", req->params[0]);
 	err = sl_instance_get(ctx, req->params[0], &inst);
 	if (err) {
-		sl_close(ctx);
+		ctx_close(ctx);
 		return lib_error(resp, err, NULL);
 	}
 	o = instance_json(ctx, &inst);
-	sl_close(ctx);
+	ctx_close(ctx);
 	return ok(resp, 200, o);
 }
 
@@ -646,7 +673,7 @@ static int h_instance_delete(struct api_req *req, struct api_resp *resp)
 	if (open_write_existing(&ctx, resp, msg))
 		return resp->status;
 	err = sl_instance_delete(ctx, req->params[0]);
-	sl_close(ctx);
+	ctx_close(ctx);
 	return err ? lib_error(resp, err, NULL) : ok(resp, 204, NULL);
 }
 
@@ -660,7 +687,7 @@ static int h_firewalls_list(struct api_req *req, struct api_resp *resp)
 	if (open_read(&ctx, resp))
 		return resp->status;
 	arr = instances_json(ctx, FW_TYPE);
-	sl_close(ctx);
+	ctx_close(ctx);
 	return ok(resp, 200, arr);
 }
 
@@ -675,7 +702,7 @@ static int h_fw_get(struct api_req *req, struct api_resp *resp)
 		return api_error(resp, 404, NULL, "no instance '%s'", req->params[0]);
 	if (!firewall_json(ctx, req->params[0], &o, resp))
 		ok(resp, 200, o);
-	sl_close(ctx);
+	ctx_close(ctx);
 	return resp->status;
 }
 
@@ -773,7 +800,7 @@ static int h_fw_put(struct api_req *req, struct api_resp *resp)
 	if (!firewall_json(ctx, name, &o, resp))
 		ok(resp, existed ? 200 : 201, o);
 out_ctx:
-	sl_close(ctx);
+	ctx_close(ctx);
 out:
 	fw_ruleset_free(&rs);
 	json_decref(body);
@@ -800,7 +827,7 @@ static int open_firewall(const char *name, struct sl_ctx **ctx,
 	if (err)
 		lib_error(resp, err, NULL);
 	if (err || resp->status) {
-		sl_close(*ctx);
+		ctx_close(*ctx);
 		*ctx = NULL;
 		return resp->status;
 	}
@@ -865,7 +892,7 @@ static int h_fw_rule_add(struct api_req *req, struct api_resp *resp)
 	else
 		reply_firewall(ctx, name, 201, resp);
 out:
-	sl_close(ctx);
+	ctx_close(ctx);
 	fw_ruleset_free(&rs);
 	json_decref(body);
 	return resp->status;
@@ -898,7 +925,7 @@ static int h_fw_rule_delete(struct api_req *req, struct api_resp *resp)
 	else
 		reply_firewall(ctx, name, 200, resp);
 out:
-	sl_close(ctx);
+	ctx_close(ctx);
 	fw_ruleset_free(&rs);
 	return resp->status;
 }
@@ -920,7 +947,7 @@ static int h_fw_rules_flush(struct api_req *req, struct api_resp *resp)
 	else
 		reply_firewall(ctx, name, 200, resp);
 out:
-	sl_close(ctx);
+	ctx_close(ctx);
 	fw_ruleset_free(&rs);
 	return resp->status;
 }
@@ -1027,7 +1054,7 @@ static int h_fw_delete(struct api_req *req, struct api_resp *resp)
 	else
 		ok(resp, 204, NULL);
 out:
-	sl_close(ctx);
+	ctx_close(ctx);
 	fw_ruleset_free(&rs);
 	return resp->status;
 }
@@ -1234,7 +1261,7 @@ static int cfg_run(struct api_req *req, struct api_resp *resp, bool apply)
 		plan = NULL;
 	}
 	if (ctx)
-		sl_close(ctx);
+		ctx_close(ctx);
 	ctx = NULL;
 	if (open_write(&ctx, resp))
 		goto out;
@@ -1248,7 +1275,7 @@ static int cfg_run(struct api_req *req, struct api_resp *resp, bool apply)
 out:
 	sl_config_plan_free(plan);
 	if (ctx)
-		sl_close(ctx);
+		ctx_close(ctx);
 	sl_config_free(cfg);
 	return resp->status;
 }
@@ -1282,7 +1309,7 @@ static int h_export(struct api_req *req, struct api_resp *resp)
 		return resp->status;
 	err = print_to_string(export_print, ctx, json, &text, &len);
 	if (ctx)
-		sl_close(ctx);
+		ctx_close(ctx);
 	if (err)
 		return lib_error(resp, err, NULL);
 	json_decref(resp->body);
@@ -1406,7 +1433,7 @@ static int set_sample(__u32 sample, __u32 *old)
 	if (old)
 		err = sl_events_get_config(ctx, old);
 	err = err ?: sl_events_config(ctx, sample);
-	sl_close(ctx);
+	ctx_close(ctx);
 	return err;
 }
 
@@ -1432,7 +1459,7 @@ void api_stream_free(struct api_stream *s)
 		return;
 	sl_events_close(s->ev);
 	if (s->ctx)
-		sl_close(s->ctx);
+		ctx_close(s->ctx);
 	if (s->restore && set_sample(s->old_sample, NULL))
 		logm(LOG_LVL_WARN, "events: cannot restore drop sampling %u: %s",
 		     s->old_sample, sl_errmsg());
