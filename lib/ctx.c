@@ -254,11 +254,11 @@ int sl_map_fd(struct sl_ctx *ctx, const char *name)
 
 void sl_close(struct sl_ctx *ctx)
 {
+	if (!ctx)
+		return;
 	int *fds[] = { &ctx->chains_fd,	 &ctx->instances_fd, &ctx->progs_xdp_fd,
 		       &ctx->progs_tc_fd, &ctx->nf_stats_fd,  &ctx->drops_fd };
 
-	if (!ctx)
-		return;
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
 		if (*fds[i] >= 0)
 			close(*fds[i]);
