@@ -633,15 +633,16 @@ out_doc:
 	return err;
 }
 
-int sl_config_parse_file(const char *path, struct sl_config **cfg)
+int sl_config_read_file(const char *path, char **text, size_t *tlen)
 {
 	bool in = !strcmp(path, "-");
 	FILE *f = in ? stdin : fopen(path, "r");
 	char *buf = NULL;
 	size_t len = 0, cap = 0, got;
-	int err;
+	int err = 0;
 
-	*cfg = NULL;
+	*text = NULL;
+	*tlen = 0;
 	if (!f)
 		return sl_err(-errno, "%s: %s", path, strerror(errno));
 	for (;;) {
@@ -670,11 +671,34 @@ int sl_config_parse_file(const char *path, struct sl_config **cfg)
 		err = sl_err(-EIO, "%s: read error", path);
 		goto out;
 	}
-	err = sl_config_parse(buf, len, in ? "<stdin>" : path, cfg);
+	buf[len] = 0; /* cap - len >= 65536 here */
+	*text = buf;
+	*tlen = len;
+	buf = NULL;
 out:
 	free(buf);
 	if (!in)
 		fclose(f);
+	return err;
+}
+
+const char *sl_config_file_name(const char *path)
+{
+	return strcmp(path, "-") ? path : "<stdin>";
+}
+
+int sl_config_parse_file(const char *path, struct sl_config **cfg)
+{
+	char *buf;
+	size_t len;
+	int err;
+
+	*cfg = NULL;
+	err = sl_config_read_file(path, &buf, &len);
+	if (err)
+		return err;
+	err = sl_config_parse(buf, len, sl_config_file_name(path), cfg);
+	free(buf);
 	return err;
 }
 

@@ -56,6 +56,13 @@ int sl_config_parse(const char *text, size_t len, const char *name,
 		    struct sl_config **cfg);
 /* The same from a file; path "-" reads standard input. */
 int sl_config_parse_file(const char *path, struct sl_config **cfg);
+/* Reads a document as sl_config_parse_file() does, with its errors (the
+ * file, its size): *text NUL-terminated (it may hold NULs before *len),
+ * for the caller to free. */
+int sl_config_read_file(const char *path, char **text, size_t *len);
+/* The name sl_config_parse_file() gives path in its messages ("<stdin>"
+ * for "-"). */
+const char *sl_config_file_name(const char *path);
 void sl_config_free(struct sl_config *cfg);
 
 enum sl_config_op {

@@ -61,6 +61,71 @@ drop proto tcp dport 22
 drop proto tcp dport 99999
 R
 
+# Declarative documents: a first state, a change of it (rules replaced, a
+# default changed, a chain changed, a firewall deleted), one refused deep
+# inside, one that is not YAML.
+cat >"$TMP/good.yaml" <<'Y'
+# test document
+firewalls:
+  web:
+    default: drop
+    rules:
+      - accept proto tcp dport 80-443
+      - accept proto icmp
+  "keep-out":
+    rules: [drop proto udp dport 9999]
+chains:
+  - dev: x0
+    hook: ingress
+    instances: [web]
+  - dev: x1
+    hook: tc-ingress
+    instances: [keep-out, web]
+Y
+cat >"$TMP/change.yaml" <<'Y'
+firewalls:
+  web:
+    default: accept
+    rules:
+      - accept proto tcp dport 80-443
+      - drop proto tcp dport 22
+      - accept proto icmp
+chains:
+  - dev: x0
+    hook: ingress
+    instances: [web]
+  - dev: x1
+    hook: tc-ingress
+    instances: [web]
+Y
+cat >"$TMP/bad.yaml" <<'Y'
+firewalls:
+  web:
+    default: drop
+    rules:
+      - accept proto tcp dport 80-443
+      - accept proto icmp
+  other:
+    rules:
+      - drop proto udp dport 53
+      - drop proto tcp dport 22
+      - accept proto tcp dport 80-x
+chains:
+  - dev: x0
+    hook: ingress
+    instances: [web]
+Y
+cat >"$TMP/badref.yaml" <<'Y'
+firewalls:
+  web:
+    rules: [accept proto icmp]
+chains:
+  - dev: x0
+    hook: ingress
+    instances: [web, nosuch]
+Y
+printf 'firewalls:\n  web:\n    rules: [accept\n  x: {\n' >"$TMP/syntax.yaml"
+
 # run NS MODE-ARGS...: the scripted sequence; every command's exit code,
 # standard output and standard error go to $TMP/NS.out.
 run() {
@@ -71,6 +136,15 @@ run() {
 	step() {
 		echo "## sluice $*" >>"$o"
 		sl_in "$ns" env "${mode[@]}" "$SLUICE" "$@" >>"$o" 2>"$TMP/err"
+		echo "rc=$?" >>"$o"
+		sed 's/^/stderr: /' "$TMP/err" >>"$o"
+	}
+	# step_in FILE ARGS...: the same with FILE on standard input
+	step_in() {
+		local in=$1
+		shift
+		echo "## sluice $* < $(basename "$in")" >>"$o"
+		sl_in "$ns" env "${mode[@]}" "$SLUICE" "$@" <"$in" >>"$o" 2>"$TMP/err"
 		echo "rc=$?" >>"$o"
 		sed 's/^/stderr: /' "$TMP/err" >>"$o"
 	}
@@ -108,6 +182,33 @@ run() {
 	step -j firewall show x1
 	step chain show x0   # (the whole list's order follows ifindex hashes)
 	step chain show x1
+	# apply: plans, refusals (file and line), no-op, dry run, exit codes
+	step apply -f "$TMP/good.yaml" --dry-run
+	step -j apply -f "$TMP/good.yaml" --dry-run
+	step apply -f "$TMP/good.yaml"
+	step apply -f "$TMP/good.yaml"
+	step -j apply -f "$TMP/good.yaml"
+	step apply -f "$TMP/good.yaml" --exit-code
+	step -j chain show x0   # (one at a time: see below)
+	step -j chain show x1
+	step -j firewall show --name web
+	step apply -f "$TMP/bad.yaml"
+	step -j apply -f "$TMP/bad.yaml" --dry-run
+	step apply -f "$TMP/badref.yaml"
+	step apply -f "$TMP/syntax.yaml"
+	step apply -f "$TMP/missing.yaml"
+	step apply -f /dev/null
+	step apply
+	step apply -f "$TMP/change.yaml" --dry-run --exit-code
+	step -j apply -f "$TMP/change.yaml" --dry-run
+	step apply -f "$TMP/change.yaml" -q
+	step -j firewall show --name web
+	step -j nf list
+	step apply -f "$TMP/good.yaml"
+	step -j apply -f "$TMP/change.yaml"
+	step_in "$TMP/bad.yaml" apply -f -
+	step_in "$TMP/good.yaml" apply -f - --dry-run
+	step -j chain show x1
 	step reset
 	step -j nf list
 	step -j chain show
@@ -125,7 +226,8 @@ done
 for r in "PUT /v1/firewalls/fw-x0" "POST /v1/firewalls/fw-x0/rules" \
 	"DELETE /v1/firewalls/fw-x0/rules/2" "DELETE /v1/firewalls/fw-x0/rules " \
 	"PUT /v1/chains/x0/tc-ingress" "DELETE /v1/instances/extra" \
-	"DELETE /v1/firewalls/fw-x1" "POST /v1/reset"; do
+	"DELETE /v1/firewalls/fw-x1" "POST /v1/reset" "POST /v1/apply 200" \
+	"POST /v1/apply 400 .*body:11: firewalls.other.rules"; do
 	grep -q "$r" "$TMP/sluiced.log" || { fail "daemon log has no '$r'"; continue; }
 done
 grep -q "PUT /v1/firewalls/fw-x0" "$TMP/sluiced.log" && pass "the daemon log shows A's writes"
@@ -142,8 +244,20 @@ grep -q '^fw-x0: 3 rules loaded on x0 ingress$' "$TMP/$NSA.out" &&
 	grep -q "no interface 'nosuch0' in this network namespace" "$TMP/$NSA.out" &&
 	pass "the sequence loads, and refuses the bad file and the missing interface" ||
 	{ fail "unexpected sequence output:"; cat "$TMP/$NSA.out"; }
+grep -q '^+ firewall web: default drop, 2 rules$' "$TMP/$NSA.out" &&
+	grep -q '^applied$' "$TMP/$NSA.out" && grep -q '^no changes$' "$TMP/$NSA.out" &&
+	grep -q "^stderr: sluice: $TMP/bad.yaml:11: firewalls.other.rules\[2\]: " "$TMP/$NSA.out" &&
+	grep -q '^stderr: sluice: <stdin>:11: firewalls.other.rules\[2\]: ' "$TMP/$NSA.out" &&
+	grep -q '^    + rule 2: drop proto tcp dport 22$' "$TMP/$NSA.out" &&
+	grep -q '"rule_changes": \[{"op": "add", "index": 2' "$TMP/$NSA.out" &&
+	pass "apply: plans, applied, no-op, and the bad document's file, line and field" ||
+	{ fail "unexpected apply output:"; grep -A8 '## sluice.*apply' "$TMP/$NSA.out"; }
 
 # -v names the mode.
+sl_in "$NSA" env SLUICE_SOCKET="$SOCK" "$SLUICE" -v apply -f "$TMP/good.yaml" --dry-run \
+	>/dev/null 2>"$TMP/v"
+check "-v apply in A: daemon mode, POST /v1/apply" \
+	grep -q "sluiced: POST /v1/apply?dry_run=1" "$TMP/v"
 sl_in "$NSA" env SLUICE_SOCKET="$SOCK" "$SLUICE" -v firewall load x0 "$TMP/rules.fw" \
 	>/dev/null 2>"$TMP/v"
 check "-v in A: daemon mode" grep -q "mode: daemon (sluiced at $SOCK)" "$TMP/v"

@@ -103,10 +103,10 @@ static long dechunk(char *b, size_t n)
 
 /* One request on a connected fd; *status and the body (NUL-terminated,
  * caller frees) or -1 with errno. Closes fd. */
-static int http_on(int fd, const char *method, const char *path,
-		   const char *body, int *status, char **out)
+static int http_on(int fd, const char *method, const char *path, const char *ctype,
+		   const char *body, size_t blen, int *status, char **out)
 {
-	size_t blen = body ? strlen(body) : 0, len = 0, cap = 8192;
+	size_t len = 0, cap = 8192;
 	char head[1024], *buf = NULL, *sep, *hdr_end;
 	bool chunked;
 	int n, ret = -1;
@@ -114,8 +114,9 @@ static int http_on(int fd, const char *method, const char *path,
 	n = snprintf(head, sizeof(head),
 		     "%s %s HTTP/1.1\r\nHost: sluiced\r\nUser-Agent: sluice\r\n"
 		     "Connection: close\r\nAccept: application/json\r\n"
-		     "%sContent-Length: %zu\r\n\r\n",
-		     method, path, body ? "Content-Type: application/json\r\n" : "", blen);
+		     "%s%s%sContent-Length: %zu\r\n\r\n",
+		     method, path, body ? "Content-Type: " : "", body ? ctype : "",
+		     body ? "\r\n" : "", blen);
 	if (n < 0 || (size_t)n >= sizeof(head)) {
 		errno = ENAMETOOLONG;
 		goto out;
@@ -173,14 +174,14 @@ out:
 	return ret;
 }
 
-static int http(const char *method, const char *path, const char *body,
-		int *status, char **out)
+static int http(const char *method, const char *path, const char *ctype,
+		const char *body, size_t blen, int *status, char **out)
 {
 	int fd = cl_connect();
 
 	if (fd < 0)
 		return -1;
-	return http_on(fd, method, path, body, status, out);
+	return http_on(fd, method, path, ctype, body, blen, status, out);
 }
 
 /* The network namespace of the process at the other end of fd, compared
@@ -220,7 +221,7 @@ static int status_same_netns(void)
 	}
 	close(fd);
 	snprintf(mine, sizeof(mine), SL_PIN_ROOT "/netns-%llu", (unsigned long long)cookie);
-	if (http("GET", "/v1/status", NULL, &status, &body) || status != 200) {
+	if (http("GET", "/v1/status", NULL, NULL, 0, &status, &body) || status != 200) {
 		free(body);
 		return -1;
 	}
@@ -276,9 +277,41 @@ out:
 	return cl_mode;
 }
 
+int cl_request(const char *method, const char *path, const char *ctype,
+	       const char *body, size_t len, int *status, json_t **reply)
+{
+	char *ans = NULL;
+
+	*reply = NULL;
+	*status = 0;
+	if (cl_verbose)
+		fprintf(stderr, "sluice: sluiced: %s %s\n", method, path);
+	if (http(method, path, ctype, body, len, status, &ans)) {
+		fprintf(stderr, "sluice: sluiced at %s: %s\n", cl_path, strerror(errno));
+		return 1;
+	}
+	if (*ans)
+		*reply = json_loads(ans, 0, NULL);
+	free(ans);
+	return 0;
+}
+
+void cl_print_error(int status, json_t *reply)
+{
+	const char *err = json_string_value(json_object_get(reply, "error"));
+	const char *field = json_string_value(json_object_get(reply, "field"));
+
+	if (!err)
+		fprintf(stderr, "sluice: sluiced answered HTTP %d\n", status);
+	else if (field && !strstr(err, field))
+		fprintf(stderr, "sluice: %s: %s\n", field, err);
+	else
+		fprintf(stderr, "sluice: %s\n", err);
+}
+
 int cl_call(const char *method, const char *path, json_t *body, json_t **reply)
 {
-	char *text = NULL, *ans = NULL;
+	char *text = NULL;
 	json_t *j = NULL;
 	int status = 0, ret = 1;
 
@@ -291,14 +324,9 @@ int cl_call(const char *method, const char *path, json_t *body, json_t **reply)
 			return 1;
 		}
 	}
-	if (cl_verbose)
-		fprintf(stderr, "sluice: sluiced: %s %s\n", method, path);
-	if (http(method, path, text, &status, &ans)) {
-		fprintf(stderr, "sluice: sluiced at %s: %s\n", cl_path, strerror(errno));
+	if (cl_request(method, path, "application/json", text, text ? strlen(text) : 0,
+		       &status, &j))
 		goto out;
-	}
-	if (*ans)
-		j = json_loads(ans, 0, NULL);
 	if (status >= 200 && status < 300) {
 		if (reply) {
 			*reply = j;
@@ -306,19 +334,10 @@ int cl_call(const char *method, const char *path, json_t *body, json_t **reply)
 		}
 		ret = 0;
 	} else {
-		const char *err = json_string_value(json_object_get(j, "error"));
-		const char *field = json_string_value(json_object_get(j, "field"));
-
-		if (!err)
-			fprintf(stderr, "sluice: sluiced answered HTTP %d\n", status);
-		else if (field && !strstr(err, field))
-			fprintf(stderr, "sluice: %s: %s\n", field, err);
-		else
-			fprintf(stderr, "sluice: %s\n", err);
+		cl_print_error(status, j);
 	}
 out:
 	json_decref(j);
-	free(ans);
 	free(text);
 	return ret;
 }

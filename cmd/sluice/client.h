@@ -24,6 +24,20 @@ bool cl_daemon(void);
  * prints errors and returns 1. */
 int cl_call(const char *method, const char *path, json_t *body, json_t **reply);
 
+/* Sends one request with a body of len bytes of type ctype (body may be
+ * NULL). Returns 0 when the daemon answered, whatever the status, with the
+ * status in *status and the decoded answer in *reply (NULL when empty or
+ * not JSON; the caller drops it). Otherwise prints why and returns 1. */
+int cl_request(const char *method, const char *path, const char *ctype,
+	       const char *body, size_t len, int *status, json_t **reply);
+
+/* Prints the error of a non-2xx answer as cl_call() does. */
+void cl_print_error(int status, json_t *reply);
+
+/* The daemon refuses request bodies larger than this (sluiced's
+ * API_BODY_MAX). */
+#define CL_BODY_MAX (16u << 20)
+
 /* Appends s to buf percent-encoded as one URL path segment or query value. */
 void cl_escape(char *buf, size_t len, const char *s);
 

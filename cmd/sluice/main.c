@@ -26,10 +26,16 @@
  * network namespace (client.c), else straight through libsluice under the
  * same writer lock. Everything a direct write checks before changing state
  * is checked here first with the same library calls, so a refusal reads the
- * same in both modes; the daemon checks again under its lock. Commands that
- * only read (show, list, status, chain show, events, export, diff) always
- * read the pinned state directly: pinned state is readable by any root
- * process, and one code path guarantees identical output in both modes. */
+ * same in both modes; the daemon checks again under its lock. `apply`
+ * (--dry-run too) sends the document as it is (POST /v1/apply); sluiced
+ * parses and checks all of it before changing anything, the plan it answers
+ * is printed as direct mode prints it, and a refusal names the file and
+ * line as direct mode does. Commands that only read (show, list, status,
+ * chain show, events, export, diff) always read the pinned state directly:
+ * pinned state is readable by any root process, and one code path
+ * guarantees identical output in both modes. `events config --sample N`
+ * writes directly in both modes (under the writer lock): the API has no
+ * route that sets sampling beyond one GET /v1/events reading. */
 
 struct cmd {
 	const char *name;
@@ -1132,21 +1138,270 @@ static int cfg_parse_args(int argc, char **argv, bool want_file, struct cfg_args
 	return 0;
 }
 
+/* ---- apply through sluiced ---- */
+
+/* A string as the library's plan printer quotes it. */
+static void plan_quoted(const char *s)
+{
+	putchar('"');
+	for (; s && *s; s++) {
+		unsigned char ch = *s;
+
+		if (ch == '"' || ch == '\\')
+			printf("\\%c", ch);
+		else if (ch < 0x20 || ch == 0x7f)
+			printf("\\u%04x", ch);
+		else
+			putchar(ch);
+	}
+	putchar('"');
+}
+
+static const char *jstr(json_t *o, const char *key)
+{
+	const char *v = json_string_value(json_object_get(o, key));
+
+	return v ? v : "";
+}
+
+static unsigned int jnum(json_t *o, const char *key)
+{
+	return (unsigned int)json_integer_value(json_object_get(o, key));
+}
+
+static void plan_names(json_t *arr, bool json)
+{
+	size_t i, n = json_array_size(arr);
+
+	if (json)
+		putchar('[');
+	else if (!n)
+		printf(" (none)");
+	for (i = 0; i < n; i++) {
+		const char *name = json_string_value(json_array_get(arr, i));
+
+		if (json) {
+			printf("%s", i ? ", " : "");
+			plan_quoted(name);
+		} else {
+			printf(" %s", name ? name : "");
+		}
+	}
+	if (json)
+		putchar(']');
+}
+
+static char op_sign(const char *op)
+{
+	return !strcmp(op, "create") ? '+' : !strcmp(op, "replace") ? '~' : '-';
+}
+
+/* The plan sluiced answered (`sluice -j diff`'s object), printed as
+ * sl_config_plan_print() and sl_config_plan_print_json() print the plan
+ * in direct mode. */
+static void plan_print_reply(json_t *plan, bool json)
+{
+	json_t *insts = json_object_get(plan, "instances"), *chains = json_object_get(plan, "chains");
+	unsigned int changes = jnum(plan, "changes");
+	size_t i, k;
+
+	if (json)
+		printf("{\"changes\": %u, \"instances\": [", changes);
+	else if (!changes) {
+		printf("no changes\n");
+		return;
+	}
+	for (i = 0; i < json_array_size(insts); i++) {
+		json_t *c = json_array_get(insts, i), *rc = json_object_get(c, "rule_changes");
+		const char *op = jstr(c, "op");
+		unsigned int nr = jnum(c, "rules");
+
+		if (json) {
+			printf("%s{\"op\": \"%s\", \"name\": ", i ? ", " : "", op);
+			plan_quoted(jstr(c, "name"));
+			printf(", \"type\": ");
+			plan_quoted(jstr(c, "type"));
+			if (json_object_get(c, "default"))
+				printf(", \"default\": \"%s\", \"rules\": %u", jstr(c, "default"), nr);
+			if (!strcmp(op, "replace"))
+				printf(", \"old_default\": \"%s\", \"rule_changes\": [",
+				       jstr(c, "old_default"));
+		} else if (!strcmp(op, "create")) {
+			printf("+ firewall %s: default %s, %u rule%s\n", jstr(c, "name"),
+			       jstr(c, "default"), nr, nr == 1 ? "" : "s");
+		} else if (!strcmp(op, "replace")) {
+			printf("~ firewall %s: reloaded, %u rule%s\n", jstr(c, "name"), nr,
+			       nr == 1 ? "" : "s");
+			if (strcmp(jstr(c, "old_default"), jstr(c, "default")))
+				printf("    default %s -> %s\n", jstr(c, "old_default"),
+				       jstr(c, "default"));
+		} else {
+			printf("- %s %s: not in the document, deleted\n", jstr(c, "type"),
+			       jstr(c, "name"));
+		}
+		if (strcmp(op, "replace"))
+			goto next;
+		for (k = 0; k < json_array_size(rc); k++) {
+			json_t *r = json_array_get(rc, k);
+			bool add = !strcmp(jstr(r, "op"), "add");
+
+			if (json) {
+				printf("%s{\"op\": \"%s\", \"index\": %u, \"rule\": ",
+				       k ? ", " : "", add ? "add" : "remove", jnum(r, "index"));
+				plan_quoted(jstr(r, "rule"));
+				putchar('}');
+			} else {
+				printf("    %c rule %u: %s\n", add ? '+' : '-', jnum(r, "index"),
+				       jstr(r, "rule"));
+			}
+		}
+		if (json)
+			putchar(']');
+next:
+		if (json)
+			putchar('}');
+	}
+	if (json)
+		printf("], \"chains\": [");
+	for (i = 0; i < json_array_size(chains); i++) {
+		json_t *c = json_array_get(chains, i);
+		const char *op = jstr(c, "op");
+
+		if (json) {
+			printf("%s{\"op\": \"%s\", \"dev\": ", i ? ", " : "", op);
+			plan_quoted(jstr(c, "dev"));
+			printf(", \"hook\": \"%s\", \"instances\": ", jstr(c, "hook"));
+			plan_names(json_object_get(c, "instances"), true);
+			printf(", \"old_instances\": ");
+			plan_names(json_object_get(c, "old_instances"), true);
+			putchar('}');
+			continue;
+		}
+		printf("%c chain %s %s:", op_sign(op), jstr(c, "dev"), jstr(c, "hook"));
+		if (!strcmp(op, "delete")) {
+			printf(" detached (was");
+			plan_names(json_object_get(c, "old_instances"), false);
+			printf(")\n");
+			continue;
+		}
+		plan_names(json_object_get(c, "instances"), false);
+		if (!strcmp(op, "replace")) {
+			printf(" (was");
+			plan_names(json_object_get(c, "old_instances"), false);
+			printf(")");
+		}
+		putchar('\n');
+	}
+	if (json)
+		printf("]}\n");
+	else
+		printf("%u change%s\n", changes, changes == 1 ? "" : "s");
+}
+
+/* A refused document. sluiced calls it "body" ("body:LINE: PATH: reason",
+ * with "line" and "field"); direct mode names the file ("FILE:LINE: PATH:
+ * reason"): the same message with the file's name. */
+static void apply_error(int status, json_t *reply, const char *name)
+{
+	const char *err = json_string_value(json_object_get(reply, "error"));
+	const char *field = json_string_value(json_object_get(reply, "field"));
+	json_t *line = json_object_get(reply, "line");
+	char prefix[64];
+	size_t n;
+
+	if (!err || strncmp(err, "body:", 5)) {
+		cl_print_error(status, reply);
+		return;
+	}
+	if (json_is_integer(line)) {
+		n = snprintf(prefix, sizeof(prefix), "body:%lld: ",
+			     (long long)json_integer_value(line));
+		if (!strncmp(err, prefix, n)) {
+			const char *rest = err + n;
+			size_t fl = field ? strlen(field) : 0;
+
+			if (fl && !strncmp(rest, field, fl) && !strncmp(rest + fl, ": ", 2))
+				fprintf(stderr, "sluice: %s:%lld: %s: %s\n", name,
+					(long long)json_integer_value(line), field, rest + fl + 2);
+			else
+				fprintf(stderr, "sluice: %s:%lld: %s\n", name,
+					(long long)json_integer_value(line), rest);
+			return;
+		}
+	}
+	/* "body: larger than ..." and the like, without a line. */
+	fprintf(stderr, "sluice: %s%s\n", name, err + 4);
+}
+
+/* POST /v1/apply (?dry_run=1) with the document as read; prints what
+ * direct mode prints, and exits as it does. sluiced parses and checks the
+ * whole document before it changes anything, as direct mode does. */
+static int api_apply(const struct cfg_args *a, const char *text, size_t len)
+{
+	json_t *reply = NULL;
+	int status, ret;
+
+	if (cl_request("POST", a->dry_run ? "/v1/apply?dry_run=1" : "/v1/apply",
+		       "application/yaml", text, len, &status, &reply))
+		return 1;
+	if (status < 200 || status >= 300) {
+		apply_error(status, reply, sl_config_file_name(a->file));
+		json_decref(reply);
+		return 1;
+	}
+	if (!json_is_object(reply) || !json_is_integer(json_object_get(reply, "changes"))) {
+		fprintf(stderr, "sluice: sluiced answered HTTP %d without a plan\n", status);
+		json_decref(reply);
+		return 1;
+	}
+	if (!a->quiet) {
+		plan_print_reply(reply, out_json());
+		if (!out_json() && json_is_true(json_object_get(reply, "applied")))
+			printf("applied\n");
+	}
+	ret = a->exit_code && jnum(reply, "changes") ? 1 : 0;
+	json_decref(reply);
+	return ret;
+}
+
+static bool verbose;
+
 /* Parses the document, then diffs it against the loaded state (and applies
- * it when apply): everything is validated before anything changes. */
+ * it when apply): everything is validated before anything changes. apply
+ * (with --dry-run too) goes through sluiced in daemon mode. */
 static int cfg_run(int argc, char **argv, bool apply)
 {
 	struct sl_config *cfg = NULL;
 	struct sl_config_plan *plan = NULL;
 	struct sl_ctx *ctx = NULL;
 	struct cfg_args a;
+	char *text = NULL;
+	size_t len;
 	int err = cfg_parse_args(argc, argv, true, &a);
 
 	if (err)
 		return err;
+	err = sl_config_read_file(a.file, &text, &len);
+	if (err)
+		return fail(err);
+	if (apply && cl_daemon()) {
+		if (len && len <= CL_BODY_MAX) {
+			err = api_apply(&a, text, len);
+			free(text);
+			return err;
+		}
+		/* sluiced refuses an empty body in its own words: the parser
+		 * below refuses it as direct mode does, changing nothing.
+		 * Documents sluiced would refuse as too large are applied
+		 * directly, under the same writer lock. */
+		if (len && verbose)
+			fprintf(stderr, "sluice: the document is over sluiced's %u MiB limit: applying directly\n",
+				CL_BODY_MAX >> 20);
+	}
 	if (a.dry_run)
 		apply = false;
-	err = sl_config_parse_file(a.file, &cfg);
+	err = sl_config_parse(text, len, sl_config_file_name(a.file), &cfg);
+	free(text);
 	if (err)
 		return fail(err);
 	if (apply) {
@@ -1265,7 +1520,7 @@ static const struct cmd top_cmds[] = {
 int main(int argc, char **argv)
 {
 	const char *socket_path = NULL;
-	bool json = false, no_daemon = false, verbose = false;
+	bool json = false, no_daemon = false;
 	int i;
 
 	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
