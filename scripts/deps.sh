@@ -7,7 +7,8 @@ set -euo pipefail
 PKGS=(make gcc clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool
       iproute2 iptables nftables iputils-ping netcat-openbsd
       python3 python3-scapy python3-yaml util-linux curl
-      libmicrohttpd-dev libjansson-dev libyaml-dev libcurl4-openssl-dev)
+      libmicrohttpd-dev libjansson-dev libyaml-dev libcurl4-openssl-dev
+      libclang-rt-14-dev)  # libFuzzer and sanitizer runtimes for clang
 
 missing=()
 for p in "${PKGS[@]}"; do
