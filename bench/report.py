@@ -5,7 +5,8 @@
 Per configuration (system, scenario, N): the median and min-max over pairs
 of B's CPU ns per packet, and of the ratio B/A computed pair by pair, where A
 is the bare XDP drop reference measured in the same pair. A pair whose A is
-more than 30 % off the session's median A is discarded, as is a pair whose
+more than 30 % off its session's median A is discarded (session: the run that
+measured it, column `session` of raw.tsv; rows without one form one session), as is a pair whose
 checks failed (B counted nothing, counters disagree, packets reached UDP)."""
 import argparse
 import csv
@@ -53,7 +54,7 @@ def sh(cmd):
         return ""
 
 
-def machine():
+def machine(date=None):
     model = sh("lscpu | sed -n 's/^Model name: *//p'")
     return [
         "CPU: %s, %s CPUs online (%s)" % (model, os.cpu_count(),
@@ -64,7 +65,7 @@ def machine():
                                     sh("nft --version"),
                                     sh("dpkg-query -W -f='xdp-tools ${Version}' xdp-tools 2>/dev/null"),
                                     sh("ipset --version 2>/dev/null | head -1")),
-        "Date: %s" % sh("date -u +'%Y-%m-%d %H:%M UTC'"),
+        "Date: %s" % (date or sh("date -u +'%Y-%m-%d %H:%M UTC'")),
     ]
 
 
@@ -76,6 +77,10 @@ def main():
     ap.add_argument("--settings", default="")
     ap.add_argument("--elapsed", type=int, default=0)
     ap.add_argument("--no-plots", action="store_true")
+    ap.add_argument("--chain-rules", default="")
+    ap.add_argument("--date", help="date of the run (when regenerating a report)")
+    ap.add_argument("--note", action="append", default=[],
+                    help="extra line for 'Machine and command'")
     a = ap.parse_args()
     out = a.out
 
@@ -85,6 +90,11 @@ def main():
 
     a_all = [float(r["A_ns"]) for r in raw if float(r["A_ns"]) > 0]
     a_med = statistics.median(a_all) if a_all else None
+    sess_a = {}
+    for r in raw:
+        if float(r["A_ns"]) > 0:
+            sess_a.setdefault(r.get("session") or "", []).append(float(r["A_ns"]))
+    sess_med = {k: statistics.median(v) for k, v in sess_a.items()}
     a_pps = [float(r["A_pps"]) for r in raw if float(r["A_pps"]) > 0]
     steal = [float(r["steal_pct"]) for r in raw]
 
@@ -100,7 +110,8 @@ def main():
             c["bad"] += 1
             discarded += 1
             continue
-        if a_med and abs(an - a_med) > 0.3 * a_med:
+        am = sess_med.get(r.get("session") or "")
+        if am and abs(an - am) > 0.3 * am:
             c["off"].append((bn, bn / an, float(r["B_pps"])))
             c["bad"] += 1
             discarded += 1
@@ -131,8 +142,10 @@ def main():
              for s in status if s["status"] == "ok"}
 
     sizes = sorted({k[2] for k in list(stats) + list(skipped)
-                    if k[0] != "xdp-parse"})
-    systems = [s for s in ORDER if any(k[0] == s for k in list(stats) + list(skipped))]
+                    if k[0] != "xdp-parse" and k[1] in ("last", "nomatch")})
+    systems = [s for s in ORDER if any(k[0] == s and k[1] in ("last", "nomatch")
+                                       for k in list(stats) + list(skipped))]
+    chain_ks = sorted({k[2] for k in list(stats) + list(skipped) if k[1] == "chain"})
 
     L = []
     w = L.append
@@ -142,10 +155,12 @@ def main():
       "`status.tsv`, `progrun.tsv` in this folder). Method: "
       "`bench/README.md`.\n")
     w("## Machine and command\n")
-    for m in machine():
+    for m in machine(a.date):
         w("- " + m)
     w("- Command: `%s`" % a.cmd)
     w("- Settings: %s; run took %d s" % (a.settings, a.elapsed))
+    for n in a.note:
+        w("- " + n)
     if steal:
         w("- Steal time on the receiving CPU during slices: median %.1f %%, max %.1f %%"
           % (statistics.median(steal), max(steal)))
@@ -167,7 +182,7 @@ def main():
       "nothing and a default/policy drop. For set-based systems (nft-set, "
       "ipset, xdp-filter) the N rules are N set/map elements.\n")
     if a_med:
-        w("Reference A (bare XDP drop): session median %s ns/packet "
+        w("Reference A (bare XDP drop): median %s ns/packet over all slices "
           "(%s Mpps wall clock, sanity only). %d pair(s) discarded (reference "
           "> 30 %% off the session median, or failed checks).\n"
           % (fmt(a_med), fmt(statistics.median(a_pps) / 1e6, 2), discarded))
@@ -243,7 +258,47 @@ def main():
                 for n in sizes)))
         w("")
 
-    if loads:
+    if chain_ks:
+        w("## Scenario chain: CPU ns per packet vs K\n")
+        w("K sluice firewall instances on the receiving veth's ingress chain "
+          "(`sluice firewall load DEV FILE --name sbchainI`, then `sluice chain "
+          "set DEV ingress sbchain1 ... sbchainK`). Instances 1..K-1 hold %s "
+          "non-matching rules (the blocklist rules of scenario last) and "
+          "accept by default; instance K holds the same rules, then the rule "
+          "that drops the traffic. Every packet thus traverses all K. Checks "
+          "per slice: the fewest packets any instance counted (the last "
+          "one's) is the packet count, all of them were dropped (by the last "
+          "instance: drops of all instances summed), none reached UDP. "
+          "Same A/B pairs as above; the reference A is the bare XDP drop; "
+          "the ratio B/A is taken pair by pair; the increment is the median B "
+          "minus the median B at K = 1, divided by K - 1.\n"
+          % (a.chain_rules or "a few"))
+        w("| K | CPU ns per packet, median [min-max] | ratio to bare XDP drop, median [min-max] | ns per extra NF | pairs | B pps (sanity) |")
+        w("|---|---|---|---|---|---|")
+        base = stats.get(("sluice", "chain", 1))
+        for kk in chain_ks:
+            k = ("sluice", "chain", kk)
+            if k in stats:
+                t = stats[k]
+                inc = "%s" % fmt((t["med"] - base["med"]) / (kk - 1)) if base and kk > 1 else "-"
+                w("| %d | %s [%s-%s]%s | %s [%s-%s] | %s | %d%s | %s |" % (
+                    kk, fmt(t["med"]), fmt(t["lo"]), fmt(t["hi"]),
+                    " (†)" if k in flagged else "",
+                    fmt(t["rmed"], 2), fmt(t["rlo"], 2), fmt(t["rhi"], 2), inc,
+                    t["pairs"], " (%d discarded)" % t["bad"] if t["bad"] else "",
+                    fmt(t["pps"])))
+            else:
+                w("| %d | %s | - | - | - | - |" % (kk, skipped.get(k, "not run")))
+        if any(k[1] == "chain" for k in flagged):
+            w("\n(†) every pair of this cell had its reference more than 30 % "
+              "off the session median; shown anyway, trust it less.")
+        sessions = sorted({r.get("session") or "" for r in raw if r["scenario"] == "chain"})
+        if len(sess_med) > 1:
+            w("\nReference A of the session(s) that measured this scenario: %s ns/packet (median)."
+              % ", ".join(fmt(sess_med[x]) for x in sessions if x in sess_med))
+        w("")
+
+    if loads and systems:
         w("## Load times (seconds, scenario last)\n")
         w("| system | " + " | ".join("N = {:,}".format(n) for n in sizes) + " |")
         w("|---|" + "---|" * len(sizes))

@@ -8,6 +8,9 @@ SCENARIO last:    N-1 rules that match none of the generated traffic, then
                   the rule that drops it (N rules in all).
 SCENARIO nomatch: N rules that match none of the traffic; the default
                   (policy) drops it.
+SCENARIO pass:    (sluice only) N rules that match none of the traffic and
+                  default accept: a chain member that lets the traffic through
+                  (the chain-length scenario).
 The non-matching rules are the ones a blocklist would hold: drop UDP from
 172.16.H.L/32 (one address per rule, H.L = the rule's index) to port
 1000 + index % 5000. Traffic comes from 10.78.0.0/16 to 10.77.0.2:7777.
@@ -26,8 +29,15 @@ def nonmatching(n):
 
 def main():
     system, scenario, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    if scenario not in ("last", "nomatch"):
-        sys.exit("scenario must be last or nomatch")
+    if scenario not in ("last", "nomatch", "pass"):
+        sys.exit("scenario must be last, nomatch or pass")
+    if scenario == "pass":
+        if system != "sluice":
+            sys.exit("scenario pass is for sluice only")
+        for a, p in nonmatching(int(sys.argv[3])):
+            sys.stdout.write("drop src %s/32 proto udp dport %d\n" % (a, p))
+        sys.stdout.write("default accept\n")
+        return
     if not 1 <= n <= 65536:
         sys.exit("N must be 1..65536")
     last = scenario == "last"

@@ -10,7 +10,9 @@
 #
 # Overrides (environment): OUT=DIR SIZES="1 10" SYSTEMS="sluice nft-set"
 #   NOMATCH_SYSTEMS="..." PAIRS=5 SLICE=2 FLOWS=10000 PROGRUN_SIZES="10 1000"
-#   LOAD_TIMEOUT=300 GEN_CPU=0 RX_CPU=1
+#   LOAD_TIMEOUT=300 GEN_CPU=0 RX_CPU=1 CHAIN_KS="1 2 4 8" CHAIN_RULES=4
+#   (SIZES= SYSTEMS= NOMATCH_SYSTEMS= EXTRA_LIMITS= PROGRUN_SIZES= with
+#   CHAIN_KS set runs the chain-length scenario alone)
 #
 # Topology: namespace sbgen-ID holds two veths whose peers sit in sbdut-ID:
 #   ga-ID -> da-ID   reference A: bare XDP drop (counts, drops)
@@ -32,27 +34,30 @@ RULES=$ROOT/bench/rules.py
 case "$MODE" in
 full)
 	: "${OUT:=$ROOT/docs/benchmarks}"
-	: "${SIZES:=1 10 100 1000 10000 65536}"
-	: "${SYSTEMS:=sluice iptables-raw iptables-input iptables-legacy nft-chain nft-set ipset xdp-filter}"
-	: "${NOMATCH_SYSTEMS:=sluice iptables-raw nft-chain xdp-filter}"
-	: "${PAIRS:=5}" "${SLICE:=2}" "${PROGRUN_SIZES:=10 1000 65536}"
+	: "${SIZES=1 10 100 1000 10000 65536}"
+	: "${SYSTEMS=sluice iptables-raw iptables-input iptables-legacy nft-chain nft-set ipset xdp-filter}"
+	: "${NOMATCH_SYSTEMS=sluice iptables-raw nft-chain xdp-filter}"
+	: "${PAIRS:=5}" "${SLICE:=2}" "${PROGRUN_SIZES=10 1000 65536}"
 	: "${PROGRUN_RUNS:=9}" "${PROGRUN_REPEAT:=200000}"
+	: "${CHAIN_KS=1 2 4 8}"
 	;;
 quick)
 	: "${OUT:=$ROOT/docs/benchmarks/quick}"
-	: "${SIZES:=10 1000}"
-	: "${SYSTEMS:=sluice iptables-raw nft-set}"
-	: "${NOMATCH_SYSTEMS:=sluice}"
-	: "${PAIRS:=3}" "${SLICE:=1}" "${PROGRUN_SIZES:=10 1000 65536}"
+	: "${SIZES=10 1000}"
+	: "${SYSTEMS=sluice iptables-raw nft-set}"
+	: "${NOMATCH_SYSTEMS=sluice}"
+	: "${PAIRS:=3}" "${SLICE:=1}" "${PROGRUN_SIZES=10 1000 65536}"
 	: "${PROGRUN_RUNS:=5}" "${PROGRUN_REPEAT:=100000}"
+	: "${CHAIN_KS=1 8}"
 	;;
 smoke)
 	: "${OUT:=$(mktemp -d /tmp/sbench-smoke.XXXXXX)}"
-	: "${SIZES:=1}"
-	: "${SYSTEMS:=sluice iptables-raw}"
-	: "${NOMATCH_SYSTEMS:=sluice}"
-	: "${PAIRS:=1}" "${SLICE:=0.5}" "${PROGRUN_SIZES:=1}"
+	: "${SIZES=1}"
+	: "${SYSTEMS=sluice iptables-raw}"
+	: "${NOMATCH_SYSTEMS=sluice}"
+	: "${PAIRS:=1}" "${SLICE:=0.5}" "${PROGRUN_SIZES=1}"
 	: "${PROGRUN_RUNS:=3}" "${PROGRUN_REPEAT:=10000}"
+	: "${CHAIN_KS=2}"
 	;;
 *)
 	echo "usage: bench/run.sh full|quick|smoke" >&2
@@ -60,6 +65,9 @@ smoke)
 	;;
 esac
 : "${FLOWS:=10000}" "${LOAD_TIMEOUT:=300}" "${GEN_CPU:=0}" "${RX_CPU:=1}"
+# Chain-length scenario: K firewall instances on DB's ingress chain, each with
+# CHAIN_RULES non-matching rules; all accept except the last, which drops.
+: "${CHAIN_RULES:=4}"
 EXTRA_LIMITS=${EXTRA_LIMITS-xdp-parse}
 
 log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
@@ -202,16 +210,27 @@ setup_napi "$DA" NAPI_A
 
 # ---- systems: load, count, unload ---------------------------------------
 SYS=""      # system currently loaded on DB
+SC=""       # its scenario
 LOADED_N=0
 
 # Prints "counted dropped" for the system on DB.
 count_b() {
 	case "$SYS" in
 	sluice)
-		ind "$SLUICE" -j nf list | python3 -c '
+		if [ "$SC" = chain ]; then
+			# Every packet must traverse all K instances: counted = the
+			# fewest packets any instance saw (the last one's), dropped =
+			# drops of all instances (only the last one may drop).
+			ind "$SLUICE" -j nf list | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+print(min(i["packets"] for i in d) if d else 0, sum(i["dropped"] for i in d))'
+		else
+			ind "$SLUICE" -j nf list | python3 -c '
 import json, sys
 d = json.load(sys.stdin)
 print(sum(i["packets"] for i in d), sum(i["dropped"] for i in d))'
+		fi
 		;;
 	xdp-parse)
 		local c
@@ -254,7 +273,7 @@ unload_b() {
 	nft-chain | nft-set) ind nft delete table inet sbench ;;
 	esac
 	ind ip link set "$DB" xdp off 2>/dev/null
-	SYS=""
+	SYS="" SC=""
 	set -e
 }
 
@@ -265,14 +284,20 @@ load_b() {
 	local sys=$1 sc=$2 n=$3 f=$WORK/rules t0 rc=0
 	unload_b
 	LOAD_ERR=""
-	if [ "$sys" != xdp-parse ]; then
+	if [ "$sc" = chain ]; then
+		[ "$sys" = sluice ] || { LOAD_ERR="scenario chain is for sluice only"; return 1; }
+	elif [ "$sys" != xdp-parse ]; then
 		timeout "$LOAD_TIMEOUT" "$RULES" "$sys" "$sc" "$n" >"$f" 2>"$WORK/err" || {
 			LOAD_ERR=$(tail -1 "$WORK/err"); return 1; }
 	fi
 	t0=$(date +%s.%N)
 	case "$sys" in
 	sluice)
-		timeout "$LOAD_TIMEOUT" nsenter --net="/run/netns/$NSD" "$SLUICE" firewall load "$DB" "$f" >/dev/null || rc=$?
+		if [ "$sc" = chain ]; then
+			load_chain "$n" || rc=$?
+		else
+			timeout "$LOAD_TIMEOUT" nsenter --net="/run/netns/$NSD" "$SLUICE" firewall load "$DB" "$f" >/dev/null || rc=$?
+		fi
 		;;
 	xdp-parse)
 		ind "$SB" attach -i "$DB" -P parse -m "$PIN/b" || rc=$?
@@ -309,7 +334,7 @@ load_b() {
 		;;
 	*) LOAD_ERR="unknown system"; return 1 ;;
 	esac
-	SYS=$sys
+	SYS=$sys SC=$sc
 	LOAD_SECS=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
 	if [ $rc -ne 0 ]; then
 		if [ $rc -eq 124 ]; then LOAD_ERR="load took more than ${LOAD_TIMEOUT} s"
@@ -318,6 +343,25 @@ load_b() {
 		return 1
 	fi
 	setup_napi "$DB" NAPI_B
+}
+
+# load_chain K: K firewall instances sbchain1..K on DB's ingress chain, in
+# order; 1..K-1 hold CHAIN_RULES non-matching rules and accept, K holds them
+# and then the rule that drops the traffic.
+load_chain() {
+	local k=$1 i names=() f
+	for i in $(seq "$k"); do
+		f=$WORK/chain$i
+		if [ "$i" -lt "$k" ]; then "$RULES" sluice pass "$CHAIN_RULES" >"$f"
+		else "$RULES" sluice last $((CHAIN_RULES + 1)) >"$f"; fi || return 1
+		timeout "$LOAD_TIMEOUT" nsenter --net="/run/netns/$NSD" \
+			"$SLUICE" firewall load "$DB" "$f" --name "sbchain$i" >/dev/null || return
+		names+=("sbchain$i")
+	done
+	ind "$SLUICE" chain set "$DB" ingress "${names[@]}" >/dev/null || return
+	# K instances, all on the chain, the dropping one last.
+	i=$(ind "$SLUICE" -j nf list | python3 -c 'import json, sys; print(len(json.load(sys.stdin)))')
+	[ "$i" = "$k" ] || { log "chain K=$k: $i instances listed"; return 1; }
 }
 
 # ---- one slice ------------------------------------------------------------
@@ -363,7 +407,10 @@ slice() {
 # ---- one configuration: PAIRS A/B pairs in A B B A order ---------------------
 RAW=$OUT/raw.tsv
 mkdir -p "$OUT"
-printf 'system\tscenario\tn\tpair\tA_ns\tB_ns\tA_pps\tB_pps\tB_counted\tB_dropped\tframes\tsteal_pct\tudp_delta\tok\n' >"$RAW"
+printf 'system\tscenario\tn\tpair\tA_ns\tB_ns\tA_pps\tB_pps\tB_counted\tB_dropped\tframes\tsteal_pct\tudp_delta\tok\tsession\n' >"$RAW"
+# session: this run (report.py takes the reference median per session, so
+# that rows of a separate run can be appended to a raw.tsv).
+SESSION="$(date -u +%Y%m%dT%H%M%SZ)-$ID"
 STATUS=$OUT/status.tsv
 printf 'system\tscenario\tn\tstatus\tload_s\n' >"$STATUS"
 FAILS=0
@@ -390,9 +437,9 @@ run_config() {
 		[ "$b_d" -ge $((b_n - b_n / 1000 - 2)) ] && [ "$b_d" -le $((b_n + 2)) ] || ok=0
 		[ "$ok" = 1 ] || { FAILS=$((FAILS + 1));
 			log "  CHECK FAILED: counted=$b_n dropped=$b_d udp_delta=$ud"; }
-		printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+		printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
 			"$sys" "$sc" "$n" "$p" "$a_ns" "$b_ns" "$a_pps" "$b_pps" "$b_n" "$b_d" \
-			"$fr" "$st" "$ud" "$ok" >>"$RAW"
+			"$fr" "$st" "$ud" "$ok" "$SESSION" >>"$RAW"
 		log "  pair $p: A ${a_ns} ns/pkt, B ${b_ns} ns/pkt (B $((${b_pps%.*} / 1000)) kpps, counted $b_n, dropped $b_d, steal ${st}%)"
 	done
 }
@@ -403,6 +450,7 @@ for n in $SIZES; do
 	for sys in $SYSTEMS; do run_config "$sys" last "$n"; done
 	for sys in $NOMATCH_SYSTEMS; do run_config "$sys" nomatch "$n"; done
 done
+for k in $CHAIN_KS; do run_config sluice chain "$k"; done
 unload_b
 
 # ---- BPF_PROG_RUN per-packet cost of the sluice XDP root + firewall --------
@@ -438,8 +486,8 @@ CMD="bench/run.sh $MODE"
 [ "$MODE" = full ] && CMD="make bench   (bench/run.sh full)"
 [ "$MODE" = quick ] && CMD="make bench-quick   (bench/run.sh quick)"
 python3 "$ROOT/bench/report.py" --out "$OUT" --mode "$MODE" --cmd "$CMD" \
-	--settings "pairs=$PAIRS slice=${SLICE}s flows=$FLOWS gen_cpu=$GEN_CPU rx_cpu=$RX_CPU; sluice at commit $SLUICE_REV" \
-	--elapsed $((T_END - T_START)) $([ "$MODE" = smoke ] && echo --no-plots)
+	--settings "pairs=$PAIRS slice=${SLICE}s flows=$FLOWS gen_cpu=$GEN_CPU rx_cpu=$RX_CPU chain_rules=$CHAIN_RULES; sluice at commit $SLUICE_REV" \
+	--elapsed $((T_END - T_START)) --chain-rules "$CHAIN_RULES" $([ "$MODE" = smoke ] && echo --no-plots)
 log "results in $OUT (took $((T_END - T_START)) s)"
 if [ "$FAILS" -ne 0 ]; then
 	log "$FAILS checks failed"
