@@ -1,24 +1,32 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
-# A 5-second run of the configuration-loader fuzz target (make fuzz runs it
-# longer): builds it if needed, starts from the seeds, fails on any crash.
+# A 5-second run of each fuzz target (make fuzz runs them longer): the YAML
+# configuration loader and the daemon's request handling. Builds them if
+# needed, starts from the seeds, fails on any crash.
 set -u
 cd "$(dirname "$0")/.."
-bin=build/fuzz/fuzz_config
-if ! make -s --no-print-directory "$bin" >/dev/null 2>&1; then
-	echo "FAIL: fuzz_smoke: cannot build $bin"
-	exit 1
-fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-"$bin" -max_total_time=5 -dict=fuzz/config.dict -artifact_prefix="$tmp/" \
-	-print_final_stats=1 "$tmp" fuzz/corpus/config >"$tmp/log" 2>&1
-rc=$?
-runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$tmp/log")
-if [ "$rc" -eq 0 ] && [ -n "$runs" ] && ! ls "$tmp"/crash-* "$tmp"/leak-* "$tmp"/timeout-* >/dev/null 2>&1; then
-	echo "PASS: fuzz_config 5 s: $runs inputs, no crash"
-else
-	tail -40 "$tmp/log"
-	echo "FAIL: fuzz_config 5 s (exit $rc)"
-	exit 1
-fi
+fails=0
+for target in config api; do
+	bin=build/fuzz/fuzz_$target
+	if ! make -s --no-print-directory "$bin" >/dev/null 2>&1; then
+		echo "FAIL: fuzz_$target: cannot build $bin"
+		fails=$((fails + 1))
+		continue
+	fi
+	mkdir -p "$tmp/$target"
+	"$bin" -max_total_time=5 -dict=fuzz/$target.dict -artifact_prefix="$tmp/$target/" \
+		-print_final_stats=1 "$tmp/$target" fuzz/corpus/$target >"$tmp/$target.log" 2>&1
+	rc=$?
+	runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$tmp/$target.log")
+	if [ "$rc" -eq 0 ] && [ -n "$runs" ] &&
+		! ls "$tmp/$target"/crash-* "$tmp/$target"/leak-* "$tmp/$target"/timeout-* >/dev/null 2>&1; then
+		echo "PASS: fuzz_$target 5 s: $runs inputs, no crash"
+	else
+		tail -40 "$tmp/$target.log"
+		echo "FAIL: fuzz_$target 5 s (exit $rc)"
+		fails=$((fails + 1))
+	fi
+done
+[ "$fails" -eq 0 ]

@@ -15,7 +15,6 @@ TESTS=(
 	tests/e2e_firewall.sh
 	tests/e2e_apply.sh
 	tests/fuzz_smoke.sh
-	tests/fuzz_api_smoke.sh
 	tests/e2e_events.sh
 	tests/diff_iptables.sh
 	tests/api_routes.sh

@@ -757,7 +757,8 @@ static int make_leaf(struct build *b, __u32 idx, const __u32 *ids, __u32 n,
 		t->leaves = nl;
 		t->cap_leaves = cap;
 	}
-	memcpy(&t->leaves[t->nleaves], ids, n * sizeof(*ids));
+	if (n) /* an empty rule set has no leaf array at all */
+		memcpy(&t->leaves[t->nleaves], ids, n * sizeof(*ids));
 	t->nodes[idx].dim = FW_DIMS;
 	t->nodes[idx].left = t->nleaves;
 	t->nodes[idx].right = n;

@@ -270,6 +270,21 @@ static void test_tree_vs_linear(void)
 	CHECK(mismatches == 0, name);
 }
 
+/* No rules at all: one tree whose root is an empty leaf (UBSan once caught
+ * a memcpy to the NULL leaf array here). */
+static void test_tree_empty(void)
+{
+	struct fw_ruleset rs = {};
+	struct fw_tree tree;
+	__u64 key[FW_DIMS] = { [FW_DIM_FAMILY] = 4 };
+
+	if (!check_report(!fw_tree_build(&rs, &tree), "empty rule set builds", sl_errmsg()))
+		return;
+	CHECK(tree.ntrees == 1 && tree.nnodes == 1 && tree.nleaves == 0, "empty rule set: one empty leaf");
+	CHECK(fw_classify_tree(&rs, &tree, key, 0) == -1, "empty rule set: nothing matches");
+	fw_tree_free(&tree);
+}
+
 static void test_tree_scaling(void)
 {
 	struct fw_ruleset rs = {};
@@ -305,6 +320,7 @@ int main(void)
 	test_bad();
 	test_files();
 	test_tree_vs_linear();
+	test_tree_empty();
 	test_tree_scaling();
 	return check_exit();
 }
