@@ -6,7 +6,7 @@ set -euo pipefail
 
 PKGS=(make gcc clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool
       iproute2 iptables nftables iputils-ping netcat-openbsd
-      python3 python3-scapy python3-yaml util-linux curl
+      python3 python3-scapy python3-yaml util-linux procps curl jq
       libmicrohttpd-dev libjansson-dev libyaml-dev libcurl4-openssl-dev
       libclang-rt-14-dev)  # libFuzzer and sanitizer runtimes for clang
 
