@@ -94,12 +94,15 @@ static int prog_fd(const char *pin)
 	return sl_obj_get(sl_base(ctx), pin);
 }
 
-/* Runs one packet through the root of hook; returns 0 with *verdict set. */
-static int run_packet(int hook, const uint8_t *pkt, size_t len, int *verdict)
+/* Runs a packet `repeat` times through the root of hook; returns 0 with
+ * the verdict of the last run in *verdict. */
+static int run_packet(int hook, const uint8_t *pkt, size_t len, int repeat,
+		      int *verdict)
 {
 	struct xdp_md xmd = { .data_end = len, .ingress_ifindex = ifindex };
 	struct __sk_buff skb = { .ifindex = ifindex };
-	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = pkt, .data_size_in = len);
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = pkt, .data_size_in = len,
+		    .repeat = repeat);
 	int fd, err;
 
 	if (hook == SL_HOOK_XDP) {
@@ -140,7 +143,7 @@ static void run_case(const char *set, const struct fw_case *c, int hook)
 	snprintf(name, sizeof(name), "%s/%s/%s", set, sl_hook_name(hook), c->name);
 	before = read_counters(FW, &n);
 	drops_before = drop_count(owner, c->reason);
-	err = run_packet(hook, pkt, len, &verdict);
+	err = run_packet(hook, pkt, len, 1, &verdict);
 	after = read_counters(FW, &n2);
 	drops_after = drop_count(owner, c->reason);
 	if (err || !before || !after) {
@@ -334,30 +337,9 @@ static int ev_collect(const struct sl_event_view *v, void *arg)
  * last run, or -1. */
 static int run_repeat(int hook, const uint8_t *pkt, size_t len, int repeat)
 {
-	struct xdp_md xmd = { .data_end = len, .ingress_ifindex = ifindex };
-	struct __sk_buff skb = { .ifindex = ifindex };
-	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = pkt, .data_size_in = len,
-		    .repeat = repeat);
-	int fd, err;
+	int verdict = -1;
 
-	if (hook == SL_HOOK_XDP) {
-		opts.ctx_in = &xmd;
-		opts.ctx_size_in = sizeof(xmd);
-		fd = prog_fd("root_xdp");
-	} else {
-		opts.ctx_in = &skb;
-		opts.ctx_size_in = sizeof(skb);
-		fd = prog_fd("root_tc_in");
-	}
-	if (fd < 0)
-		return -1;
-	err = bpf_prog_test_run_opts(fd, &opts);
-	close(fd);
-	if (err)
-		return -1;
-	if (hook == SL_HOOK_XDP)
-		return opts.retval == XDP_DROP ? V_DROP : opts.retval == XDP_PASS ? V_PASS : -1;
-	return opts.retval == 2 ? V_DROP : (int)opts.retval == -1 ? V_PASS : -1;
+	return run_packet(hook, pkt, len, repeat, &verdict) ? -1 : verdict;
 }
 
 static __u64 mono_ns(void)
