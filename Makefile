@@ -14,8 +14,13 @@ else
 Q = @
 endif
 
-NFS       := firewall
+# Every folder nf/<name>/ with a <name>.bpf.c is an NF: its BPF object, its
+# control code (nf/<name>/*.c, in libsluice) and its tests (nf/<name>/tests/)
+# are found here, so adding an NF touches no shared list.
+NFS       := $(sort $(patsubst nf/%/,%,$(dir $(wildcard nf/*/*.bpf.c))))
 NF_INC    := $(addprefix -Inf/,$(NFS))
+# NF control code (libsluice) and its sources for the sanitizer builds.
+NF_SRCS   := $(foreach n,$(NFS),$(filter-out %.bpf.c,$(wildcard nf/$(n)/*.c)))
 
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 	-I$(BUILD) -Ibpf/include $(NF_INC) -I/usr/include/$(MULTIARCH)
@@ -29,16 +34,24 @@ CFLAGS    += -iquote lib
 
 BPF_OBJS  := $(BUILD)/root.bpf.o $(foreach n,$(NFS),$(BUILD)/$(n).bpf.o)
 SKELS     := $(BPF_OBJS:.bpf.o=.skel.h)
-LIB_SRCS  := $(wildcard lib/*.c) $(foreach n,$(NFS),nf/$(n)/$(n).c)
+LIB_SRCS  := $(wildcard lib/*.c) $(NF_SRCS)
 LIB_OBJS  := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
 CLI_SRCS  := $(wildcard cmd/sluice/*.c)
 CLI_OBJS  := $(patsubst %.c,$(BUILD)/obj/%.o,$(CLI_SRCS))
 DAEMON_SRCS := $(wildcard cmd/sluiced/*.c)
 DAEMON_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(DAEMON_SRCS))
+# The request handling without main.c (the fuzz harness has its own main).
+DAEMON_API_SRCS := $(filter-out cmd/sluiced/main.c,$(DAEMON_SRCS))
 HDRS      := $(wildcard bpf/include/*.h lib/*.h nf/*/*.h)
 
+# NF test programs: nf/<name>/tests/<t>.c builds to build/tests/<t>, linked
+# against libsluice (the firewall's two have rules of their own below);
+# tests/run.sh runs every one of them, and every nf/*/tests/*.sh.
+NF_TEST_SRCS := $(filter-out nf/firewall/tests/%,$(wildcard nf/*/tests/*.c))
+NF_TESTS  := $(addprefix $(BUILD)/tests/,$(basename $(notdir $(NF_TEST_SRCS))))
+
 .PHONY: all deps test demo clean bench bench-quick fuzz
-all: $(BUILD)/sluice $(BUILD)/sluiced $(BUILD)/tests/fw_progrun $(BUILD)/tests/fw_parse_asan $(BUILD)/tests/config_unit_asan
+all: $(BUILD)/sluice $(BUILD)/sluiced $(BUILD)/tests/fw_progrun $(BUILD)/tests/fw_parse_asan $(BUILD)/tests/config_unit_asan $(NF_TESTS)
 
 deps:
 	$(Q)scripts/deps.sh
@@ -82,14 +95,15 @@ $(BUILD)/sluice: $(CLI_OBJS) $(BUILD)/libsluice.a
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ -ljansson $(LDLIBS)
 
 # The daemon: REST/JSON over libsluice (libmicrohttpd, jansson).
-$(BUILD)/obj/cmd/sluiced/%.o: cmd/sluiced/%.c cmd/sluiced/sluiced.h $(HDRS) $(SKELS)
+DAEMON_LDLIBS := -lmicrohttpd -ljansson -lpthread
+$(BUILD)/obj/cmd/sluiced/%.o: cmd/sluiced/%.c $(wildcard cmd/sluiced/*.h) $(HDRS) $(SKELS)
 	@echo "  CC    $@"
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/sluiced: $(DAEMON_OBJS) $(BUILD)/libsluice.a
 	@echo "  LD    $@"
-	$(Q)$(CC) $(CFLAGS) -o $@ $^ -lmicrohttpd -ljansson -lpthread $(LDLIBS)
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(DAEMON_LDLIBS) $(LDLIBS)
 
 # BPF_PROG_RUN golden-packet tests, linked against the production library.
 $(BUILD)/tests/fw_progrun: nf/firewall/tests/fw_progrun.c tests/pktbuild.h tests/check.h $(BUILD)/libsluice.a
@@ -97,19 +111,27 @@ $(BUILD)/tests/fw_progrun: nf/firewall/tests/fw_progrun.c tests/pktbuild.h tests
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CC) $(CFLAGS) -Itests -o $@ $< $(BUILD)/libsluice.a $(LDLIBS)
 
+define nf_test_rule
+$(BUILD)/tests/$(basename $(notdir $(1))): $(1) tests/pktbuild.h tests/check.h $(BUILD)/libsluice.a
+	@echo "  CC    $$@"
+	$(Q)mkdir -p $$(dir $$@)
+	$(Q)$(CC) $(CFLAGS) -Itests -o $$@ $$< $(BUILD)/libsluice.a $(LDLIBS)
+endef
+$(foreach t,$(NF_TEST_SRCS),$(eval $(call nf_test_rule,$(t))))
+
 # The rule parser and tree builder under AddressSanitizer and UBSan.
-$(BUILD)/tests/fw_parse_asan: nf/firewall/tests/fw_parse.c nf/firewall/firewall.c lib/*.c $(HDRS) $(SKELS) tests/check.h
+$(BUILD)/tests/fw_parse_asan: nf/firewall/tests/fw_parse.c $(NF_SRCS) lib/*.c $(HDRS) $(SKELS) tests/check.h
 	@echo "  CC    $@ (ASan, UBSan)"
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CC) $(CFLAGS) -O1 -fsanitize=address,undefined -fno-omit-frame-pointer \
-		-fno-sanitize-recover=all -Itests -o $@ $< nf/firewall/firewall.c lib/*.c $(LDLIBS)
+		-fno-sanitize-recover=all -Itests -o $@ $< $(NF_SRCS) lib/*.c $(LDLIBS)
 
 # The declarative configuration parser under AddressSanitizer and UBSan.
-$(BUILD)/tests/config_unit_asan: tests/config_unit.c nf/firewall/firewall.c lib/*.c $(HDRS) $(SKELS) tests/check.h
+$(BUILD)/tests/config_unit_asan: tests/config_unit.c $(NF_SRCS) lib/*.c $(HDRS) $(SKELS) tests/check.h
 	@echo "  CC    $@ (ASan, UBSan)"
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CC) $(CFLAGS) -O1 -fsanitize=address,undefined -fno-omit-frame-pointer \
-		-fno-sanitize-recover=all -Itests -o $@ $< nf/firewall/firewall.c lib/*.c $(LDLIBS)
+		-fno-sanitize-recover=all -Itests -o $@ $< $(NF_SRCS) lib/*.c $(LDLIBS)
 
 # deps first, then the build: a fresh machine has no clang or bpftool yet.
 test: deps
@@ -138,18 +160,18 @@ bench-quick: deps
 FUZZ_TIME ?= 60
 FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 	-fno-omit-frame-pointer -std=gnu11 -I$(BUILD) -Ibpf/include -Ilib -iquote lib $(NF_INC)
-$(BUILD)/fuzz/fuzz_config: fuzz/fuzz_config.c nf/firewall/firewall.c lib/*.c $(HDRS) $(SKELS)
+$(BUILD)/fuzz/fuzz_config: fuzz/fuzz_config.c $(NF_SRCS) lib/*.c $(HDRS) $(SKELS)
 	@echo "  CC    $@ (libFuzzer, ASan, UBSan)"
 	$(Q)mkdir -p $(dir $@)
-	$(Q)$(CLANG) $(FUZZ_CFLAGS) -o $@ $< nf/firewall/firewall.c lib/*.c $(LDLIBS)
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -o $@ $< $(NF_SRCS) lib/*.c $(LDLIBS)
 
 # The daemon's REST request handling (route matching, query, body parsing,
 # validation) without kernel state: the state is never opened.
-$(BUILD)/fuzz/fuzz_api: fuzz/fuzz_api.c cmd/sluiced/api.c cmd/sluiced/sluiced.h nf/firewall/firewall.c lib/*.c $(HDRS) $(SKELS)
+$(BUILD)/fuzz/fuzz_api: fuzz/fuzz_api.c $(DAEMON_API_SRCS) cmd/sluiced/sluiced.h $(NF_SRCS) lib/*.c $(HDRS) $(SKELS)
 	@echo "  CC    $@ (libFuzzer, ASan, UBSan)"
 	$(Q)mkdir -p $(dir $@)
-	$(Q)$(CLANG) $(FUZZ_CFLAGS) -o $@ $< cmd/sluiced/api.c nf/firewall/firewall.c lib/*.c \
-		$(LDLIBS) -ljansson
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -o $@ $< $(DAEMON_API_SRCS) $(NF_SRCS) lib/*.c \
+		$(DAEMON_LDLIBS) $(LDLIBS)
 
 # Each target runs FUZZ_TIME seconds.
 fuzz: $(BUILD)/fuzz/fuzz_config $(BUILD)/fuzz/fuzz_api

@@ -22,6 +22,16 @@ TESTS=(
 	tests/e2e_cli_daemon.sh
 	tests/bench_smoke.sh
 )
+# Each NF's own tests: its programs (nf/<name>/tests/<t>.c, built to
+# build/tests/<t>) and scripts (nf/<name>/tests/*.sh).
+for src in nf/*/tests/*.c; do
+	case $src in nf/firewall/tests/*) continue ;; esac
+	t=${src##*/}
+	TESTS+=("build/tests/${t%.c}")
+done
+for t in nf/*/tests/*.sh; do
+	[ -e "$t" ] && TESTS+=("$t")
+done
 
 passed=0
 failed=0

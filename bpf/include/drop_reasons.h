@@ -12,8 +12,14 @@
 	X(SL_DROP_MALFORMED_L4, 3, "malformed-l4")                             \
 	X(SL_DROP_FW_RULE, 4, "firewall-rule")                                 \
 	X(SL_DROP_FW_POLICY, 5, "firewall-policy")                             \
-	X(SL_DROP_NF_STATE, 6, "nf-state-missing")                                      \
-	X(SL_DROP_REDIRECT_FAILED, 7, "redirect-failed")
+	X(SL_DROP_NF_STATE, 6, "nf-state-missing")                             \
+	X(SL_DROP_REDIRECT_FAILED, 7, "redirect-failed")                       \
+	X(SL_DROP_CT_INVALID, 8, "conntrack-invalid")                          \
+	X(SL_DROP_NAT_NO_PORT, 9, "nat-no-port")                               \
+	X(SL_DROP_LB_NO_BACKEND, 10, "lb-no-backend")                          \
+	X(SL_DROP_REJECT, 11, "rejected")                                      \
+	X(SL_DROP_RATE_LIMIT, 12, "rate-limit")                                \
+	X(SL_DROP_ENCAP_FAILED, 13, "encap-failed")
 
 enum sl_drop_reason {
 #define SL_DROP_ENUM(name, num, text) name = num,

@@ -44,8 +44,21 @@ enum sl_meta_flags {
 	SL_F_FRAG = 1 << 3, /* a fragment (first or not) */
 };
 
+/* Connection-tracking state of a packet (sl_meta.ct_state), set by the
+ * conntrack NF for the NFs after it (the firewall's ctstate match);
+ * 0: no conntrack NF ran before. One bit each, so a match is a mask. */
+enum sl_ct_state {
+	SL_CT_NEW = 1 << 0,
+	SL_CT_ESTABLISHED = 1 << 1,
+	SL_CT_RELATED = 1 << 2,
+	SL_CT_INVALID = 1 << 3,
+	SL_CT_UNTRACKED = 1 << 4,
+};
+
 /* Per-packet metadata: filled once by the root program, read by every NF.
- * Lives in a per-CPU map; XDP and TC use different entries. */
+ * Lives in a per-CPU map; XDP and TC use different entries. The root
+ * zeroes it for every packet; NFs fill the fields after slots[] for the
+ * NFs behind them. */
 struct sl_meta {
 	__u32 ifindex;
 	__u32 pkt_len;
@@ -64,9 +77,16 @@ struct sl_meta {
 	__u8 hook;
 	__u8 chain_pos;
 	__u8 chain_len;
-	__u8 pad;
+	__u8 ct_state; /* enum sl_ct_state bit; 0: not tracked */
 	__u32 redirect_ifindex;
 	__u32 slots[SL_CHAIN_MAX];
+	__u8 ct_dir; /* conntrack: 0 original direction, 1 reply */
+	__u8 trace; /* non-zero: a path trace follows this packet */
+	__u16 pad2;
+	__u32 trace_id; /* the trace this packet belongs to */
+	__u64 t_start; /* bpf_ktime_get_ns() at the root, when traced */
+	__u32 lb_backend; /* load balancer: backend chosen (id), 0 none */
+	__u32 pad3;
 };
 
 /* Per-instance counters (per-CPU), indexed by slot. */

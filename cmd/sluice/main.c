@@ -21,6 +21,7 @@
 #include "config.h"
 #include "out.h"
 #include "client.h"
+#include "cli.h"
 
 /* Commands that change state go through sluiced when one serves this
  * network namespace (client.c), else straight through libsluice under the
@@ -37,12 +38,6 @@
  * writes directly in both modes (under the writer lock): the API has no
  * route that sets sampling beyond one GET /v1/events reading. */
 
-struct cmd {
-	const char *name;
-	int (*fn)(int argc, char **argv);
-	const char *usage;
-	bool group; /* has subcommands, which handle -h themselves */
-};
 
 static int usage_of(const struct cmd *c, const char *prefix)
 {
@@ -59,7 +54,7 @@ static bool want_help(int argc, char **argv)
 }
 
 /* Runs the command named argv[0] from table; prints usage when unknown. */
-static int dispatch(const struct cmd *table, const char *prefix, int argc,
+int cli_dispatch(const struct cmd *table, const char *prefix, int argc,
 		    char **argv)
 {
 	const struct cmd *c;
@@ -83,18 +78,22 @@ static int dispatch(const struct cmd *table, const char *prefix, int argc,
 	return 2;
 }
 
-static int fail(int err)
+int cli_fail(int err)
 {
 	(void)err;
 	fprintf(stderr, "sluice: %s\n", sl_errmsg());
 	return 1;
 }
 
-static int bad_usage(const char *msg)
+int cli_bad_usage(const char *msg)
 {
 	fprintf(stderr, "sluice: %s\n", msg);
 	return 2;
 }
+
+#define fail cli_fail
+#define bad_usage cli_bad_usage
+#define dispatch cli_dispatch
 
 /* ---- chain ---------------------------------------------------------- */
 
@@ -1503,7 +1502,7 @@ static int do_export(int argc, char **argv)
 	return err ? fail(err) : 0;
 }
 
-static const struct cmd top_cmds[] = {
+static const struct cmd core_cmds[] = {
 	{ "chain", do_chain, " set|show|del ...", true },
 	{ "firewall", do_firewall, " load|show|add|del|flush|unload|check ...", true },
 	{ "nf", do_nf, " list|del ...", true },
@@ -1516,6 +1515,25 @@ static const struct cmd top_cmds[] = {
 	  "   (data-plane events, one a line; --sample N: one drop in N while reading, 0: off)" },
 	{}
 };
+
+/* Commands registered by other files with CLI_COMMAND (weak: maybe none). */
+extern const struct cmd *const __start_sl_cli_cmds[] __attribute__((weak));
+extern const struct cmd *const __stop_sl_cli_cmds[] __attribute__((weak));
+
+/* The core commands followed by the registered ones. */
+static const struct cmd *top_cmds(void)
+{
+	size_t ncore = sizeof(core_cmds) / sizeof(core_cmds[0]) - 1;
+	size_t next = __start_sl_cli_cmds ? __stop_sl_cli_cmds - __start_sl_cli_cmds : 0;
+	struct cmd *all = calloc(ncore + next + 1, sizeof(*all));
+
+	if (!all)
+		return core_cmds;
+	memcpy(all, core_cmds, ncore * sizeof(*all));
+	for (size_t i = 0; i < next; i++)
+		all[ncore + i] = *__start_sl_cli_cmds[i];
+	return all;
+}
 
 int main(int argc, char **argv)
 {
@@ -1550,5 +1568,5 @@ int main(int argc, char **argv)
 	}
 	out_init(json);
 	cl_setup(socket_path, no_daemon, verbose);
-	return dispatch(top_cmds, "", argc - i, argv + i);
+	return dispatch(top_cmds(), "", argc - i, argv + i);
 }

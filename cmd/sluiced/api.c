@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <strings.h>
 #include <time.h>
@@ -27,14 +28,7 @@
 int (*api_state_open)(struct sl_ctx **ctx, unsigned int flags) = sl_open;
 volatile int api_stopping;
 
-typedef int (*api_handler)(struct api_req *req, struct api_resp *resp);
-
-struct route {
-	const char *method;
-	const char *pattern; /* segments; "{x}" captures one */
-	api_handler fn;
-	const char *const *query; /* allowed query arguments (NULL: none) */
-};
+#define route api_route
 
 /* ---- errors and helpers ------------------------------------------------ */
 
@@ -270,6 +264,43 @@ static int open_write_existing(struct sl_ctx **ctx, struct api_resp *resp,
 		return lib_error(resp, err, NULL);
 	ctx_close(*ctx);
 	return open_write(ctx, resp);
+}
+
+/* The helpers for handlers in other files (sluiced.h). */
+int api_ok(struct api_resp *resp, int status, json_t *body)
+{
+	return ok(resp, status, body);
+}
+
+int api_lib_error(struct api_resp *resp, int err, const char *field)
+{
+	return lib_error(resp, err, field);
+}
+
+const char *api_query(const struct api_req *req, const char *key)
+{
+	return query(req, key);
+}
+
+json_t *api_body_object(const struct api_req *req, struct api_resp *resp,
+			const char *const *allowed)
+{
+	return body_object(req, resp, allowed);
+}
+
+int api_open_read(struct sl_ctx **ctx, struct api_resp *resp)
+{
+	return open_read(ctx, resp);
+}
+
+int api_open_write(struct sl_ctx **ctx, struct api_resp *resp)
+{
+	return open_write(ctx, resp);
+}
+
+void api_ctx_close(struct sl_ctx *ctx)
+{
+	ctx_close(ctx);
 }
 
 /* ---- JSON views (the shapes of `sluice -j`) ----------------------------- */
@@ -1569,7 +1600,7 @@ void api_resp_free(struct api_resp *resp)
 
 /* The one table of routes: `sluiced --routes` prints it and
  * tests/api_routes.sh compares it with docs/api/openapi.yaml. */
-static const struct route routes[] = {
+static const struct route core_routes[] = {
 	{ "GET", "/v1/health", h_health },
 	{ "GET", "/v1/status", h_status },
 	{ "POST", "/v1/reset", h_reset },
@@ -1597,10 +1628,74 @@ static const struct route routes[] = {
 	{},
 };
 
+/* Routes registered by other files with API_ROUTE (weak: there may be none). */
+extern const struct api_route *const __start_sl_api_routes[] __attribute__((weak));
+extern const struct api_route *const __stop_sl_api_routes[] __attribute__((weak));
+
+/* The core table followed by the registered routes, built once. */
+static const struct route *routes;
+static pthread_once_t routes_once = PTHREAD_ONCE_INIT;
+
+static void routes_build(void)
+{
+	size_t ncore = sizeof(core_routes) / sizeof(core_routes[0]) - 1;
+	size_t next = __start_sl_api_routes ? __stop_sl_api_routes - __start_sl_api_routes : 0;
+	struct route *all = calloc(ncore + next + 1, sizeof(*all));
+
+	if (!all) {
+		routes = core_routes;
+		return;
+	}
+	memcpy(all, core_routes, ncore * sizeof(*all));
+	for (size_t i = 0; i < next; i++)
+		all[ncore + i] = *__start_sl_api_routes[i];
+	routes = all;
+}
+
+static const struct route *route_table(void)
+{
+	pthread_once(&routes_once, routes_build);
+	return routes;
+}
+
 void api_print_routes(void)
 {
-	for (const struct route *r = routes; r->method; r++)
+	for (const struct route *r = route_table(); r->method; r++)
 		printf("%s %s\n", r->method, r->pattern);
+}
+
+static int api_error_log(const char *name, int err)
+{
+	logm(LOG_LVL_ERROR, "job %s: cannot start: %s", name, strerror(err));
+	return -err;
+}
+
+extern const struct api_job *const __start_sl_api_jobs[] __attribute__((weak));
+extern const struct api_job *const __stop_sl_api_jobs[] __attribute__((weak));
+static pthread_t job_threads[32];
+static size_t njobs;
+
+int api_jobs_start(void)
+{
+	size_t n = __start_sl_api_jobs ? __stop_sl_api_jobs - __start_sl_api_jobs : 0;
+
+	for (size_t i = 0; i < n && njobs < 32; i++) {
+		const struct api_job *j = __start_sl_api_jobs[i];
+		int err = pthread_create(&job_threads[njobs], NULL, j->fn, NULL);
+
+		if (err)
+			return api_error_log(j->name, err);
+		njobs++;
+	}
+	return 0;
+}
+
+void api_jobs_stop(void)
+{
+	api_stopping = 1;
+	for (size_t i = 0; i < njobs; i++)
+		pthread_join(job_threads[i], NULL);
+	njobs = 0;
 }
 
 /* Matches path against pattern; captures go to req->params (pointing into
@@ -1655,7 +1750,7 @@ void api_dispatch(struct api_req *req, struct api_resp *resp)
 	/* A trailing slash names the same resource. */
 	if (len > 1 && buf[len - 1] == '/')
 		buf[len - 1] = 0;
-	for (r = routes; r->method; r++) {
+	for (r = route_table(); r->method; r++) {
 		memcpy(work, buf, strlen(buf) + 1);
 		if (!match(r->pattern, work, req))
 			continue;

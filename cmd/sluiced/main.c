@@ -627,6 +627,8 @@ int main(int argc, char **argv)
 			goto out_stop;
 		}
 	}
+	if (api_jobs_start())
+		goto out_jobs;
 	logm(LOG_LVL_INFO, "listening on %s%s%s (pid %d)", sock_path,
 	     listen_spec ? " and " : "", listen_spec ? listen_spec : "", getpid());
 	for (;;) {
@@ -641,7 +643,9 @@ int main(int argc, char **argv)
 	logm(LOG_LVL_INFO, "%s: stopping; the pinned data plane keeps running",
 	     strsignal(sig));
 	rc = 0;
-	api_stopping = 1; /* streams end within a poll interval */
+out_jobs:
+	api_stopping = 1; /* streams and jobs end within a poll interval */
+	api_jobs_stop();
 	if (lt.mhd)
 		MHD_stop_daemon(lt.mhd);
 out_stop:

@@ -69,6 +69,54 @@ ssize_t api_stream_read(struct api_stream *s, int client_fd, char *buf, size_t m
 void api_stream_free(struct api_stream *s);
 extern volatile int api_stopping;
 
+/* Routes. The core table lives in api.c; an NF's resources live in their
+ * own file (cmd/sluiced/api_<nf>.c) and register with API_ROUTE, which
+ * puts a pointer in the section sl_api_routes that api_dispatch() also
+ * walks. */
+typedef int (*api_handler)(struct api_req *req, struct api_resp *resp);
+struct api_route {
+	const char *method;
+	const char *pattern; /* segments; "{x}" captures one */
+	api_handler fn;
+	const char *const *query; /* allowed query arguments (NULL: none) */
+};
+#define API_ROUTE(var, method, pattern, fn, ...)                               \
+	static const struct api_route var = { method, pattern, fn, __VA_ARGS__ }; \
+	static const struct api_route *const var##_ptr                         \
+		__attribute__((used, section("sl_api_routes"))) = &var
+
+/* Long-running jobs of the daemon (health checks, exporters): each runs in
+ * its own thread from start-up until api_stopping is set, and must return
+ * within about a second of that. Registered like routes. */
+struct api_job {
+	const char *name;
+	void *(*fn)(void *arg);
+};
+#define API_JOB(var, name, fn)                                                 \
+	static const struct api_job var = { name, fn };                        \
+	static const struct api_job *const var##_ptr                           \
+		__attribute__((used, section("sl_api_jobs"))) = &var
+/* Starts every registered job; stops and joins them. */
+int api_jobs_start(void);
+void api_jobs_stop(void);
+
+/* Helpers for handlers in other files. */
+/* Sets resp to status and body (owned); returns status. */
+int api_ok(struct api_resp *resp, int status, json_t *body);
+/* Answers a failed libsluice call with sl_errmsg() and a status from err. */
+int api_lib_error(struct api_resp *resp, int err, const char *field);
+/* A query argument's value, or NULL. */
+const char *api_query(const struct api_req *req, const char *key);
+/* The body as a JSON object whose keys are all in allowed (NULL-terminated);
+ * NULL (resp set) otherwise. */
+json_t *api_body_object(const struct api_req *req, struct api_resp *resp,
+			const char *const *allowed);
+/* Opens the state for reading (*ctx NULL when there is none) or writing;
+ * non-zero (resp set) on failure. */
+int api_open_read(struct sl_ctx **ctx, struct api_resp *resp);
+int api_open_write(struct sl_ctx **ctx, struct api_resp *resp);
+void api_ctx_close(struct sl_ctx *ctx);
+
 /* Prints the route table, one "METHOD PATTERN" a line. */
 void api_print_routes(void);
 /* Sets resp to {"error": msg, "field": field} with status. */
