@@ -9,6 +9,11 @@ PKGS=(make gcc clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool
       python3 python3-scapy python3-yaml util-linux procps curl jq
       libmicrohttpd-dev libjansson-dev libyaml-dev libcurl4-openssl-dev
       libclang-rt-14-dev)  # libFuzzer and sanitizer runtimes for clang
+# More packages, one file per NF or feature: words, '#' starts a comment.
+for f in "$(dirname "$0")"/deps.d/*.txt; do
+	[ -e "$f" ] || continue
+	PKGS+=($(sed 's/#.*//' "$f"))
+done
 
 missing=()
 for p in "${PKGS[@]}"; do
