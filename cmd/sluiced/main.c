@@ -3,7 +3,8 @@
  * and optionally on a loopback TCP port with a bearer token.
  *
  *   sluiced [--socket PATH] [--foreground] [--log-level LEVEL]
- *           [--listen 127.0.0.1:PORT --token-file FILE] [--routes]
+ *           [--listen 127.0.0.1:PORT --token-file FILE]
+ *           [--metrics-listen ADDR:PORT] [--routes]
  *
  * The data plane is pinned in the kernel: starting, stopping or killing the
  * daemon changes nothing there. */
@@ -98,6 +99,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 struct listener {
 	const char *name; /* for logs: the socket path or address */
 	const char *token; /* required bearer token, or NULL */
+	bool metrics_only; /* --metrics-listen: GET /metrics and nothing else */
 	struct MHD_Daemon *mhd;
 };
 
@@ -290,6 +292,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 			return MHD_NO;
 		*con_cls = st;
 		clock_gettime(CLOCK_MONOTONIC, &st->start);
+		if (l->metrics_only && strcmp(url, "/metrics"))
+			return send_error(c, 404, "only /metrics is served here", NULL);
+		if (l->metrics_only && strcmp(method, "GET"))
+			return send_json(c, 405, NULL, "GET", NULL);
 		if (l->token &&
 		    !token_ok(l->token, MHD_lookup_connection_value(c, MHD_HEADER_KIND,
 								    MHD_HTTP_HEADER_AUTHORIZATION))) {
@@ -464,8 +470,9 @@ static int unix_listen(const char *path, struct stat *bound)
 	return fd;
 }
 
-/* Binds ADDR:PORT, loopback addresses only. */
-static int tcp_listen(const char *spec)
+/* Binds ADDR:PORT (opt names the option for messages); loopback addresses
+ * only unless any_addr (the metrics page, read-only, may face a scraper). */
+static int tcp_listen(const char *spec, const char *opt, bool any_addr)
 {
 	char host[64];
 	const char *colon = strrchr(spec, ':');
@@ -481,8 +488,8 @@ static int tcp_listen(const char *spec)
 	port = strtoul(colon + 1, &end, 10);
 	if (*end || !colon[1] || port > 65535 || inet_pton(AF_INET, host, &sa.sin_addr) != 1)
 		goto bad;
-	if ((ntohl(sa.sin_addr.s_addr) >> 24) != 127) {
-		logm(LOG_LVL_ERROR, "--listen %s: only loopback addresses (127.0.0.0/8)", spec);
+	if (!any_addr && (ntohl(sa.sin_addr.s_addr) >> 24) != 127) {
+		logm(LOG_LVL_ERROR, "%s %s: only loopback addresses (127.0.0.0/8)", opt, spec);
 		return -EINVAL;
 	}
 	sa.sin_port = htons(port);
@@ -499,7 +506,7 @@ static int tcp_listen(const char *spec)
 	}
 	return fd;
 bad:
-	logm(LOG_LVL_ERROR, "--listen %s: need 127.0.0.1:PORT", spec);
+	logm(LOG_LVL_ERROR, "%s %s: need %s:PORT", opt, spec, any_addr ? "ADDR" : "127.0.0.1");
 	return -EINVAL;
 }
 
@@ -535,11 +542,14 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"Usage: sluiced [--socket PATH] [--foreground] [--log-level debug|info|warn|error]\n"
-		"               [--listen 127.0.0.1:PORT --token-file FILE] [--routes]\n"
+		"               [--listen 127.0.0.1:PORT --token-file FILE]\n"
+		"               [--metrics-listen ADDR:PORT] [--routes]\n"
 		"  --socket PATH     Unix socket, mode 0600 (default " DEFAULT_SOCKET ")\n"
 		"  --foreground      stay attached, log to stderr (otherwise: detach, log to syslog)\n"
 		"  --listen A:P      also serve on loopback TCP, every request needing\n"
 		"                    'Authorization: Bearer TOKEN' (TOKEN from --token-file)\n"
+		"  --metrics-listen A:P  also serve GET /metrics (Prometheus) on plain\n"
+		"                    HTTP at IPv4 ADDR:PORT, no token, nothing else\n"
 		"  --routes          print the route table and exit\n");
 }
 
@@ -551,19 +561,21 @@ int main(int argc, char **argv)
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "listen", required_argument, NULL, 'L' },
 		{ "token-file", required_argument, NULL, 't' },
+		{ "metrics-listen", required_argument, NULL, 'M' },
 		{ "routes", no_argument, NULL, 'r' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
 	const char *sock_path = DEFAULT_SOCKET, *listen_spec = NULL, *token_file = NULL;
+	const char *metrics_spec = NULL;
 	enum log_level level = LOG_LVL_INFO;
 	bool foreground = false;
-	struct listener lu = {}, lt = {};
+	struct listener lu = {}, lt = {}, lm = { .metrics_only = true };
 	struct stat bound;
 	sigset_t sigs;
-	int c, sig, ufd, tfd = -1, rc = 1;
+	int c, sig, ufd, tfd = -1, mfd = -1, rc = 1;
 
-	while ((c = getopt_long(argc, argv, "s:fl:L:t:rh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:fl:L:t:M:rh", opts, NULL)) != -1) {
 		switch (c) {
 		case 's': sock_path = optarg; break;
 		case 'f': foreground = true; break;
@@ -575,6 +587,7 @@ int main(int argc, char **argv)
 			break;
 		case 'L': listen_spec = optarg; break;
 		case 't': token_file = optarg; break;
+		case 'M': metrics_spec = optarg; break;
 		case 'r': api_print_routes(); return 0;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
@@ -604,7 +617,9 @@ int main(int argc, char **argv)
 	ufd = unix_listen(sock_path, &bound);
 	if (ufd < 0)
 		return 1;
-	if (listen_spec && (tfd = tcp_listen(listen_spec)) < 0)
+	if (listen_spec && (tfd = tcp_listen(listen_spec, "--listen", false)) < 0)
+		goto out_unlink;
+	if (metrics_spec && (mfd = tcp_listen(metrics_spec, "--metrics-listen", true)) < 0)
 		goto out_unlink;
 	if (!foreground) {
 		if (daemon(0, 0)) {
@@ -627,10 +642,20 @@ int main(int argc, char **argv)
 			goto out_stop;
 		}
 	}
+	if (mfd >= 0) {
+		lm.name = metrics_spec;
+		lm.mhd = start_mhd(mfd, &lm);
+		if (!lm.mhd) {
+			logm(LOG_LVL_ERROR, "cannot start the HTTP server on %s", metrics_spec);
+			goto out_jobs;
+		}
+	}
 	if (api_jobs_start())
 		goto out_jobs;
-	logm(LOG_LVL_INFO, "listening on %s%s%s (pid %d)", sock_path,
-	     listen_spec ? " and " : "", listen_spec ? listen_spec : "", getpid());
+	logm(LOG_LVL_INFO, "listening on %s%s%s%s%s (pid %d)", sock_path,
+	     listen_spec ? " and " : "", listen_spec ? listen_spec : "",
+	     metrics_spec ? ", metrics on " : "", metrics_spec ? metrics_spec : "",
+	     getpid());
 	for (;;) {
 		if (sigwait(&sigs, &sig))
 			continue;
@@ -646,6 +671,8 @@ int main(int argc, char **argv)
 out_jobs:
 	api_stopping = 1; /* streams and jobs end within a poll interval */
 	api_jobs_stop();
+	if (lm.mhd)
+		MHD_stop_daemon(lm.mhd);
 	if (lt.mhd)
 		MHD_stop_daemon(lt.mhd);
 out_stop:
@@ -664,6 +691,8 @@ out_unlink:
 		close(ufd);
 	if (tfd >= 0 && !lt.mhd)
 		close(tfd);
+	if (mfd >= 0 && !lm.mhd)
+		close(mfd);
 	free((char *)lt.token);
 	return rc;
 }
