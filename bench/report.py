@@ -15,10 +15,19 @@ import platform
 import statistics
 import subprocess
 
-ORDER = ["sluice", "xdp-filter", "nft-set", "ipset", "iptables-raw",
+ORDER = ["sluice", "sluice-ipt", "xdp-filter", "nft-set", "ipset", "iptables-raw",
          "iptables-input", "iptables-legacy", "nft-chain"]
 DESC = {
     "sluice": "sluice firewall (XDP root + firewall NF, decision tree)",
+    "sluice-ipt": "sluice iptables import of the iptables-input file (`sluice iptables import --dev DEV FILE`)",
+    "fwd-plain": "kernel forwarding, no filtering or NAT (an XDP pass program gives the veth NAPI)",
+    "fwd-plain-tcp": "kernel forwarding of TCP SYNs to port 80, nothing else (the baseline of obs)",
+    "sluice-obs": "kernel forwarding + sluice flow monitor (XDP ingress) + HTTP parsing for port 80 (TC ingress)",
+    "sluice-lb": "sluice load balancer (XDP), Maglev, NAT mode (`sluice lb restore` of ipvsadm-save lines)",
+    "ipt-dnat": "iptables-nft nat table as kube-proxy writes it (statistic random to DNAT endpoints) + conntrack",
+    "nft-numgen": "nftables: verdict map VIP . port -> service chain, dnat to numgen random mod 10 map + conntrack",
+    "sluice-ctnat": "sluice conntrack (DB ingress, DC egress) + sluice masquerade on DC egress, kernel forwarding",
+    "nf-ctnat": "netfilter conntrack + iptables-nft MASQUERADE on DC, kernel forwarding",
     "xdp-filter": "xdp-filter (xdp-tools): hash lookups of addresses/ports",
     "nft-set": "nftables, one rule with an interval set of N elements",
     "ipset": "iptables-nft raw PREROUTING -m set, ipset hash:net of N",
@@ -143,6 +152,7 @@ def main():
 
     sizes = sorted({k[2] for k in list(stats) + list(skipped)
                     if k[0] != "xdp-parse" and k[1] in ("last", "nomatch")})
+    # Extra systems of scenario last (sluice-ipt) still go through ORDER.
     systems = [s for s in ORDER if any(k[0] == s and k[1] in ("last", "nomatch")
                                        for k in list(stats) + list(skipped))]
     chain_ks = sorted({k[2] for k in list(stats) + list(skipped) if k[1] == "chain"})
@@ -296,6 +306,68 @@ def main():
         if len(sess_med) > 1:
             w("\nReference A of the session(s) that measured this scenario: %s ns/packet (median)."
               % ", ".join(fmt(sess_med[x]) for x in sessions if x in sess_med))
+        w("")
+
+    fwd_desc = {
+        "lb": ("Load balancing", "UDP to %s virtual services (10.95.1.0 + i, port 80; "
+               "flows spread over all of them), 10 backends each, DNAT to the backend "
+               "and forwarded to the sink", ["sluice-lb", "ipt-dnat", "nft-numgen"], "sluice-lb"),
+        "ctnat": ("Connection tracking + NAT", "UDP 10.78.0.0/16 -> 10.99.0.2:7777 forwarded "
+                  "to the sink with source NAT (masquerade) on the way out",
+                  ["fwd-plain", "sluice-ctnat", "nf-ctnat"], "sluice-ctnat"),
+        "obs": ("Observability overhead", "TCP SYNs 10.78.0.0/16 -> 10.99.0.2:80 forwarded to "
+                "the sink, with and without the flow monitor and HTTP parsing",
+                ["fwd-plain-tcp", "sluice-obs"], "fwd-plain-tcp"),
+    }
+    for sc, (title_, what, order, base) in fwd_desc.items():
+        ks = sorted(k for k in list(stats) + list(skipped) if k[1] == sc)
+        if not ks:
+            continue
+        n_ = ks[0][2]
+        w("## Scenario %s: %s\n" % (sc, title_))
+        w((what % fmt(n_) if "%s" in what else what) + ". Figure: CPU ns of the receiving NAPI thread per "
+          "packet that reached the sink (receive, the system, routing, transmit). "
+          "Checks per slice: the sink received packets, none reached the DUT's UDP "
+          "layer, sluice dropped none. *rate vs %s* = median ns of %s / median ns "
+          "of the system: the packet rate relative to it.\n" % (base, base))
+        w("| system | CPU ns per packet, median [min-max] | ratio to bare XDP drop | rate vs %s | pairs | B pps (sanity) |" % base)
+        w("|---|---|---|---|---|---|")
+        b = stats.get((base, sc, n_))
+        for sname in order + sorted({k[0] for k in ks} - set(order)):
+            k = (sname, sc, n_)
+            if k in stats:
+                t = stats[k]
+                w("| %s | %s [%s-%s]%s | %s [%s-%s] | %s | %d%s | %s |" % (
+                    sname, fmt(t["med"]), fmt(t["lo"]), fmt(t["hi"]),
+                    " (†)" if k in flagged else "",
+                    fmt(t["rmed"], 2), fmt(t["rlo"], 2), fmt(t["rhi"], 2),
+                    "%.2f x" % (b["med"] / t["med"]) if b else "-",
+                    t["pairs"], " (%d discarded)" % t["bad"] if t["bad"] else "",
+                    fmt(t["pps"])))
+            elif k in skipped:
+                w("| %s | %s | - | - | - | - |" % (sname, skipped[k]))
+        w("")
+
+    if any(k[0] == "sluice-ipt" for k in stats):
+        ipt_sizes = sorted({k[2] for k in stats if k[0] == "sluice-ipt" and k[1] == "last"})
+        w("## iptables import: peers relative to `sluice iptables import` (scenario last)\n")
+        w("The iptables-input rule file (N rules in filter INPUT, the last one "
+          "dropping the traffic) imported into sluice, against the same file in "
+          "iptables-nft and the nftables set. Cells: median ns of the peer / median "
+          "ns of sluice-ipt (how many times more CPU per packet the peer spends). "
+          "Flatness: sluice-ipt at N / at the smallest N.\n")
+        w("| | " + " | ".join("N = {:,}".format(n) for n in ipt_sizes) + " |")
+        w("|---|" + "---|" * len(ipt_sizes))
+        q0 = stats.get(("sluice-ipt", "last", ipt_sizes[0]))
+        for peer in ("iptables-input", "iptables-raw", "nft-set"):
+            cells = []
+            for n in ipt_sizes:
+                p, q = stats.get((peer, "last", n)), stats.get(("sluice-ipt", "last", n))
+                cells.append("%s x" % fmt(p["med"] / q["med"], 2) if p and q else "-")
+            w("| %s / sluice-ipt | %s |" % (peer, " | ".join(cells)))
+        w("| sluice-ipt flatness | %s |" % " | ".join(
+            "%.2f x" % (stats[("sluice-ipt", "last", n)]["med"] / q0["med"])
+            if q0 and ("sluice-ipt", "last", n) in stats else "-" for n in ipt_sizes))
         w("")
 
     if loads and systems:

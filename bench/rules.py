@@ -11,6 +11,16 @@ SCENARIO nomatch: N rules that match none of the traffic; the default
 SCENARIO pass:    (sluice only) N rules that match none of the traffic and
                   default accept: a chain member that lets the traffic through
                   (the chain-length scenario).
+SCENARIO lb:      N virtual services (UDP, VIP 10.95.1.0 + i, port 80), each
+                  with 10 backends (10.90.0.0/16, port 8080) in NAT mode:
+                  sluice-lb (ipvsadm-save -n lines for `sluice lb restore`,
+                  Maglev), ipt-dnat (iptables-nft nat table as kube-proxy
+                  writes it: a service chain per VIP, `-m statistic --mode
+                  random --probability 1/(10-k)` to each endpoint chain, DNAT),
+                  nft-numgen (nftables: a verdict map VIP . port -> service
+                  chain, `dnat ip to numgen random mod 10 map {i : addr . port}`).
+Scenarios for sluice-ipt (the iptables import, issue #5) are those of
+iptables-input: the same file, imported with `sluice iptables import`.
 The non-matching rules are the ones a blocklist would hold: drop UDP from
 172.16.H.L/32 (one address per rule, H.L = the rule's index) to port
 1000 + index % 5000. Traffic comes from 10.78.0.0/16 to 10.77.0.2:7777.
@@ -27,10 +37,80 @@ def nonmatching(n):
         yield "172.16.%d.%d" % (i >> 8, i & 255), 1000 + i % 5000
 
 
+LB_BACKENDS = 10
+LB_VIP0 = (10 << 24) | (95 << 16) | (1 << 8)  # 10.95.1.0
+LB_PORT, LB_RPORT = 80, 8080
+
+
+def ip4(v):
+    return "%d.%d.%d.%d" % (v >> 24, (v >> 16) & 255, (v >> 8) & 255, v & 255)
+
+
+def lb_services(n):
+    """(vip, [backend addresses]) for service i: backends 10.90.x.y."""
+    for i in range(n):
+        j = i * LB_BACKENDS
+        yield ip4(LB_VIP0 + i), ["10.90.%d.%d" % ((j + k) >> 8, (j + k) & 255)
+                                 for k in range(LB_BACKENDS)]
+
+
+def lb_rules(system, n):
+    out = sys.stdout.write
+    if system == "sluice-lb":
+        for vip, bes in lb_services(n):
+            out("-A -u %s:%d -s mh\n" % (vip, LB_PORT))
+            for b in bes:
+                out("-a -u %s:%d -r %s:%d -m -w 1\n" % (vip, LB_PORT, b, LB_RPORT))
+    elif system == "ipt-dnat":
+        out("*nat\n:PREROUTING ACCEPT [0:0]\n:SB-SERVICES - [0:0]\n")
+        body = []
+        for i, (vip, bes) in enumerate(lb_services(n)):
+            svc = "SB-SVC-%d" % i
+            out(":%s - [0:0]\n" % svc)
+            body.append("-A SB-SERVICES -d %s/32 -p udp -m udp --dport %d -j %s\n"
+                        % (vip, LB_PORT, svc))
+            for k, b in enumerate(bes):
+                sep = "SB-SEP-%d-%d" % (i, k)
+                out(":%s - [0:0]\n" % sep)
+                left = LB_BACKENDS - k
+                if left > 1:
+                    body.append("-A %s -m statistic --mode random --probability %.11f -j %s\n"
+                                % (svc, 1.0 / left, sep))
+                else:
+                    body.append("-A %s -j %s\n" % (svc, sep))
+                body.append("-A %s -p udp -m udp -j DNAT --to-destination %s:%d\n"
+                            % (sep, b, LB_RPORT))
+        out("-A PREROUTING -j SB-SERVICES\n")
+        out("".join(body))
+        out("COMMIT\n")
+    elif system == "nft-numgen":
+        out("table ip sbench {\n")
+        svcs = list(lb_services(n))
+        for i, (vip, bes) in enumerate(svcs):
+            out(" chain svc%d {\n  meta l4proto udp dnat ip to numgen random mod %d map { %s }\n }\n"
+                % (i, LB_BACKENDS, ", ".join("%d : %s . %d" % (k, b, LB_RPORT)
+                                             for k, b in enumerate(bes))))
+        out(" map services {\n  type ipv4_addr . inet_service : verdict\n")
+        out("  elements = { %s }\n }\n" % ", ".join(
+            "%s . %d : jump svc%d" % (vip, LB_PORT, i) for i, (vip, _) in enumerate(svcs)))
+        out(" chain pre {\n  type nat hook prerouting priority dstnat; policy accept;\n"
+            "  ip daddr . udp dport vmap @services\n }\n")
+        out("}\n")
+    else:
+        sys.exit("scenario lb: systems sluice-lb, ipt-dnat, nft-numgen")
+
+
 def main():
     system, scenario, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    if scenario == "lb":
+        if not 1 <= n <= 6000:
+            sys.exit("lb: N must be 1..6000 services")
+        lb_rules(system, n)
+        return
     if scenario not in ("last", "nomatch", "pass"):
-        sys.exit("scenario must be last, nomatch or pass")
+        sys.exit("scenario must be last, nomatch, pass or lb")
+    if system == "sluice-ipt":
+        system = "iptables-input"  # the same file, imported
     if scenario == "pass":
         if system != "sluice":
             sys.exit("scenario pass is for sluice only")

@@ -11,12 +11,21 @@
 # Overrides (environment): OUT=DIR SIZES="1 10" SYSTEMS="sluice nft-set"
 #   NOMATCH_SYSTEMS="..." PAIRS=5 SLICE=2 FLOWS=10000 PROGRUN_SIZES="10 1000"
 #   LOAD_TIMEOUT=300 GEN_CPU=0 RX_CPU=1 CHAIN_KS="1 2 4 8" CHAIN_RULES=4
+#   IPT_SIZES="10 1000 10000" (sluice iptables import vs iptables-input and
+#   nft-set) LB_SYSTEMS="sluice-lb ipt-dnat nft-numgen" LB_SERVICES=1000
+#   CTNAT_SYSTEMS="fwd-plain sluice-ctnat nf-ctnat" OBS_SYSTEMS="fwd-plain-tcp sluice-obs"
 #   (SIZES= SYSTEMS= NOMATCH_SYSTEMS= EXTRA_LIMITS= PROGRUN_SIZES= with
 #   CHAIN_KS set runs the chain-length scenario alone)
 #
 # Topology: namespace sbgen-ID holds two veths whose peers sit in sbdut-ID:
 #   ga-ID -> da-ID   reference A: bare XDP drop (counts, drops)
 #   gb-ID -> db-ID   system B under test
+# Forwarding scenarios (lb, ctnat, obs) add a sink namespace sbsnk-ID:
+#   dc-ID (DUT, 10.88.0.2) -> kc-ID (sink, XDP drop and count in its own
+#   threaded NAPI, so that the sink's work is not charged to DB's thread);
+#   the DUT forwards what reaches DB to 10.90/16 (backends) and 10.99/16 via
+#   the sink. Their figure is the same CPU time of DB's NAPI thread divided by
+#   the packets the sink received: receive + the system + routing + transmit.
 # The generator (build/bench/sbench gen: BPF_PROG_RUN with live frames and a
 # DEVMAP redirect) runs on GEN_CPU; the receiving veths use threaded NAPI with
 # their NAPI threads pinned to RX_CPU (split mode). The primary figure is the
@@ -40,6 +49,7 @@ full)
 	: "${PAIRS:=5}" "${SLICE:=2}" "${PROGRUN_SIZES=10 1000 65536}"
 	: "${PROGRUN_RUNS:=9}" "${PROGRUN_REPEAT:=200000}"
 	: "${CHAIN_KS=1 2 4 8}"
+	: "${IPT_SIZES=10 1000 10000}"
 	;;
 quick)
 	: "${OUT:=$ROOT/docs/benchmarks/quick}"
@@ -49,6 +59,7 @@ quick)
 	: "${PAIRS:=3}" "${SLICE:=1}" "${PROGRUN_SIZES=10 1000 65536}"
 	: "${PROGRUN_RUNS:=5}" "${PROGRUN_REPEAT:=100000}"
 	: "${CHAIN_KS=1 8}"
+	: "${IPT_SIZES=10 10000}"
 	;;
 smoke)
 	: "${OUT:=$(mktemp -d /tmp/sbench-smoke.XXXXXX)}"
@@ -58,6 +69,7 @@ smoke)
 	: "${PAIRS:=1}" "${SLICE:=0.5}" "${PROGRUN_SIZES=1}"
 	: "${PROGRUN_RUNS:=3}" "${PROGRUN_REPEAT:=10000}"
 	: "${CHAIN_KS=2}"
+	: "${IPT_SIZES=}" "${LB_SYSTEMS=}" "${CTNAT_SYSTEMS=}" "${OBS_SYSTEMS=}"
 	;;
 *)
 	echo "usage: bench/run.sh full|quick|smoke" >&2
@@ -69,6 +81,10 @@ esac
 # CHAIN_RULES non-matching rules; all accept except the last, which drops.
 : "${CHAIN_RULES:=4}"
 EXTRA_LIMITS=${EXTRA_LIMITS-xdp-parse}
+: "${LB_SYSTEMS=sluice-lb ipt-dnat nft-numgen}" "${LB_SERVICES:=1000}"
+: "${CTNAT_SYSTEMS=fwd-plain sluice-ctnat nf-ctnat}" "${OBS_SYSTEMS=fwd-plain-tcp sluice-obs}"
+# Systems of the iptables-import scenario (sluice-ipt and its peers).
+IPT_SYSTEMS=${IPT_SYSTEMS-sluice-ipt iptables-input nft-set}
 
 log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -90,7 +106,7 @@ need_pkgs() {
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 PKGS=(clang gcc make libbpf-dev libelf-dev zlib1g-dev bpftool iproute2 python3
-      iptables nftables util-linux)
+      iptables nftables util-linux conntrack)
 [ "$MODE" != smoke ] && PKGS+=(gnuplot-nox)
 [[ " $SYSTEMS " == *" ipset "* ]] && PKGS+=(ipset)
 [[ " $SYSTEMS " == *" xdp-filter "* ]] && PKGS+=(xdp-tools)
@@ -128,6 +144,7 @@ cleanup() {
 		ip netns del "$NSD" 2>/dev/null
 	fi
 	[ -e "/run/netns/$NSG" ] && ip netns del "$NSG" 2>/dev/null
+	[ -e "/run/netns/$NSK" ] && ip netns del "$NSK" 2>/dev/null
 	rm -rf "$PIN" "$WORK"
 	[ "$XDPDIR_EXISTED" = 0 ] && rmdir /sys/fs/bpf/xdp 2>/dev/null
 	return 0
@@ -153,6 +170,19 @@ ind ip addr add 10.77.0.2/16 dev "$DB"
 ind ip addr add fd00:77::2/64 dev "$DB" nodad
 ind ip route add 10.78.0.0/16 dev "$DB"
 ind ip neigh replace 10.77.0.1 lladdr 02:00:00:00:00:01 dev "$DB" nud permanent
+# The sink of the forwarding scenarios.
+NSK=sbsnk-$ID DC=dc$ID KC=kc$ID
+ip netns add "$NSK"
+ink() { nsenter --net="/run/netns/$NSK" "$@"; }
+ip link add "$DC" netns "$NSD" address 02:00:00:00:00:03 type veth \
+	peer name "$KC" netns "$NSK" address 02:00:00:00:00:04
+ind ip link set "$DC" up
+ink ip link set "$KC" up
+ind ip addr add 10.88.0.2/24 dev "$DC"
+ind ip neigh replace 10.88.0.1 lladdr 02:00:00:00:00:04 dev "$DC" nud permanent
+ind ip route add 10.90.0.0/16 via 10.88.0.1 dev "$DC"
+ind ip route add 10.99.0.0/16 via 10.88.0.1 dev "$DC"
+ind sysctl -qw net.ipv4.ip_forward=1
 
 # Threaded NAPI needs sysfs of the DUT namespace: mount it in a private mount
 # namespace (nsenter --net keeps the host's /sys).
@@ -207,16 +237,50 @@ udp_seen() { # UDP datagrams that reached the UDP layer of the DUT namespace
 
 ind "$SB" attach -i "$DA" -P drop -m "$PIN/a"
 setup_napi "$DA" NAPI_A
+# The sink counts and drops in its own NAPI thread (its CPU time is not the
+# DUT's: only DB's thread is measured); on RX_CPU, as the generator keeps
+# GEN_CPU busy and would starve it.
+mkdir -p "$PIN/k"
+ink "$SB" attach -i "$KC" -P drop -m "$PIN/k"
+ink unshare -m sh -c "mount -t sysfs sysfs /sys && echo 1 > /sys/class/net/$KC/threaded"
+for i in $(seq 50); do
+	KPIDS=$(napi_pids "$KC")
+	[ -n "$KPIDS" ] && break
+	sleep 0.1
+done
+[ -n "$KPIDS" ] || die "no NAPI thread for $KC"
+for i in $KPIDS; do taskset -pc "$RX_CPU" "$i" >/dev/null; done
 
 # ---- systems: load, count, unload ---------------------------------------
 SYS=""      # system currently loaded on DB
+GEN_ARGS="" # generator options of its scenario (destinations, packet type)
 SC=""       # its scenario
 LOADED_N=0
 
+# Systems of the forwarding scenarios: counted = packets the sink received.
+FWD_SYSTEMS=" fwd-plain fwd-plain-tcp sluice-obs sluice-lb ipt-dnat nft-numgen sluice-ctnat nf-ctnat "
+is_fwd() { [[ "$FWD_SYSTEMS" == *" $1 "* ]]; }
+# Drops counted by sluice's instances (0 when none is loaded).
+sluice_drops() {
+	ind "$SLUICE" -j nf list 2>/dev/null | python3 -c '
+import json, sys
+try:
+    d = json.load(sys.stdin)
+except ValueError:
+    d = []
+print(sum(i["dropped"] for i in d))'
+}
+
 # Prints "counted dropped" for the system on DB.
 count_b() {
+	if is_fwd "$SYS"; then
+		local d=0
+		[[ "$SYS" == sluice-* ]] && d=$(sluice_drops)
+		echo "$("$SB" count "$PIN/k/cnt") $d"
+		return
+	fi
 	case "$SYS" in
-	sluice)
+	sluice | sluice-ipt)
 		if [ "$SC" = chain ]; then
 			# Every packet must traverse all K instances: counted = the
 			# fewest packets any instance saw (the last one's), dropped =
@@ -260,7 +324,10 @@ unload_b() {
 	set +e
 	case "$SYS" in
 	"") ;;
-	sluice) ind "$SLUICE" reset >/dev/null ;;
+	sluice | sluice-*) ind "$SLUICE" reset >/dev/null ;;
+	ipt-dnat | nf-ctnat)
+		ind iptables-nft -t nat -F; ind iptables-nft -t nat -X; ind nft flush ruleset ;;
+	nft-numgen) ind nft delete table ip sbench ;;
 	xdp-filter) ind xdp-filter unload "$DB" >/dev/null 2>&1; XF_LOADED=0 ;;
 	iptables-raw | iptables-input | ipset)
 		ind iptables-nft -t raw -F; ind iptables-nft -t raw -P PREROUTING ACCEPT
@@ -273,7 +340,9 @@ unload_b() {
 	nft-chain | nft-set) ind nft delete table inet sbench ;;
 	esac
 	ind ip link set "$DB" xdp off 2>/dev/null
-	SYS="" SC=""
+	# Flows NATed by netfilter must not outlive their system.
+	ind conntrack -F >/dev/null 2>&1
+	SYS="" SC="" GEN_ARGS=""
 	set -e
 }
 
@@ -286,10 +355,16 @@ load_b() {
 	LOAD_ERR=""
 	if [ "$sc" = chain ]; then
 		[ "$sys" = sluice ] || { LOAD_ERR="scenario chain is for sluice only"; return 1; }
-	elif [ "$sys" != xdp-parse ]; then
+	elif [ "$sys" != xdp-parse ] && [ "$sc" != ctnat ] && [ "$sc" != obs ]; then
 		timeout "$LOAD_TIMEOUT" "$RULES" "$sys" "$sc" "$n" >"$f" 2>"$WORK/err" || {
 			LOAD_ERR=$(tail -1 "$WORK/err"); return 1; }
 	fi
+	case "$sc" in
+	lb) GEN_ARGS="--dst 10.95.1.0 --ndst $n -d 80" ;;
+	ctnat) GEN_ARGS="--dst 10.99.0.2" ;;
+	obs) GEN_ARGS="-p tcp4 -d 80 --dst 10.99.0.2" ;;
+	*) GEN_ARGS="" ;;
+	esac
 	t0=$(date +%s.%N)
 	case "$sys" in
 	sluice)
@@ -298,6 +373,41 @@ load_b() {
 		else
 			timeout "$LOAD_TIMEOUT" nsenter --net="/run/netns/$NSD" "$SLUICE" firewall load "$DB" "$f" >/dev/null || rc=$?
 		fi
+		;;
+	sluice-ipt)
+		timeout "$LOAD_TIMEOUT" nsenter --net="/run/netns/$NSD" "$SLUICE" iptables import --dev "$DB" "$f" >/dev/null || rc=$?
+		;;
+	fwd-plain | fwd-plain-tcp)
+		ind "$SB" attach -i "$DB" -P pass -m "$PIN/b" || rc=$?
+		;;
+	sluice-obs)
+		# Flow monitor on XDP ingress, HTTP parsing (port 80) at TC
+		# ingress of the same port: both on the forwarding path.
+		{ ind "$SLUICE" flowmon attach "$DB" >/dev/null &&
+		  ind "$SLUICE" httpmon attach "$DB" --port 80 >/dev/null; } || rc=$?
+		;;
+	sluice-lb)
+		{ ind "$SLUICE" lb attach "$DB" >/dev/null &&
+		  timeout "$LOAD_TIMEOUT" nsenter --net="/run/netns/$NSD" "$SLUICE" lb restore "$f" >/dev/null; } || rc=$?
+		;;
+	ipt-dnat)
+		ind "$SB" attach -i "$DB" -P pass -m "$PIN/b"
+		timeout "$LOAD_TIMEOUT" nsenter --net="/run/netns/$NSD" iptables-nft-restore "$f" || rc=$?
+		;;
+	nft-numgen)
+		ind "$SB" attach -i "$DB" -P pass -m "$PIN/b"
+		timeout "$LOAD_TIMEOUT" nsenter --net="/run/netns/$NSD" nft -f "$f" || rc=$?
+		;;
+	sluice-ctnat)
+		# Connection tracking where packets enter and leave, masquerade
+		# on the way out (as the nf-ctnat peer does with netfilter).
+		{ ind "$SLUICE" conntrack attach "$DB" >/dev/null &&
+		  ind "$SLUICE" conntrack attach "$DC" --hook egress >/dev/null &&
+		  ind "$SLUICE" nat add sbnat masquerade --out "$DC" >/dev/null; } || rc=$?
+		;;
+	nf-ctnat)
+		ind "$SB" attach -i "$DB" -P pass -m "$PIN/b"
+		ind iptables-nft -t nat -A POSTROUTING -o "$DC" -j MASQUERADE || rc=$?
 		;;
 	xdp-parse)
 		ind "$SB" attach -i "$DB" -P parse -m "$PIN/b" || rc=$?
@@ -378,7 +488,7 @@ slice() {
 	u0=$(udp_seen)
 	if ! out=$(timeout -k 2 "$(awk -v s="$SLICE" 'BEGIN { print int(s) + 15 }')" \
 		nsenter --net="/run/netns/$NSG" \
-		"$SB" gen -i "$gdev" -s "$SLICE" -f "$FLOWS" -c "$GEN_CPU"); then
+		"$SB" gen -i "$gdev" -s "$SLICE" -f "$FLOWS" -c "$GEN_CPU" $GEN_ARGS); then
 		log "generator failed: $out"
 		echo "-1 0 0 0 0 0 0"
 		return 0
@@ -431,10 +541,16 @@ run_config() {
 		read -r b_ns b_pps b_n b_d fr st ud <<<"$rb"
 		# The work happened: B counted packets, all were dropped, and
 		# none reached the UDP layer.
+		# Forwarding scenarios: the sink received packets, none
+		# reached the DUT's UDP layer, sluice dropped none.
 		ok=1
 		[ "$b_n" -gt 0 ] || ok=0
 		[ "$ud" -eq 0 ] || ok=0
-		[ "$b_d" -ge $((b_n - b_n / 1000 - 2)) ] && [ "$b_d" -le $((b_n + 2)) ] || ok=0
+		if is_fwd "$sys"; then
+			[ "$b_d" -eq 0 ] || ok=0
+		else
+			[ "$b_d" -ge $((b_n - b_n / 1000 - 2)) ] && [ "$b_d" -le $((b_n + 2)) ] || ok=0
+		fi
 		[ "$ok" = 1 ] || { FAILS=$((FAILS + 1));
 			log "  CHECK FAILED: counted=$b_n dropped=$b_d udp_delta=$ud"; }
 		printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
@@ -451,6 +567,19 @@ for n in $SIZES; do
 	for sys in $NOMATCH_SYSTEMS; do run_config "$sys" nomatch "$n"; done
 done
 for k in $CHAIN_KS; do run_config sluice chain "$k"; done
+# iptables import (issue #5): sluice-ipt and its peers at IPT_SIZES, except
+# the configurations the loops above measured already.
+for n in $IPT_SIZES; do
+	for sys in $IPT_SYSTEMS; do
+		[[ " $SIZES " == *" $n "* && " $SYSTEMS " == *" $sys "* ]] && continue
+		run_config "$sys" last "$n"
+	done
+done
+# Forwarding (issues #4 and #7): load balancing, conntrack + NAT, the
+# flow monitor + HTTP parsing overhead.
+for sys in $LB_SYSTEMS; do run_config "$sys" lb "$LB_SERVICES"; done
+for sys in $CTNAT_SYSTEMS; do run_config "$sys" ctnat 1; done
+for sys in $OBS_SYSTEMS; do run_config "$sys" obs 1; done
 unload_b
 
 # ---- BPF_PROG_RUN per-packet cost of the sluice XDP root + firewall --------

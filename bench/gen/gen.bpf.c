@@ -44,6 +44,15 @@ const volatile __u32 mode = MODE_UDP4;
 const volatile __u16 sport0 = 1024;	/* template source port (host order) */
 const volatile __u16 saddr_lo0 = 0;	/* template low 16 bits of the source */
 const volatile __u16 l4_csum0 = 0;	/* template L4 checksum (as in packet) */
+/* Destinations: flow f goes to the template's address + f % ndst (IPv4,
+ * low 16 bits): traffic spread over ndst services. */
+const volatile __u32 ndst = 1;
+const volatile __u16 daddr_lo0 = 0;	/* template low 16 bits of the destination */
+/* The template's first 60 bytes (Ethernet, IP, L4 headers), written over
+ * every frame: live-frame pages are recycled as the DUT left them, and a DUT
+ * that forwards or translates rewrites MACs, TTL, addresses and ports in
+ * place. */
+const volatile __u32 tmpl[15];
 
 static __always_inline __u16 csum_fold(__u32 s)
 {
@@ -82,17 +91,23 @@ int gen_xdp(struct xdp_md *ctx)
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
 	__u32 zero = 0, f, fl = nflows ? nflows : 1;
-	__u16 sp, lo;
+	__u16 sp, lo, dlo;
 	__u64 *cnt;
 
 	cnt = bpf_map_lookup_elem(&frames, &zero);
 	if (!cnt)
 		return XDP_ABORTED;
+	if (data + 60 > data_end)
+		return XDP_ABORTED;
+#pragma unroll
+	for (int i = 0; i < 15; i++) /* volatile reads: set before load */
+		((__u32 *)data)[i] = tmpl[i];
 	f = (__u32)*cnt * 2654435761u + seed;
 	*cnt += 1;
 	f %= fl;
 	lo = bpf_htons(f & 0xffff);
 	sp = bpf_htons(1024 + ((f ^ (f >> 16)) & 0x7fff));
+	dlo = bpf_htons(daddr_lo0 + (ndst > 1 ? f % ndst : 0));
 
 	if (mode == MODE_UDP6) {
 		struct ipv6hdr *ip6 = (void *)(eth + 1);
@@ -114,6 +129,8 @@ int gen_xdp(struct xdp_md *ctx)
 			return XDP_ABORTED;
 		ip->saddr = (ip->saddr & bpf_htonl(0xffff0000)) |
 			    ((__u32)lo << 16);
+		ip->daddr = (ip->daddr & bpf_htonl(0xffff0000)) |
+			    ((__u32)dlo << 16);
 		ip->check = ip4_csum(ip);
 		if (mode == MODE_TCP4) {
 			struct tcphdr *tcp = (void *)(ip + 1);
@@ -121,9 +138,10 @@ int gen_xdp(struct xdp_md *ctx)
 			if ((void *)(tcp + 1) > data_end)
 				return XDP_ABORTED;
 			tcp->source = sp;
-			tcp->check = csum_update2(l4_csum0,
+			tcp->check = csum_update2(csum_update2(l4_csum0,
 						  bpf_htons(saddr_lo0), lo,
-						  bpf_htons(sport0), sp);
+						  bpf_htons(sport0), sp),
+						  bpf_htons(daddr_lo0), dlo, 0, 0);
 		} else {
 			if ((void *)(udp + 1) > data_end)
 				return XDP_ABORTED;

@@ -3,7 +3,7 @@
  *
  *   sbench gen -i DEV -s SECONDS [-f FLOWS] [-S SEED] [-p udp4|udp6|tcp4]
  *              [-c CPU] [-d DPORT] [--dmac MAC] [--smac MAC]
- *              [--src A] [--dst A]
+ *              [--src A] [--dst A] [--ndst N]   (--ndst: flow f goes to dst + f % N)
  *       One long BPF_PROG_RUN call with BPF_F_TEST_XDP_LIVE_FRAMES, stopped
  *       by a timer signal; frames are counted inside the BPF program.
  *       Prints: frames=N seconds=T mpps=R
@@ -99,8 +99,18 @@ static const char *obj_path(const char *name)
 
 /* Sets a const volatile global of obj (before load), found by name in the
  * BTF of its .rodata section. */
+static void set_rodata_bytes(struct bpf_object *obj, const char *name,
+			     const void *val, size_t len);
+
 static void set_rodata(struct bpf_object *obj, const char *name,
 		       uint64_t val)
+{
+	set_rodata_bytes(obj, name, &val, 0); /* little endian: low bytes */
+}
+
+/* len 0: the variable's own size (from a uint64_t). */
+static void set_rodata_bytes(struct bpf_object *obj, const char *name,
+			     const void *val, size_t len)
 {
 	struct bpf_map *map = bpf_object__find_map_by_name(obj, ".rodata");
 	struct btf *btf = bpf_object__btf(obj);
@@ -123,9 +133,9 @@ static void set_rodata(struct bpf_object *obj, const char *name,
 
 		if (strcmp(btf__name_by_offset(btf, var->name_off), name))
 			continue;
-		if (vs->offset + vs->size > sz)
+		if (vs->offset + vs->size > sz || len > vs->size)
 			die("bad .rodata layout");
-		memcpy(data + vs->offset, &val, vs->size); /* little endian */
+		memcpy(data + vs->offset, val, len ? len : vs->size);
 		return;
 	}
 	die("no variable %s in .rodata", name);
@@ -308,6 +318,7 @@ static struct option pkt_longopts[] = {
 	{ "src", required_argument, NULL, 3 },
 	{ "dst", required_argument, NULL, 4 },
 	{ "objdir", required_argument, NULL, 5 },
+	{ "ndst", required_argument, NULL, 6 },
 	{}
 };
 
@@ -317,7 +328,7 @@ static int cmd_gen(int argc, char **argv)
 			       .src = NULL, .dst = NULL };
 	const char *dev = NULL;
 	double secs = 2;
-	uint32_t flows = 1, seed = 1;
+	uint32_t flows = 1, seed = 1, ndst = 1;
 	int cpu = -1, opt, ifindex, prog_fd, frames_fd, tx_fd, err;
 	uint16_t l4c;
 	uint8_t pkt[128];
@@ -346,6 +357,7 @@ static int cmd_gen(int argc, char **argv)
 		case 3: po.src = optarg; break;
 		case 4: po.dst = optarg; break;
 		case 5: objdir = optarg; break;
+		case 6: ndst = strtoul(optarg, NULL, 0); break;
 		default: die("gen: bad option");
 		}
 	}
@@ -372,6 +384,16 @@ static int cmd_gen(int argc, char **argv)
 	set_rodata(obj, "sport0", po.sport);
 	set_rodata(obj, "saddr_lo0", 0);
 	set_rodata(obj, "l4_csum0", l4c);
+	if (ndst < 1 || ndst > 65536 || (ndst > 1 && po.mode == MODE_UDP6))
+		die("gen: --ndst must be 1..65536 (IPv4 only)");
+	set_rodata(obj, "ndst", ndst);
+	set_rodata_bytes(obj, "tmpl", pkt, 60); /* every template is at least 60 bytes */
+	{
+		struct in_addr d;
+
+		inet_pton(AF_INET, po.mode == MODE_UDP6 ? "0.0.0.0" : po.dst, &d);
+		set_rodata(obj, "daddr_lo0", ntohl(d.s_addr) & 0xffff);
+	}
 	err = bpf_object__load(obj);
 	if (err)
 		die("gen: load: %s", strerror(-err));
@@ -523,6 +545,7 @@ static int cmd_progrun(int argc, char **argv)
 		{ "src", required_argument, NULL, 3 },
 		{ "dst", required_argument, NULL, 4 },
 		{ "objdir", required_argument, NULL, 5 },
+	{ "ndst", required_argument, NULL, 6 },
 		{ "label", required_argument, NULL, 6 },
 		{}
 	};
