@@ -17,6 +17,7 @@
 #include <bpf/libbpf.h>
 #include "internal.h"
 #include "events.h"
+#include "observe.h"
 
 /* Opens a pinned map of the events; state made before events existed has
  * none until an NF is loaded again. */
@@ -38,12 +39,15 @@ static int events_map(struct sl_ctx *ctx, const char *name)
 
 int sl_events_config(struct sl_ctx *ctx, __u32 drop_sample)
 {
-	struct sl_evcfg cfg = { .drop_sample = drop_sample };
+	struct sl_evcfg cfg = {};
 	__u32 zero = 0;
 	int fd = events_map(ctx, "sl_evcfg"), err = 0;
 
 	if (fd < 0)
 		return fd;
+	/* obs belongs to a capture or trace session: keep it. */
+	bpf_map_lookup_elem(fd, &zero, &cfg);
+	cfg.drop_sample = drop_sample;
 	if (bpf_map_update_elem(fd, &zero, &cfg, BPF_ANY))
 		err = sl_err(-errno, "cannot write sl_evcfg: %s", strerror(errno));
 	close(fd);
@@ -108,6 +112,8 @@ const char *sl_event_type_name(unsigned int type)
 		return "health";
 	case SL_EVENT_ANOMALY:
 		return "anomaly";
+	case SL_EVENT_PATH:
+		return "path";
 	default:
 		return "unknown";
 	}
@@ -195,12 +201,93 @@ static void name_slot(struct sl_ctx *ctx, __u32 slot, char name[SL_NAME_MAX])
 		snprintf(name, SL_NAME_MAX, "slot-%u", slot);
 }
 
+/* A path-policy event: the policy's name stands as its reason. */
+static void path_fields(struct sl_ctx *ctx, const struct sl_event *e,
+			struct sl_event_view *v)
+{
+	v->trace_id = e->trace_id;
+	if (sl_path_policy_name(ctx, e->policy, v->policy) || !v->policy[0])
+		snprintf(v->policy, sizeof(v->policy), "policy-%u", e->policy);
+	v->reason = v->policy;
+}
+
 void sl_event_decode(struct sl_ctx *ctx, const struct sl_event *raw,
 		     struct sl_event_view *view)
 {
 	decode_fields(raw, view);
 	name_slot(ctx, raw->slot, view->instance);
+	if (raw->type == SL_EVENT_PATH)
+		path_fields(ctx, raw, view);
 	view->realtime_ns = raw->ts_ns + realtime_offset();
+}
+
+/* Instance names by slot, read again on a miss or when stale. */
+struct sl_slot_names {
+	struct sl_ctx *ctx;
+	char (*names)[SL_NAME_MAX];
+	__u64 names_at;
+};
+
+static int fill_names(const struct sl_instance *inst, void *arg)
+{
+	struct sl_slot_names *n = arg;
+
+	if (inst->slot < SL_MAX_SLOTS)
+		snprintf(n->names[inst->slot], SL_NAME_MAX, "%s", inst->name);
+	return 0;
+}
+
+static void refresh_names(struct sl_slot_names *n)
+{
+	memset(n->names, 0, SL_MAX_SLOTS * sizeof(n->names[0]));
+	sl_instance_foreach(n->ctx, fill_names, n);
+	n->names_at = clock_ns(CLOCK_MONOTONIC);
+}
+
+struct sl_slot_names *sl_slot_names_new(struct sl_ctx *ctx)
+{
+	struct sl_slot_names *n = calloc(1, sizeof(*n));
+
+	if (!n)
+		return NULL;
+	n->names = calloc(SL_MAX_SLOTS, sizeof(n->names[0]));
+	if (!n->names) {
+		free(n);
+		return NULL;
+	}
+	n->ctx = ctx;
+	refresh_names(n);
+	return n;
+}
+
+void sl_slot_names_free(struct sl_slot_names *n)
+{
+	if (!n)
+		return;
+	free(n->names);
+	free(n);
+}
+
+void sl_slot_name(struct sl_slot_names *n, __u32 slot, char name[SL_NAME_MAX])
+{
+	/* Slots are reused after a delete: names older than a second are
+	 * read again, and so is a slot not seen before. */
+	bool stale = clock_ns(CLOCK_MONOTONIC) - n->names_at > 1000000000ULL;
+
+	if (!slot) {
+		snprintf(name, SL_NAME_MAX, "root");
+		return;
+	}
+	if (slot >= SL_MAX_SLOTS) {
+		snprintf(name, SL_NAME_MAX, "slot-%u", slot);
+		return;
+	}
+	if (stale || !n->names[slot][0])
+		refresh_names(n);
+	if (n->names[slot][0])
+		memcpy(name, n->names[slot], SL_NAME_MAX);
+	else
+		snprintf(name, SL_NAME_MAX, "slot-%u", slot);
 }
 
 struct sl_events {
@@ -211,49 +298,8 @@ struct sl_events {
 	sl_event_cb cb;
 	void *arg;
 	__s64 rt_offset;
-	/* Instance names by slot, read again on a miss or when stale. */
-	char (*names)[SL_NAME_MAX];
-	__u64 names_at;
+	struct sl_slot_names *names;
 };
-
-static int fill_names(const struct sl_instance *inst, void *arg)
-{
-	struct sl_events *ev = arg;
-
-	if (inst->slot < SL_MAX_SLOTS)
-		snprintf(ev->names[inst->slot], SL_NAME_MAX, "%s", inst->name);
-	return 0;
-}
-
-static void refresh_names(struct sl_events *ev)
-{
-	memset(ev->names, 0, SL_MAX_SLOTS * sizeof(ev->names[0]));
-	sl_instance_foreach(ev->ctx, fill_names, ev);
-	ev->names_at = clock_ns(CLOCK_MONOTONIC);
-}
-
-static void cached_name(struct sl_events *ev, __u32 slot,
-			char name[SL_NAME_MAX])
-{
-	/* Slots are reused after a delete: names older than a second are
-	 * read again, and so is a slot not seen before. */
-	bool stale = clock_ns(CLOCK_MONOTONIC) - ev->names_at > 1000000000ULL;
-
-	if (!slot) {
-		snprintf(name, SL_NAME_MAX, "root");
-		return;
-	}
-	if (slot >= SL_MAX_SLOTS) {
-		snprintf(name, SL_NAME_MAX, "slot-%u", slot);
-		return;
-	}
-	if (stale || !ev->names[slot][0])
-		refresh_names(ev);
-	if (ev->names[slot][0])
-		memcpy(name, ev->names[slot], SL_NAME_MAX);
-	else
-		snprintf(name, SL_NAME_MAX, "slot-%u", slot);
-}
 
 static int ring_cb(void *arg, void *data, size_t size)
 {
@@ -268,16 +314,19 @@ static int ring_cb(void *arg, void *data, size_t size)
 	memcpy(&e, data, size < sizeof(e) ? size : sizeof(e));
 	if (e.cap_len > SL_EVENT_SNAPLEN)
 		e.cap_len = SL_EVENT_SNAPLEN;
-	if (e.type != SL_EVENT_DROP)
+	if (e.type != SL_EVENT_DROP && e.type != SL_EVENT_PATH)
 		return 0; /* no other type is written yet */
 	decode_fields(&e, &v);
-	cached_name(ev, e.slot, v.instance);
+	sl_slot_name(ev->names, e.slot, v.instance);
+	if (e.type == SL_EVENT_PATH)
+		path_fields(ev->ctx, &e, &v);
 	v.realtime_ns = e.ts_ns + ev->rt_offset;
 	return ev->cb(&v, ev->arg);
 }
 
-/* One reader per namespace: the ring has a single consumer position. */
-static int reader_lock(struct sl_ctx *ctx)
+/* One reader per namespace and ring: a ring has a single consumer
+ * position. what names the ring ("events", "obs"). */
+int sl_reader_lock(struct sl_ctx *ctx, const char *what)
 {
 	const char *base = strrchr(sl_base(ctx), '/');
 	char path[PATH_MAX];
@@ -286,8 +335,8 @@ static int reader_lock(struct sl_ctx *ctx)
 	if (mkdir(SL_RUN_DIR, 0700) && errno != EEXIST)
 		return sl_err(-errno, "cannot create %s: %s", SL_RUN_DIR,
 			      strerror(errno));
-	snprintf(path, sizeof(path), SL_RUN_DIR "/%s.events.lock",
-		 base ? base + 1 : "netns");
+	snprintf(path, sizeof(path), SL_RUN_DIR "/%s.%s.lock",
+		 base ? base + 1 : "netns", what);
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return sl_err(-errno, "cannot open lock %s: %s", path,
@@ -297,8 +346,10 @@ static int reader_lock(struct sl_ctx *ctx)
 
 		close(fd);
 		if (err == EWOULDBLOCK)
-			return sl_err(-EBUSY, "another process is reading the events "
-				      "of this namespace (lock %s)", path);
+			return sl_err(-EBUSY, "another process is reading the %s "
+				      "of this namespace (lock %s)",
+				      !strcmp(what, "obs") ? "capture or trace records" :
+				      "events", path);
 		return sl_err(-err, "cannot take lock %s: %s", path,
 			      strerror(err));
 	}
@@ -315,7 +366,7 @@ int sl_events_open(struct sl_ctx *ctx, sl_event_cb cb, void *arg,
 	ev = calloc(1, sizeof(*ev));
 	if (!ev)
 		return sl_err(-ENOMEM, "out of memory");
-	ev->names = calloc(SL_MAX_SLOTS, sizeof(ev->names[0]));
+	ev->names = sl_slot_names_new(ctx);
 	if (!ev->names) {
 		free(ev);
 		return sl_err(-ENOMEM, "out of memory");
@@ -325,7 +376,7 @@ int sl_events_open(struct sl_ctx *ctx, sl_event_cb cb, void *arg,
 	ev->arg = arg;
 	ev->map_fd = -1;
 	ev->rt_offset = realtime_offset();
-	ev->lock_fd = reader_lock(ctx);
+	ev->lock_fd = sl_reader_lock(ctx, "events");
 	if (ev->lock_fd < 0) {
 		err = ev->lock_fd;
 		goto fail;
@@ -341,7 +392,6 @@ int sl_events_open(struct sl_ctx *ctx, sl_event_cb cb, void *arg,
 			     strerror(errno));
 		goto fail;
 	}
-	refresh_names(ev);
 	*out = ev;
 	return 0;
 fail:
@@ -380,6 +430,6 @@ void sl_events_close(struct sl_events *ev)
 		close(ev->map_fd);
 	if (ev->lock_fd >= 0)
 		close(ev->lock_fd);
-	free(ev->names);
+	sl_slot_names_free(ev->names);
 	free(ev);
 }

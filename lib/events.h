@@ -28,7 +28,7 @@ int sl_events_stats(struct sl_ctx *ctx, struct sl_events_stats *st);
 /* One event decoded: the raw record and its fields as text. */
 struct sl_event_view {
 	const struct sl_event *raw;
-	const char *type; /* "drop" */
+	const char *type; /* "drop", "path" */
 	const char *hook; /* "ingress", "tc-ingress", "egress" */
 	const char *reason; /* drop reason name, e.g. "firewall-rule" */
 	const char *proto; /* "tcp", "udp", "icmp", "icmpv6", a number, "" */
@@ -37,6 +37,10 @@ struct sl_event_view {
 	char src[INET6_ADDRSTRLEN]; /* "" when not IP */
 	char dst[INET6_ADDRSTRLEN];
 	__u64 realtime_ns; /* ts_ns as wall-clock time (CLOCK_REALTIME) */
+	/* "path" events: instance is the one not passed, reason points to
+	 * policy, the policy's name. */
+	char policy[32];
+	__u32 trace_id;
 };
 
 /* Called for each event; a negative return stops sl_events_poll(), which
@@ -59,5 +63,13 @@ void sl_events_close(struct sl_events *ev);
 void sl_event_decode(struct sl_ctx *ctx, const struct sl_event *raw,
 		     struct sl_event_view *view);
 const char *sl_event_type_name(unsigned int type);
+
+/* Instance names by slot for readers of many records: a cache read again
+ * when a slot is unknown or the names are older than a second. */
+struct sl_slot_names;
+struct sl_slot_names *sl_slot_names_new(struct sl_ctx *ctx); /* NULL: ENOMEM */
+/* "root" for slot 0, "slot-N" for a slot no instance holds. */
+void sl_slot_name(struct sl_slot_names *n, __u32 slot, char name[SL_NAME_MAX]);
+void sl_slot_names_free(struct sl_slot_names *n);
 
 #endif

@@ -17,5 +17,8 @@ struct sl_ctx {
 	int root_fd[SL_HOOK_MAX];
 };
 
+/* Takes the per-namespace reader lock of a ring ("events", "obs"); returns
+ * its fd, or -EBUSY while another process holds it. */
+int sl_reader_lock(struct sl_ctx *ctx, const char *what);
 
 #endif

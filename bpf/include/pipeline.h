@@ -77,6 +77,51 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sl_evstats SEC(".maps");
 
+/* Capture and path tracing (bpf/include/events.h): the ring of the one
+ * observation session, its configuration, per-CPU state (token bucket,
+ * counters), a per-CPU scratch frame per hook, and the path policies. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, SL_OBS_RING_SIZE);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sl_obs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sl_obscfg);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sl_obscfg SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sl_obsstate);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sl_obsstate SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SL_PATHPOL_MAX);
+	__type(key, __u32);
+	__type(value, struct sl_pathpol);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sl_pathpol SEC(".maps");
+
+/* A capture record is built here, then copied to the ring at its length. */
+struct sl_capbuf {
+	__u8 bytes[sizeof(struct sl_cap_rec) + SL_CAPTURE_SNAPLEN_MAX];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SL_HOOK_MAX);
+	__type(key, __u32);
+	__type(value, struct sl_capbuf);
+} sl_capbuf SEC(".maps");
+
 static __always_inline struct sl_meta *sl_meta_get(__u32 hook)
 {
 	return bpf_map_lookup_elem(&sl_meta, &hook);
@@ -116,16 +161,11 @@ static __always_inline void sl_count_drop(struct sl_nf_stats *st, __u32 slot,
  * nothing. With sampling N, one drop in N per CPU is reserved in the ring,
  * filled from meta and the packet's first bytes, and submitted; a full ring
  * counts the event as lost and never waits. */
-static __always_inline bool sl_event_drop_sampled(void)
+static __always_inline bool sl_event_drop_sampled(const struct sl_evcfg *cfg)
 {
-	__u32 zero = 0;
-	struct sl_evcfg *cfg = bpf_map_lookup_elem(&sl_evcfg, &zero);
+	__u32 zero = 0, every = cfg->drop_sample;
 	struct sl_evstats *es;
-	__u32 every;
 
-	if (!cfg || !cfg->drop_sample)
-		return false;
-	every = cfg->drop_sample;
 	es = bpf_map_lookup_elem(&sl_evstats, &zero);
 	if (!es)
 		return false;
@@ -135,11 +175,11 @@ static __always_inline bool sl_event_drop_sampled(void)
 	return true;
 }
 
-/* Reserves a drop event and fills all but the packet bytes. */
+/* Reserves an event of type and fills all but the packet bytes. */
 static __always_inline struct sl_event *
-sl_event_drop_begin(struct sl_meta *m, __u32 slot, int verdict)
+sl_event_begin(struct sl_meta *m, __u32 type, __u32 slot, __u32 reason)
 {
-	__u32 zero = 0, reason = -verdict;
+	__u32 zero = 0;
 	struct sl_evstats *es;
 	struct sl_event *e;
 
@@ -153,7 +193,7 @@ sl_event_drop_begin(struct sl_meta *m, __u32 slot, int verdict)
 	if (es)
 		es->emitted++;
 	e->ts_ns = bpf_ktime_get_ns();
-	e->type = SL_EVENT_DROP;
+	e->type = type;
 	e->size = sizeof(*e);
 	e->ifindex = m->ifindex;
 	e->slot = slot;
@@ -170,9 +210,17 @@ sl_event_drop_begin(struct sl_meta *m, __u32 slot, int verdict)
 	e->version = SL_EVENT_VERSION;
 	e->cap_len = 0;
 	e->pad = 0;
+	e->trace_id = m->trace_id;
+	e->policy = 0;
 	__builtin_memcpy(e->saddr, m->saddr, sizeof(e->saddr));
 	__builtin_memcpy(e->daddr, m->daddr, sizeof(e->daddr));
 	return e;
+}
+
+static __always_inline struct sl_event *
+sl_event_drop_begin(struct sl_meta *m, __u32 slot, int verdict)
+{
+	return sl_event_begin(m, SL_EVENT_DROP, slot, -verdict);
 }
 
 /* Bytes to copy, 1..SL_EVENT_SNAPLEN (len > 0), in a form whose bounds the
@@ -186,12 +234,13 @@ static __always_inline __u32 sl_event_caplen(__u32 len)
 
 static __always_inline void sl_event_drop_xdp(struct xdp_md *ctx,
 					      struct sl_meta *m, __u32 slot,
-					      int verdict)
+					      int verdict,
+					      const struct sl_evcfg *cfg)
 {
 	struct sl_event *e;
 	__u32 cap;
 
-	if (!sl_event_drop_sampled())
+	if (!sl_event_drop_sampled(cfg))
 		return;
 	e = sl_event_drop_begin(m, slot, verdict);
 	if (!e)
@@ -204,12 +253,13 @@ static __always_inline void sl_event_drop_xdp(struct xdp_md *ctx,
 
 static __always_inline void sl_event_drop_tc(struct __sk_buff *skb,
 					     struct sl_meta *m, __u32 slot,
-					     int verdict)
+					     int verdict,
+					     const struct sl_evcfg *cfg)
 {
 	struct sl_event *e;
 	__u32 cap;
 
-	if (!sl_event_drop_sampled())
+	if (!sl_event_drop_sampled(cfg))
 		return;
 	e = sl_event_drop_begin(m, slot, verdict);
 	if (!e)
@@ -218,6 +268,415 @@ static __always_inline void sl_event_drop_tc(struct __sk_buff *skb,
 	if (skb->len && !bpf_skb_load_bytes(skb, 0, e->data, cap))
 		e->cap_len = cap;
 	bpf_ringbuf_submit(e, 0);
+}
+
+/* ---- Capture and path tracing ---------------------------------------- */
+
+static __always_inline struct sl_obsstate *sl_obsstate_get(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&sl_obsstate, &zero);
+}
+
+static __always_inline bool sl_addr_in(const __u32 *a, const __u32 *net,
+				       const __u32 *mask, __u8 family)
+{
+	if (family == 4)
+		return (a[0] & mask[0]) == net[0];
+	return (a[0] & mask[0]) == net[0] && (a[1] & mask[1]) == net[1] &&
+	       (a[2] & mask[2]) == net[2] && (a[3] & mask[3]) == net[3];
+}
+
+static __always_inline __u8 sl_meta_family(const struct sl_meta *m)
+{
+	return m->flags & SL_F_IPV4 ? 4 : m->flags & SL_F_IPV6 ? 6 : 0;
+}
+
+static __always_inline bool sl_term_match(const struct sl_filter_term *t,
+					  const struct sl_meta *m)
+{
+	__u8 fam = sl_meta_family(m);
+
+	switch (t->kind) {
+	case SL_FK_ADDR:
+		if (t->family != fam)
+			return false;
+		if (t->dir != SL_FD_DST &&
+		    sl_addr_in(m->saddr, t->addr, t->mask, fam))
+			return true;
+		return t->dir != SL_FD_SRC &&
+		       sl_addr_in(m->daddr, t->addr, t->mask, fam);
+	case SL_FK_PORT:
+		if (m->ip_proto != 6 && m->ip_proto != 17)
+			return false;
+		if (!(m->flags & SL_F_L4))
+			return false;
+		if (t->dir != SL_FD_DST && m->sport == t->port)
+			return true;
+		return t->dir != SL_FD_SRC && m->dport == t->port;
+	case SL_FK_PROTO:
+		return fam && m->ip_proto == t->proto &&
+		       (!t->family || t->family == fam);
+	}
+	return false;
+}
+
+struct sl_filter_walk {
+	const struct sl_filter *f;
+	const struct sl_meta *m;
+	bool group; /* the terms of the current and-group so far */
+	bool match;
+};
+
+static long sl_filter_step(__u32 i, void *arg)
+{
+	struct sl_filter_walk *w = arg;
+	const struct sl_filter_term *t;
+
+	if (i >= SL_FILTER_TERMS)
+		return 1;
+	t = &w->f->terms[i];
+	if (t->or_before) {
+		if (w->group) {
+			w->match = true;
+			return 1;
+		}
+		w->group = true;
+	}
+	if (w->group && !sl_term_match(t, w->m))
+		w->group = false;
+	return 0;
+}
+
+/* Whether meta matches the filter: any and-group whose terms all match. */
+static __always_inline bool sl_filter_match(const struct sl_filter *f,
+					    const struct sl_meta *m)
+{
+	struct sl_filter_walk w = { .f = f, .m = m, .group = true };
+	__u32 n = f->nterms;
+
+	bpf_loop(n < SL_FILTER_TERMS ? n : SL_FILTER_TERMS, sl_filter_step, &w,
+		 0);
+	return w.match || w.group;
+}
+
+/* Sampling (one in cfg->sample) and the per-CPU token bucket: whether this
+ * matching packet is taken. Never waits: an excess packet is counted. */
+static __always_inline bool sl_obs_admit(const struct sl_obscfg *cfg,
+					 struct sl_obsstate *st)
+{
+	__u64 now, credit;
+
+	st->matched++;
+	if (cfg->sample > 1) {
+		if (++st->sample_tick < cfg->sample)
+			return false;
+		st->sample_tick = 0;
+	}
+	now = bpf_ktime_get_ns();
+	credit = st->credit_ns + (now - st->last_ns);
+	st->last_ns = now;
+	if (credit > cfg->burst_ns)
+		credit = cfg->burst_ns;
+	if (credit < cfg->cost_ns) {
+		st->credit_ns = credit;
+		st->limited++;
+		return false;
+	}
+	st->credit_ns = credit - cfg->cost_ns;
+	return true;
+}
+
+/* Whether the packet in meta is one the session wants: interface, filter,
+ * sampling and rate. */
+static __always_inline bool sl_obs_wanted(const struct sl_obscfg *cfg,
+					  struct sl_obsstate *st,
+					  const struct sl_meta *m)
+{
+	if (cfg->ifindex && cfg->ifindex != m->ifindex)
+		return false;
+	if (!sl_filter_match(&cfg->filter, m))
+		return false;
+	return sl_obs_admit(cfg, st);
+}
+
+/* Root: marks a packet for --all capture or tracing when the session asks
+ * for it. Called only when sl_evcfg.obs has one of those flags. */
+static __always_inline void sl_observe_mark(struct sl_meta *m, __u32 obs)
+{
+	__u32 zero = 0;
+	struct sl_obscfg *cfg = bpf_map_lookup_elem(&sl_obscfg, &zero);
+	struct sl_obsstate *st = sl_obsstate_get();
+
+	if (!cfg || !st || !sl_obs_wanted(cfg, st, m))
+		return;
+	if (obs & SL_OBS_CAPTURE_ALL)
+		m->trace |= SL_MT_CAPTURE;
+	if (obs & SL_OBS_TRACE) {
+		m->trace |= SL_MT_TRACE;
+		m->trace_id = (bpf_get_smp_processor_id() << 24) |
+			      (st->next_trace++ & 0xffffff);
+		m->t_start = bpf_ktime_get_ns();
+	}
+}
+
+/* Root, every packet: one lookup (inlined) and one branch when off. */
+static __always_inline void sl_observe_root(struct sl_meta *m)
+{
+	__u32 zero = 0;
+	struct sl_evcfg *ev = bpf_map_lookup_elem(&sl_evcfg, &zero);
+
+	if (ev && (ev->obs & (SL_OBS_CAPTURE_ALL | SL_OBS_TRACE)))
+		sl_observe_mark(m, ev->obs);
+}
+
+/* Copies len > 0 frame bytes, already in buf, as one capture record. */
+static __always_inline void sl_capture_emit(struct sl_meta *m, __u32 slot,
+					    int verdict, __u8 *buf, __u32 cap)
+{
+	struct sl_cap_rec *r = (struct sl_cap_rec *)buf;
+	struct sl_obsstate *st = sl_obsstate_get();
+
+	r->ts_ns = bpf_ktime_get_ns();
+	r->type = SL_OBS_CAPTURE;
+	r->cap_len = cap;
+	r->ifindex = m->ifindex;
+	r->slot = slot;
+	r->verdict = verdict;
+	r->hook = m->hook;
+	r->pad[0] = r->pad[1] = r->pad[2] = 0;
+	if (!st)
+		return;
+	if (bpf_ringbuf_output(&sl_obs, buf, sizeof(*r) + cap, 0))
+		st->lost++;
+	else
+		st->emitted++;
+}
+
+/* Bytes to copy, 1..SL_CAPTURE_SNAPLEN_MAX, bounds visible to the verifier. */
+static __always_inline __u32 sl_capture_len(__u32 len, __u32 snaplen)
+{
+	__u32 cap = len < snaplen ? len : snaplen;
+
+	return ((cap - 1) & (SL_CAPTURE_SNAPLEN_MAX - 1)) + 1;
+}
+
+static __always_inline __u8 *sl_capture_buf(struct sl_meta *m, __u32 *snaplen)
+{
+	__u32 zero = 0, hook = m->hook;
+	struct sl_obscfg *cfg = bpf_map_lookup_elem(&sl_obscfg, &zero);
+
+	if (!cfg)
+		return NULL;
+	*snaplen = cfg->snaplen;
+	return bpf_map_lookup_elem(&sl_capbuf, &hook);
+}
+
+static __always_inline void sl_capture_xdp(struct xdp_md *ctx,
+					   struct sl_meta *m, __u32 slot,
+					   int verdict)
+{
+	__u32 snaplen, len = ctx->data_end - ctx->data, cap;
+	__u8 *buf = sl_capture_buf(m, &snaplen);
+
+	if (!buf || !len || !snaplen)
+		return;
+	cap = sl_capture_len(len, snaplen);
+	if (bpf_xdp_load_bytes(ctx, 0, buf + sizeof(struct sl_cap_rec), cap))
+		return;
+	((struct sl_cap_rec *)buf)->pkt_len = len;
+	sl_capture_emit(m, slot, verdict, buf, cap);
+}
+
+static __always_inline void sl_capture_tc(struct __sk_buff *skb,
+					  struct sl_meta *m, __u32 slot,
+					  int verdict)
+{
+	__u32 snaplen, len = skb->len, cap;
+	__u8 *buf = sl_capture_buf(m, &snaplen);
+
+	if (!buf || !len || !snaplen)
+		return;
+	cap = sl_capture_len(len, snaplen);
+	if (bpf_skb_load_bytes(skb, 0, buf + sizeof(struct sl_cap_rec), cap))
+		return;
+	((struct sl_cap_rec *)buf)->pkt_len = len;
+	sl_capture_emit(m, slot, verdict, buf, cap);
+}
+
+/* A drop while a --drops capture runs: filter, sample, rate, copy. */
+static __always_inline bool sl_capture_drop_wanted(struct sl_meta *m)
+{
+	__u32 zero = 0;
+	struct sl_obscfg *cfg = bpf_map_lookup_elem(&sl_obscfg, &zero);
+	struct sl_obsstate *st = sl_obsstate_get();
+
+	return cfg && st && sl_obs_wanted(cfg, st, m);
+}
+
+/* Whether the packet leaves the chain with this verdict. */
+static __always_inline bool sl_chain_ends(const struct sl_meta *m,
+					  int verdict)
+{
+	return verdict != SL_NEXT || m->chain_pos >= m->chain_len;
+}
+
+struct sl_path_walk {
+	const struct sl_meta *m;
+	__u32 violated; /* 1 + policy index */
+	__u32 via_slot;
+};
+
+static __always_inline bool sl_path_passed(const struct sl_meta *m,
+					   __u32 slot)
+{
+	/* The NFs run so far are slots[0 .. chain_pos - 1]. */
+	for (int i = 0; i < SL_CHAIN_MAX; i++) {
+		if (i >= m->chain_pos)
+			break;
+		if (m->slots[i] == slot)
+			return true;
+	}
+	return false;
+}
+
+static long sl_path_step(__u32 i, void *arg)
+{
+	struct sl_path_walk *w = arg;
+	const struct sl_meta *m = w->m;
+	struct sl_pathpol *p = bpf_map_lookup_elem(&sl_pathpol, &i);
+
+	if (!p || !p->used || p->family != sl_meta_family(m))
+		return 0;
+	if (!sl_addr_in(m->saddr, p->src, p->src_mask, p->family) ||
+	    !sl_addr_in(m->daddr, p->dst, p->dst_mask, p->family))
+		return 0;
+	if (sl_path_passed(m, p->via_slot))
+		return 0;
+	w->violated = i + 1;
+	w->via_slot = p->via_slot;
+	return 1;
+}
+
+/* A traced packet leaving the chain alive: the first path policy it does
+ * not follow (1 + index; 0: none), reported as an SL_EVENT_PATH event. */
+static __always_inline __u32 sl_path_check(struct sl_meta *m)
+{
+	struct sl_path_walk w = { .m = m };
+	struct sl_obsstate *st;
+	struct sl_event *e;
+
+	bpf_loop(SL_PATHPOL_MAX, sl_path_step, &w, 0);
+	if (!w.violated)
+		return 0;
+	st = sl_obsstate_get();
+	if (st)
+		st->violations++;
+	e = sl_event_begin(m, SL_EVENT_PATH, w.via_slot, 0);
+	if (e) {
+		e->policy = w.violated - 1;
+		bpf_ringbuf_submit(e, 0);
+	}
+	return w.violated;
+}
+
+/* One hop of a traced packet. */
+static __always_inline void sl_trace_hop(struct sl_meta *m, __u32 slot,
+					 int verdict, bool end)
+{
+	__u64 now = bpf_ktime_get_ns(); /* first: the NF's time ends here */
+	struct sl_obsstate *st = sl_obsstate_get();
+	__u32 violated = 0;
+	struct sl_hop_rec *h;
+
+	if (end && verdict >= 0)
+		violated = sl_path_check(m);
+	h = bpf_ringbuf_reserve(&sl_obs, sizeof(*h), 0);
+	if (!h) {
+		if (st)
+			st->lost++;
+		return;
+	}
+	if (st)
+		st->emitted++;
+	h->ts_ns = now;
+	h->type = SL_OBS_HOP;
+	h->hook = m->hook;
+	h->end = end;
+	h->trace_id = m->trace_id;
+	h->slot = slot;
+	h->verdict = verdict;
+	h->ifindex = m->ifindex;
+	h->pkt_len = m->pkt_len;
+	h->family = sl_meta_family(m);
+	h->ip_proto = m->ip_proto;
+	h->pos = m->chain_pos;
+	h->pad = 0;
+	h->sport = m->sport;
+	h->dport = m->dport;
+	__builtin_memcpy(h->saddr, m->saddr, sizeof(h->saddr));
+	__builtin_memcpy(h->daddr, m->daddr, sizeof(h->daddr));
+	h->violated = violated;
+	h->pad2 = 0;
+	/* Wake the reader once per packet, at its last hop. */
+	bpf_ringbuf_submit(h, end ? 0 : BPF_RB_NO_WAKEUP);
+}
+
+/* sl_finish of a packet the root marked (meta->trace non-zero). */
+static __always_inline void sl_observe_xdp(struct xdp_md *ctx,
+					   struct sl_meta *m, __u32 slot,
+					   int verdict)
+{
+	bool end = sl_chain_ends(m, verdict);
+
+	if (m->trace & SL_MT_TRACE)
+		sl_trace_hop(m, slot, verdict, end);
+	if ((m->trace & SL_MT_CAPTURE) && end)
+		sl_capture_xdp(ctx, m, slot, verdict);
+}
+
+static __always_inline void sl_observe_tc(struct __sk_buff *skb,
+					  struct sl_meta *m, __u32 slot,
+					  int verdict)
+{
+	bool end = sl_chain_ends(m, verdict);
+
+	if (m->trace & SL_MT_TRACE)
+		sl_trace_hop(m, slot, verdict, end);
+	if ((m->trace & SL_MT_CAPTURE) && end)
+		sl_capture_tc(skb, m, slot, verdict);
+}
+
+/* A drop: sampled drop events, and the packet for a --drops capture. */
+static __always_inline void sl_on_drop_xdp(struct xdp_md *ctx,
+					   struct sl_meta *m, __u32 slot,
+					   int verdict)
+{
+	__u32 zero = 0;
+	struct sl_evcfg *cfg = bpf_map_lookup_elem(&sl_evcfg, &zero);
+
+	if (!cfg)
+		return;
+	if (cfg->drop_sample)
+		sl_event_drop_xdp(ctx, m, slot, verdict, cfg);
+	if ((cfg->obs & SL_OBS_CAPTURE_DROPS) && sl_capture_drop_wanted(m))
+		sl_capture_xdp(ctx, m, slot, verdict);
+}
+
+static __always_inline void sl_on_drop_tc(struct __sk_buff *skb,
+					  struct sl_meta *m, __u32 slot,
+					  int verdict)
+{
+	__u32 zero = 0;
+	struct sl_evcfg *cfg = bpf_map_lookup_elem(&sl_evcfg, &zero);
+
+	if (!cfg)
+		return;
+	if (cfg->drop_sample)
+		sl_event_drop_tc(skb, m, slot, verdict, cfg);
+	if ((cfg->obs & SL_OBS_CAPTURE_DROPS) && sl_capture_drop_wanted(m))
+		sl_capture_tc(skb, m, slot, verdict);
 }
 
 /* Runs the next NF of the chain; returns only when there is none (or its
@@ -263,8 +722,10 @@ static __always_inline int sl_finish_xdp(struct xdp_md *ctx, struct sl_meta *m,
 {
 	struct sl_nf_stats *st = sl_account(m, slot, verdict);
 
+	if (m->trace)
+		sl_observe_xdp(ctx, m, slot, verdict);
 	if (verdict < 0) {
-		sl_event_drop_xdp(ctx, m, slot, verdict);
+		sl_on_drop_xdp(ctx, m, slot, verdict);
 		return XDP_DROP;
 	}
 	if (verdict == SL_REDIRECT)
@@ -282,8 +743,10 @@ static __always_inline int sl_finish_tc(struct __sk_buff *skb,
 {
 	struct sl_nf_stats *st = sl_account(m, slot, verdict);
 
+	if (m->trace)
+		sl_observe_tc(skb, m, slot, verdict);
 	if (verdict < 0) {
-		sl_event_drop_tc(skb, m, slot, verdict);
+		sl_on_drop_tc(skb, m, slot, verdict);
 		return SL_TC_ACT_SHOT;
 	}
 	if (verdict == SL_REDIRECT)

@@ -51,6 +51,7 @@ int sluice_xdp(struct xdp_md *ctx)
 				data_end - data))
 		return XDP_PASS;
 	err = sl_parse(data, data_end, m);
+	sl_observe_root(m);
 	return sl_finish_xdp(ctx, m, 0, err < 0 ? err : SL_NEXT);
 }
 
@@ -71,6 +72,7 @@ static __always_inline int root_tc(struct __sk_buff *skb, __u32 hook)
 	data_end = (void *)(long)skb->data_end;
 	skb->cb[0] = hook;
 	err = sl_parse(data, data_end, m);
+	sl_observe_root(m);
 	return sl_finish_tc(skb, m, 0, err < 0 ? err : SL_NEXT);
 }
 
