@@ -28,6 +28,8 @@ CFLAGS    ?= -O2 -g
 CFLAGS    += -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Werror -std=gnu11 \
 	-I$(BUILD) -Ibpf/include -Ilib $(NF_INC)
 LDLIBS    := -lbpf -lelf -lz -lyaml
+# httpmon's OTLP span exporter (nf/httpmon/otlp.c, in libsluice).
+LDLIBS    += -lcurl -lpthread
 # "events.h" in user-space code is libsluice's (lib/events.h), not the record
 # layout of the same name in bpf/include/, which sluice_abi.h includes.
 CFLAGS    += -iquote lib
