@@ -456,6 +456,11 @@ static __always_inline __u64 tmpl_id(struct tmpl_scan *s,
 		tmpl_put(s, '/');
 		tmpl_put(s, '*');
 	}
+	/* A segment replaced by {id} leaves its old bytes behind the end. */
+#pragma unroll
+	for (int i = 0; i < HTTP_TMPL_LEN; i++)
+		if (i >= s->olen)
+			s->out[i] = 0;
 	id = tmpl_hash(s->out);
 	if (bpf_map_lookup_elem(&http_tmpls, &id))
 		return id;
