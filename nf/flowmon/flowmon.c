@@ -79,6 +79,34 @@ out:
 	return err;
 }
 
+int fm_attach(struct sl_ctx *ctx, const char *name, const char *dev,
+	      const enum sl_hook *hooks, int nhooks, __u32 max_flows)
+{
+	struct sl_instance inst;
+	bool existed = !sl_instance_get(ctx, name, &inst);
+	int err = 0;
+
+	if (nhooks < 1)
+		return sl_err(-EINVAL, "no hook to attach to");
+	for (int i = 0; i < nhooks && !err; i++)
+		err = sl_chain_check(ctx, dev, hooks[i], name);
+	err = err ?: fm_load(ctx, name, max_flows);
+	for (int i = 0; i < nhooks && !err; i++)
+		err = sl_chain_ensure(ctx, dev, hooks[i], name);
+	if (err && !existed) {
+		char msg[256];
+
+		/* Keep the first message: the clean-up may fail with its own. */
+		snprintf(msg, sizeof(msg), "%s", sl_errmsg());
+		if (sl_instance_delete(ctx, name))
+			sl_err(err, "%s (instance '%s' left behind: %s)", msg, name,
+			       sl_errmsg());
+		else
+			sl_err(err, "%s", msg);
+	}
+	return err;
+}
+
 /* ---- reading ------------------------------------------------------------ */
 
 /* Opens one pin of a flow monitor instance. */

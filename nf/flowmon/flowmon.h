@@ -15,6 +15,12 @@
  * exists; an existing flow monitor is kept as it is, flows and all. */
 int fm_load(struct sl_ctx *ctx, const char *name, __u32 max_flows);
 
+/* Loads instance name (as fm_load) and appends it to the chains of dev at
+ * each of hooks. Everything is checked before anything changes; a new
+ * instance that cannot join its chains is removed again. */
+int fm_attach(struct sl_ctx *ctx, const char *name, const char *dev,
+	      const enum sl_hook *hooks, int nhooks, __u32 max_flows);
+
 /* One flow as shown: oriented from the end that opened it (the SYN's
  * sender, else the first packet's), forward = from src to dst. */
 struct fm_flow_view {
