@@ -21,6 +21,7 @@ TESTS=(
 	tests/e2e_daemon.sh
 	tests/e2e_cli_daemon.sh
 	tests/e2e_metrics.sh
+	tests/metrics_unit.sh
 	tests/bench_smoke.sh
 )
 # Each NF's own tests: its programs (nf/<name>/tests/<t>.c, built to
