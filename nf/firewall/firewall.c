@@ -658,7 +658,15 @@ static __u64 split_hi(const struct fw_rule *r, int d)
  * can never match. */
 static bool covers(const struct fw_rule *r, const __u64 *lo, const __u64 *hi)
 {
-	if (r->neg || r->tcp_mask)
+	/* Only rules that end the block's scan hide the ones behind them:
+	 * a jump comes back, a log or limit miss goes on. RETURN and goto
+	 * never come back to this block, and all rules of a region share
+	 * the block (it is a dimension). */
+	bool ends = r->action == FW_ACCEPT || r->action == FW_DROP ||
+		    r->action == FW_REJECT || r->action == FW_RETURN ||
+		    r->action == FW_GOTO;
+
+	if (!ends || r->neg || r->tcp_mask || r->check)
 		return false;
 	for (int d = 0; d < FW_DIMS; d++)
 		if (r->lo[d] > lo[d] || r->hi[d] < hi[d])
@@ -851,21 +859,34 @@ void fw_tree_free(struct fw_tree *t)
 	memset(t, 0, sizeof(*t));
 }
 
+/* Whether an address box spans less than half its family's space. */
+static bool addr_narrow(const struct fw_rule *r, int d_hi, __u8 negbit)
+{
+	int d_lo = d_hi + 1;
+
+	if (r->neg & negbit)
+		return false;
+	if (r->lo[d_hi] != r->hi[d_hi])
+		return r->hi[d_hi] - r->lo[d_hi] < (1ULL << 63);
+	if (r->lo[FW_DIM_FAMILY] == 4 && r->hi[FW_DIM_FAMILY] == 4)
+		return r->hi[d_lo] - r->lo[d_lo] < (1ULL << 31);
+	return true;
+}
+
 /* Which fields a rule narrows: a bit each for source, destination, source
  * port and destination port. Negated or /0 addresses and wide port ranges
  * count as not narrowed: they span most of the field anyway. */
 static unsigned int rule_group_sig(const struct fw_rule *r)
 {
-	const struct fw_spec *s = &r->spec;
 	unsigned int sig = 0;
 
-	if ((s->has & FW_HAS_SRC) && !(r->neg & FW_NEG_SRC) && s->src_len)
+	if (addr_narrow(r, FW_DIM_SRC_HI, FW_NEG_SRC))
 		sig |= 1;
-	if ((s->has & FW_HAS_DST) && !(r->neg & FW_NEG_DST) && s->dst_len)
+	if (addr_narrow(r, FW_DIM_DST_HI, FW_NEG_DST))
 		sig |= 2;
-	if ((s->has & FW_HAS_SPORT) && s->sport_hi - s->sport_lo < 32768)
+	if (r->hi[FW_DIM_SPORT] - r->lo[FW_DIM_SPORT] < 32768)
 		sig |= 4;
-	if ((s->has & FW_HAS_DPORT) && s->dport_hi - s->dport_lo < 32768)
+	if (r->hi[FW_DIM_DPORT] - r->lo[FW_DIM_DPORT] < 32768)
 		sig |= 8;
 	return sig;
 }
@@ -993,22 +1014,138 @@ static int fill_array(int fd, const void *values, __u32 n, size_t size,
 }
 
 static const char *const fw_pins[] = { "fw_rules", "fw_nodes", "fw_leaves",
-				       "fw_counters", "fw_config" };
+				       "fw_counters", "fw_config", "fw_blocks",
+				       "fw_limits", "fw_logs" };
+#define FW_NPINS 8
+
+/* Pins a blob (the iptables rule text) as an array of FW_BLOB_CHUNK-byte
+ * values: bpffs holds only BPF objects, and the text must outlive us. */
+static int pin_blob(const char *dir, const void *blob, size_t len)
+{
+	__u32 n = (len + FW_BLOB_CHUNK) / FW_BLOB_CHUNK; /* room for a NUL */
+	char *buf = calloc(n, FW_BLOB_CHUNK);
+	int fd, err = 0;
+
+	if (!buf)
+		return sl_err(-ENOMEM, "out of memory");
+	memcpy(buf, blob, len);
+	fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "fw_blob", sizeof(__u32),
+			    FW_BLOB_CHUNK, n, NULL);
+	if (fd < 0)
+		err = sl_err(-errno, "cannot create the rule text map: %s",
+			     strerror(errno));
+	for (__u32 i = 0; !err && i < n; i++)
+		if (bpf_map_update_elem(fd, &i, buf + (size_t)i * FW_BLOB_CHUNK, BPF_ANY))
+			err = sl_err(-errno, "cannot fill the rule text map: %s",
+				     strerror(errno));
+	err = err ?: sl_pin(dir, "fw_blob", fd);
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	return err;
+}
+
+int fw_blob_read(int dir_fd, char **text)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+	int fd = sl_obj_get_at(dir_fd, "fw_blob"), err = 0;
+	char *buf;
+
+	if (fd < 0)
+		return fd;
+	if (bpf_obj_get_info_by_fd(fd, &info, &len)) {
+		err = sl_err(-errno, "cannot read the rule text map: %s", strerror(errno));
+		goto out;
+	}
+	buf = calloc(info.max_entries + 1, FW_BLOB_CHUNK);
+	if (!buf) {
+		err = sl_err(-ENOMEM, "out of memory");
+		goto out;
+	}
+	for (__u32 i = 0; i < info.max_entries; i++)
+		if (bpf_map_lookup_elem(fd, &i, buf + (size_t)i * FW_BLOB_CHUNK)) {
+			free(buf);
+			err = sl_err(-errno, "cannot read the rule text map: %s",
+				     strerror(errno));
+			goto out;
+		}
+	*text = buf;
+out:
+	close(fd);
+	return err;
+}
 
 int fw_load(struct sl_ctx *ctx, const char *name, const struct fw_ruleset *rs,
 	    const struct fw_counter *const *carry)
 {
+	struct fw_block block = { .start = 0, .parent = FW_NONE,
+				  .policy = rs->default_action,
+				  .policy_cnt = rs->n };
+	struct fw_load_opts opts = { .mode = FW_MODE_PLAIN, .blocks = &block,
+				     .nblocks = 1, .ncounters = rs->n + 1,
+				     .carry = carry };
+	struct fw_ruleset copy = *rs;
+	int err;
+
+	/* A plain rule set counts rule i at i. */
+	copy.rules = malloc((rs->n ? rs->n : 1) * sizeof(*copy.rules));
+	if (!copy.rules)
+		return sl_err(-ENOMEM, "out of memory");
+	for (__u32 i = 0; i < rs->n; i++) {
+		copy.rules[i] = rs->rules[i];
+		copy.rules[i].cnt = i;
+	}
+	err = fw_load_ex(ctx, name, &copy, &opts);
+	free(copy.rules);
+	return err;
+}
+
+static int fill_maps(struct bpf_map **maps, const struct fw_ruleset *rs,
+		     const struct fw_tree *tree, const struct fw_load_opts *o,
+		     const struct fw_config *cfg)
+{
+	__u32 zero = 0;
+	int err;
+
+	err = fill_array(bpf_map__fd(maps[0]), rs->rules, rs->n,
+			 sizeof(struct fw_rule), "fw_rules");
+	err = err ?: fill_array(bpf_map__fd(maps[1]), tree->nodes, tree->nnodes,
+				sizeof(struct fw_node), "fw_nodes");
+	err = err ?: fill_array(bpf_map__fd(maps[2]), tree->leaves, tree->nleaves,
+				sizeof(__u32), "fw_leaves");
+	err = err ?: fill_array(bpf_map__fd(maps[5]), o->blocks, o->nblocks,
+				sizeof(struct fw_block), "fw_blocks");
+	/* Limits one by one: their values hold a spin lock. */
+	for (__u32 i = 0; !err && i < o->nlimits; i++)
+		if (bpf_map_update_elem(bpf_map__fd(maps[6]), &i, &o->limits[i], BPF_ANY))
+			err = sl_err(-errno, "cannot fill fw_limits: %s", strerror(errno));
+	err = err ?: fill_array(bpf_map__fd(maps[7]), o->logs, o->nlogs,
+				FW_LOG_PREFIX, "fw_logs");
+	if (!err && bpf_map_update_elem(bpf_map__fd(maps[4]), &zero, cfg, BPF_ANY))
+		err = sl_err(-errno, "cannot write fw_config: %s", strerror(errno));
+	for (__u32 i = 0; o->carry && !err && i < o->ncounters; i++)
+		if (o->carry[i] &&
+		    bpf_map_update_elem(bpf_map__fd(maps[3]), &i, o->carry[i], BPF_ANY))
+			err = sl_err(-errno, "cannot carry counters over: %s",
+				     strerror(errno));
+	return err;
+}
+
+int fw_load_ex(struct sl_ctx *ctx, const char *name, const struct fw_ruleset *rs,
+	       const struct fw_load_opts *o)
+{
 	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = sl_base(ctx));
-	struct fw_config cfg = { .nrules = rs->n, .default_action = rs->default_action };
+	struct fw_config cfg = { .nrules = rs->n, .default_action = rs->default_action,
+				 .mode = o->mode, .ncounters = o->ncounters };
 	char stage[PATH_MAX];
 	struct fw_tree tree;
 	struct sl_instance inst;
 	struct firewall_bpf *skel = NULL;
-	struct bpf_map *maps[5];
-	__u32 zero = 0;
+	struct bpf_map *maps[FW_NPINS];
 	int err;
 
-	err = sl_instance_prepare(ctx, name, FW_TYPE, &inst);
+	err = sl_instance_prepare(ctx, name, o->type ? o->type : FW_TYPE, &inst);
 	if (err)
 		return err;
 	err = fw_tree_build(rs, &tree);
@@ -1016,6 +1153,7 @@ int fw_load(struct sl_ctx *ctx, const char *name, const struct fw_ruleset *rs,
 		return err;
 	cfg.ntrees = tree.ntrees;
 	memcpy(cfg.roots, tree.roots, sizeof(cfg.roots));
+	memcpy(cfg.top, o->top, sizeof(cfg.top));
 	skel = firewall_bpf__open_opts(&opts);
 	if (!skel) {
 		err = sl_err(-errno, "cannot open the firewall BPF object: %s",
@@ -1028,34 +1166,31 @@ int fw_load(struct sl_ctx *ctx, const char *name, const struct fw_ruleset *rs,
 	maps[2] = skel->maps.fw_leaves;
 	maps[3] = skel->maps.fw_counters;
 	maps[4] = skel->maps.fw_config;
+	maps[5] = skel->maps.fw_blocks;
+	maps[6] = skel->maps.fw_limits;
+	maps[7] = skel->maps.fw_logs;
 	bpf_map__set_max_entries(maps[0], rs->n ? rs->n : 1);
 	bpf_map__set_max_entries(maps[1], tree.nnodes);
 	bpf_map__set_max_entries(maps[2], tree.nleaves ? tree.nleaves : 1);
-	bpf_map__set_max_entries(maps[3], rs->n + 1);
+	bpf_map__set_max_entries(maps[3], o->ncounters ? o->ncounters : 1);
+	bpf_map__set_max_entries(maps[5], o->nblocks ? o->nblocks : 1);
+	bpf_map__set_max_entries(maps[6], o->nlimits ? o->nlimits : 1);
+	bpf_map__set_max_entries(maps[7], o->nlogs ? o->nlogs : 1);
 	err = firewall_bpf__load(skel);
 	if (err) {
 		err = sl_err(err, "cannot load the firewall BPF program: %s",
 			     strerror(-err));
 		goto out;
 	}
-	err = fill_array(bpf_map__fd(maps[0]), rs->rules, rs->n,
-			 sizeof(struct fw_rule), "fw_rules");
-	err = err ?: fill_array(bpf_map__fd(maps[1]), tree.nodes, tree.nnodes,
-				sizeof(struct fw_node), "fw_nodes");
-	err = err ?: fill_array(bpf_map__fd(maps[2]), tree.leaves, tree.nleaves,
-				sizeof(__u32), "fw_leaves");
-	if (!err && bpf_map_update_elem(bpf_map__fd(maps[4]), &zero, &cfg, BPF_ANY))
-		err = sl_err(-errno, "cannot write fw_config: %s", strerror(errno));
-	for (__u32 i = 0; carry && !err && i <= rs->n; i++)
-		if (carry[i] && bpf_map_update_elem(bpf_map__fd(maps[3]), &i, carry[i], BPF_ANY))
-			err = sl_err(-errno, "cannot carry counters over: %s",
-				     strerror(errno));
+	err = fill_maps(maps, rs, &tree, o, &cfg);
 	if (err)
 		goto out;
 
 	err = sl_instance_stage_dir(ctx, &inst, stage, sizeof(stage));
-	for (int i = 0; i < 5 && !err; i++)
+	for (int i = 0; i < FW_NPINS && !err; i++)
 		err = sl_pin(stage, fw_pins[i], bpf_map__fd(maps[i]));
+	if (!err && o->blob)
+		err = pin_blob(stage, o->blob, o->blob_len);
 	err = err ?: sl_pin(stage, "prog_xdp", bpf_program__fd(skel->progs.firewall_xdp));
 	err = err ?: sl_pin(stage, "prog_tc", bpf_program__fd(skel->progs.firewall_tc));
 	err = err ?: sl_instance_commit(ctx, &inst,

@@ -5,6 +5,7 @@
 #define SLUICE_FIREWALL_H
 
 #include <stdio.h>
+#include <linux/bpf.h> /* struct bpf_spin_lock in firewall_abi.h */
 #include "sluice.h"
 #include "firewall_abi.h"
 
@@ -57,6 +58,32 @@ int fw_classify_tree(const struct fw_ruleset *rs, const struct fw_tree *tree,
  * (per-rule, as read by fw_read) to carry over: counters[i] for rule i. */
 int fw_load(struct sl_ctx *ctx, const char *name, const struct fw_ruleset *rs,
 	    const struct fw_counter *const *carry);
+
+/* Everything a rule set beyond plain rules needs (iptables): blocks,
+ * chains, counters shared between rules, limits, log prefixes, and a text
+ * kept pinned with it (read back by fw_blob_read). */
+struct fw_load_opts {
+	const char *type; /* instance type; FW_TYPE when NULL */
+	__u32 mode; /* enum fw_mode */
+	const struct fw_block *blocks;
+	__u32 nblocks;
+	__u32 top[2][FW_CHAINS];
+	__u32 ncounters;
+	const struct fw_limit *limits;
+	__u32 nlimits;
+	const char (*logs)[FW_LOG_PREFIX];
+	__u32 nlogs;
+	const void *blob;
+	size_t blob_len;
+	/* Per-CPU values to start counter i with (NULL: zero). */
+	const struct fw_counter *const *carry;
+};
+#define FW_BLOB_CHUNK 4096
+int fw_load_ex(struct sl_ctx *ctx, const char *name, const struct fw_ruleset *rs,
+	       const struct fw_load_opts *opts);
+/* The blob pinned with a rule set, from its instance folder (malloc'd,
+ * NUL-terminated). */
+int fw_blob_read(int dir_fd, char **text);
 
 /* Reads back the loaded rule set and summed counters (n + 1 entries: the
  * last is the default policy). *percpu, when asked, gets per-CPU values. */

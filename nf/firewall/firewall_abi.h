@@ -35,13 +35,84 @@ enum fw_dim {
 	FW_DIM_DPORT,
 	FW_DIM_ICMP_TYPE,
 	FW_DIM_IIF,
+	FW_DIM_BLOCK, /* the block (chain) being scanned: see struct fw_block */
+	FW_DIM_OIF, /* output interface (iptables FORWARD and OUTPUT) */
 	FW_DIMS,
 };
 
+/* Terminal actions end the scan; the others resume it (see fw_block). */
 enum fw_action {
 	FW_ACCEPT = 0,
 	FW_DROP = 1,
+	FW_REJECT = 2, /* send rule.reject back, drop the packet */
+	FW_JUMP = 3, /* scan block rule.block from its start */
+	FW_GOTO = 4, /* the same; the block returns where this one would */
+	FW_RETURN = 5, /* end the block: resume in its parent */
+	FW_CONTINUE = 6, /* count (and log) then resume at rule.next */
 };
+
+/* REJECT answers (--reject-with). */
+enum fw_reject {
+	FW_REJ_ICMP_NET_UNREACH = 1,
+	FW_REJ_ICMP_HOST_UNREACH,
+	FW_REJ_ICMP_PORT_UNREACH,
+	FW_REJ_ICMP_PROTO_UNREACH,
+	FW_REJ_ICMP_NET_PROHIB,
+	FW_REJ_ICMP_HOST_PROHIB,
+	FW_REJ_ICMP_ADMIN_PROHIB,
+	FW_REJ_ICMP6_NO_ROUTE,
+	FW_REJ_ICMP6_ADM_PROHIB,
+	FW_REJ_ICMP6_ADDR_UNREACH,
+	FW_REJ_ICMP6_PORT_UNREACH,
+	FW_REJ_TCP_RESET,
+};
+
+/* Checks beyond the box, in struct fw_rule.check. */
+enum fw_check {
+	FW_CHK_TCP_NEG = 1 << 0, /* (flags & mask) != tcp_flags */
+	FW_CHK_CT = 1 << 1, /* meta ct_state & ct_mask */
+	FW_CHK_CT_NEG = 1 << 2,
+	FW_CHK_MAC = 1 << 3, /* source MAC == mac */
+	FW_CHK_MAC_NEG = 1 << 4,
+	FW_CHK_ICMP = 1 << 5, /* icmp type/code as iptables' icmp matches */
+	FW_CHK_ICMP_NEG = 1 << 6,
+	FW_CHK_LIMIT = 1 << 7, /* token bucket fw_limits[limit] has a token */
+	FW_CHK_LOG = 1 << 8, /* log with prefix fw_logs[log] (CONTINUE) */
+};
+
+#define FW_NONE 0xffffffffU
+
+/* A block is a run of rules scanned together: a chain, or one inlined
+ * call of a user chain. Scanning block b looks for the first rule of
+ * block b, at index >= the resume point, that matches. A block that ends
+ * without a terminal match resumes its parent at end (just after the
+ * calling rule); a top-level block (parent FW_NONE) applies its policy. */
+struct fw_block {
+	__u32 start; /* first rule index */
+	__u32 end; /* where the parent resumes */
+	__u32 parent;
+	__u32 policy; /* FW_ACCEPT or FW_DROP, for parent == FW_NONE */
+	__u32 policy_cnt; /* counter of the policy */
+	__u32 pad;
+};
+
+/* Token bucket of a -m limit rule, as the kernel's xt_limit keeps it. */
+struct fw_limit {
+	struct bpf_spin_lock lock;
+	__u32 pad;
+	__u64 prev; /* "jiffies" (ns / FW_LIMIT_TICK_NS) of the last packet */
+	__u64 credit;
+	__u64 credit_cap;
+	__u64 cost;
+};
+
+/* xt_limit counts in jiffies; we count in ticks of a kernel with HZ=250
+ * (Debian's) and its credit scale POW2_BELOW32(0xFFFFFFFF / (HZ*86400)). */
+#define FW_LIMIT_HZ 250ULL
+#define FW_LIMIT_TICK_NS (1000000000ULL / FW_LIMIT_HZ)
+#define FW_LIMIT_CREDITS_PER_TICK 128ULL
+#define FW_LIMIT_SCALE 10000ULL
+#define FW_LOG_PREFIX 32
 
 enum fw_neg {
 	FW_NEG_SRC = 1 << 0,
@@ -81,8 +152,20 @@ struct fw_rule {
 	__u8 neg; /* ... except for negated addresses: FW_NEG_* */
 	__u8 tcp_flags; /* (flags & tcp_mask) == tcp_flags */
 	__u8 tcp_mask;
-	__u8 action;
-	__u32 pad;
+	__u8 action; /* enum fw_action */
+	__u32 cnt; /* counter index (several rules may share one) */
+	__u16 check; /* enum fw_check */
+	__u8 ct_mask; /* enum sl_ct_state bits */
+	__u8 reject; /* enum fw_reject */
+	__u8 icmp_type; /* 255: any (ICMPv4) */
+	__u8 icmp_code_lo, icmp_code_hi;
+	__u8 pad;
+	__u8 mac[6];
+	__u16 pad2;
+	__u32 next; /* CONTINUE, or a failed limit: resume here */
+	__u32 block; /* JUMP/GOTO: the called block */
+	__u32 limit; /* index in fw_limits */
+	__u32 log; /* index in fw_logs */
 	struct fw_spec spec;
 };
 
@@ -94,14 +177,29 @@ struct fw_node {
 	__u32 pad;
 };
 
+/* Rounds of the scan (one per jump, return, log or limit miss), bounded
+ * so the verifier sees an end; the importer refuses deeper rule sets. */
+#define FW_MAX_ROUNDS 256
+
+enum fw_mode {
+	FW_MODE_PLAIN = 0, /* one rule list, block 0, on any hook */
+	FW_MODE_IPTABLES = 1, /* INPUT/FORWARD/OUTPUT blocks by hook and route */
+};
+
+enum fw_chain { FW_INPUT = 0, FW_FORWARD = 1, FW_OUTPUT = 2, FW_CHAINS = 3 };
+
 struct fw_config {
 	__u32 nrules;
 	__u32 default_action;
 	__u32 ntrees;
 	__u32 roots[FW_MAX_TREES]; /* node index of each tree's root */
+	__u32 mode; /* enum fw_mode */
+	__u32 top[2][FW_CHAINS]; /* iptables: block of [IPv6][chain], or FW_NONE */
+	__u32 ncounters;
 };
 
-/* Per-rule counters (per-CPU); index nrules counts the default policy. */
+/* Per-rule counters (per-CPU), indexed by rule.cnt and block.policy_cnt;
+ * a plain rule set counts rule i at i and its default policy at nrules. */
 struct fw_counter {
 	__u64 packets;
 	__u64 bytes;
