@@ -284,13 +284,14 @@ struct fw_run {
 	__u32 block;
 	__u32 pos;
 	int verdict; /* set when the scan ends */
+	__u32 len; /* bytes counted: the frame, or from L3 on as iptables does */
 	__u32 done; /* 1 when the scan ended (a u32: callbacks return it & 1) */
 	__u8 reject;
 };
 
 static __always_inline void fw_policy(struct fw_run *w, const struct fw_block *b)
 {
-	fw_count(b->policy_cnt, w->m->pkt_len);
+	fw_count(b->policy_cnt, w->len);
 	w->verdict = b->policy == FW_DROP ? -SL_DROP_FW_POLICY : SL_NEXT;
 	w->done = 1;
 }
@@ -354,7 +355,7 @@ static long fw_round(__u32 i, void *arg)
 		w->pos = r->next; /* over the limit: the rule does not match */
 		return 0;
 	}
-	fw_count(r->cnt, w->m->pkt_len);
+	fw_count(r->cnt, w->len);
 	switch (r->action) {
 	case FW_ACCEPT:
 		w->verdict = SL_NEXT;
@@ -467,6 +468,7 @@ static __always_inline int firewall_run(void *ctx, struct sl_meta *m,
 	s->ntrees = cfg->ntrees;
 	__builtin_memcpy(s->roots, cfg->roots, sizeof(s->roots));
 	w.m = m;
+	w.len = m->pkt_len;
 
 	if (cfg->mode == FW_MODE_IPTABLES) {
 		__u32 chain = fw_chain_of(ctx, m, &s->key[FW_DIM_OIF],
@@ -474,6 +476,7 @@ static __always_inline int firewall_run(void *ctx, struct sl_meta *m,
 
 		if (chain >= FW_CHAINS)
 			return SL_NEXT;
+		w.len = m->pkt_len - m->l3_off;
 		if (chain == FW_OUTPUT)
 			s->key[FW_DIM_IIF] = 0;
 		top = cfg->top[!!(m->flags & SL_F_IPV6)][chain];
