@@ -991,8 +991,11 @@ static int rule_parse(struct ipt_table *t, struct ipt_rule *r, char **tok, int n
 		return sl_err(-EINVAL, "'!' at the end");
 	if (r->target == FW_REJECT && !r->reject)
 		r->reject = family == 4 ? FW_REJ_ICMP_PORT_UNREACH : FW_REJ_ICMP6_PORT_UNREACH;
-	if (r->limit && r->limit_avg * r->limit_burst / FW_LIMIT_SCALE > 86400ULL * 365)
-		return sl_err(-EINVAL, "-m limit: rate too small for its burst");
+	/* xt_limit multiplies in 32 bits and refuses what overflows. */
+	if (r->limit && (__u32)((__u32)r->limit_avg * r->limit_burst) / r->limit_burst !=
+	    r->limit_avg)
+		return sl_err(-EINVAL, "-m limit: rate too low for its burst (the kernel's "
+			      "xt_limit refuses it too)");
 	return 0;
 }
 
@@ -1182,6 +1185,24 @@ static int parse_lines(struct ipt_table *t, char **lines, int n, const char *nam
 	return 0;
 }
 
+/* Puts the rules chain by chain (stable), as the kernel keeps them and
+ * iptables-save prints them: rule i counts at i, also after a reload. */
+static int group_by_chain(struct ipt_table *t)
+{
+	struct ipt_rule *out = malloc((t->nrules + 1) * sizeof(*out));
+	int k = 0;
+
+	if (!out)
+		return sl_err(-ENOMEM, "out of memory");
+	for (int c = 0; c < t->nchains; c++)
+		for (int i = 0; i < t->nrules; i++)
+			if (t->rules[i].chain == c)
+				out[k++] = t->rules[i];
+	free(t->rules);
+	t->rules = out;
+	return 0;
+}
+
 int ipt_parse(FILE *f, const char *name, int family, struct ipt_table **out)
 {
 	char **lines = NULL, line[IPT_LINE_MAX + 2];
@@ -1221,6 +1242,8 @@ int ipt_parse(FILE *f, const char *name, int family, struct ipt_table **out)
 	}
 	t->family = family ? family : guess_family(lines, n);
 	err = parse_lines(t, lines, n, name);
+	if (!err)
+		err = group_by_chain(t);
 out:
 	for (int i = 0; i < n; i++)
 		free(lines[i]);
@@ -1585,8 +1608,10 @@ static int table_text(const struct ipt_table *t, FILE *f)
 		fprintf(f, ":%s %s\n", t->chains[c].name,
 			t->chains[c].policy < 0 ? "-" :
 			t->chains[c].policy == FW_DROP ? "DROP" : "ACCEPT");
-	for (int i = 0; i < t->nrules; i++)
-		fprintf(f, "-A %s %s\n", t->chains[t->rules[i].chain].name, t->rules[i].text);
+	for (int c = 0; c < t->nchains; c++)
+		for (int i = 0; i < t->nrules; i++)
+			if (t->rules[i].chain == c)
+				fprintf(f, "-A %s %s\n", t->chains[c].name, t->rules[i].text);
 	fprintf(f, "COMMIT\n");
 	return ferror(f) ? sl_err(-EIO, "cannot write the rule text") : 0;
 }
@@ -1847,14 +1872,19 @@ int ipt_save(struct sl_ctx *ctx, int family, bool counters, FILE *out)
 		else
 			fprintf(out, ":%s %s [0:0]\n", ch->name, policy_name(ch->policy));
 	}
-	for (int i = 0; t && i < t->nrules; i++) {
-		const struct ipt_rule *r = &t->rules[i];
+	/* Chain by chain, as iptables-save prints them. */
+	for (int c = 0; t && c < t->nchains; c++) {
+		for (int i = 0; i < t->nrules; i++) {
+			const struct ipt_rule *r = &t->rules[i];
 
-		if (counters && base + i < s.ncounters)
-			fprintf(out, "[%llu:%llu] ",
-				(unsigned long long)s.sum[base + i].packets,
-				(unsigned long long)s.sum[base + i].bytes);
-		fprintf(out, "-A %s %s\n", t->chains[r->chain].name, r->text);
+			if (r->chain != c)
+				continue;
+			if (counters && base + i < s.ncounters)
+				fprintf(out, "[%llu:%llu] ",
+					(unsigned long long)s.sum[base + i].packets,
+					(unsigned long long)s.sum[base + i].bytes);
+			fprintf(out, "-A %s %s\n", t->chains[c].name, r->text);
+		}
 	}
 	fprintf(out, "COMMIT\n# Completed by sluice iptables save\n");
 	state_free(&s);
