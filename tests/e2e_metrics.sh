@@ -178,6 +178,22 @@ curl -s --unix-socket "$SOCK" http://sluiced/metrics >"$TMP/page2"
 check "metrics: 3 more pings: rule 2 counts $((N + 3))" \
 	grep -q "^sluice_fw_rule_packets_total{instance=\"fwm\",rule=\"2\",text=\"drop src 10.204.0.1/32 proto icmp\"} $((N + 3))\$" "$TMP/page2"
 
+# ---- NAT (nf/nat): mappings and per-rule flows ---------------------------
+
+# The server sends 3 UDP datagrams (3 source ports: 3 flows) to the client,
+# translated to a second address of its own; nobody answers.
+sl_in "$SNS" ip addr add 10.204.0.9/24 dev "$SDEV"
+sc nat add m1 snat --out "$SDEV" --to 10.204.0.9 --proto udp >/dev/null 2>"$TMP/err" ||
+	fail "metrics: nat add: $(cat "$TMP/err")"
+for _ in 1 2 3; do sl_in "$SNS" bash -c 'echo x >/dev/udp/10.204.0.1/9'; done
+curl -s --unix-socket "$SOCK" http://sluiced/metrics >"$TMP/page4"
+check "metrics: nat: rule m1 translated 3 flows" \
+	grep -q '^sluice_nat_rule_flows_total{rule="m1",text="snat --out '"$SDEV"' --to 10.204.0.9 --proto udp"} 3$' "$TMP/page4"
+check "metrics: nat: 3 unreplied SNAT mappings" \
+	grep -q '^sluice_nat_mappings{kind="snat",state="unreplied"} 3$' "$TMP/page4"
+check "metrics: nat: no port shortage" grep -q '^sluice_nat_rule_no_port_total{rule="m1",.*} 0$' "$TMP/page4"
+check "metrics: nat: the page passes promtool" sh -c "promtool check metrics <'$TMP/page4' >/dev/null 2>&1"
+
 # ---- --metrics-listen: /metrics only, plain HTTP, no token ----------------
 
 mt() { sl_in "$SNS" curl -s -o "$TMP/tbody" -w '%{http_code}' "$@"; }
