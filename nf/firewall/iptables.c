@@ -33,6 +33,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "iptables.h"
+#include "conntrack.h"
 
 typedef unsigned __int128 u128;
 
@@ -940,7 +941,8 @@ static int rule_parse(struct ipt_table *t, struct ipt_rule *r, char **tok, int n
 			else if (!go && !strcmp(v, "RETURN"))
 				r->target = FW_RETURN;
 			else if (!go && !strcmp(v, "REJECT"))
-				r->target = FW_REJECT;
+				return sl_err(-EINVAL, "-j REJECT is not supported yet (the "
+					      "data plane does not build the answer): use DROP");
 			else if (!go && !strcmp(v, "LOG")) {
 				r->target = FW_CONTINUE;
 				r->check |= FW_CHK_LOG;
@@ -1748,6 +1750,40 @@ struct detach_arg {
 	int err;
 };
 
+static bool uses_ctstate(const struct fw_ruleset *rs)
+{
+	for (__u32 i = 0; i < rs->n; i++)
+		if (rs->rules[i].check & FW_CHK_CT)
+			return true;
+	return false;
+}
+
+struct ct_arg {
+	struct sl_ctx *ctx;
+	__u32 slot;
+	int err;
+};
+
+/* --ctstate reads sl_meta.ct_state: conntrack goes first wherever the
+ * iptables instance runs. */
+static int ct_first_cb(__u32 ifindex, enum sl_hook hook, const struct sl_chain *chain,
+		       void *arg)
+{
+	struct ct_arg *a = arg;
+	char dev[IF_NAMESIZE];
+	bool has = false;
+
+	for (__u32 i = 0; i < chain->len && i < SL_CHAIN_MAX; i++)
+		has |= chain->slots[i] == a->slot;
+	if (!has || a->err)
+		return 0;
+	if (!if_indextoname(ifindex, dev))
+		a->err = sl_err(-ENODEV, "interface %u is gone", ifindex);
+	else
+		a->err = ct_chain_first(a->ctx, dev, hook, CT_DEFAULT_NAME);
+	return 0;
+}
+
 int ipt_load(struct sl_ctx *ctx, const struct ipt_table *t,
 	     const char *const *devs, int ndevs, __u32 *nentries)
 {
@@ -1823,9 +1859,18 @@ int ipt_load(struct sl_ctx *ctx, const struct ipt_table *t,
 		err = sl_chain_ensure(ctx, devs[i], SL_HOOK_XDP, IPT_INSTANCE);
 		err = err ?: sl_chain_ensure(ctx, devs[i], SL_HOOK_TC_OUT, IPT_INSTANCE);
 	}
-	if (err && !existed) {
-		ipt_flush(ctx);
+	if (!err && uses_ctstate(&e.rs)) {
+		struct ct_arg ca = { .ctx = ctx, .slot = FW_NONE };
+		struct sl_instance me;
+
+		err = sl_instance_get(ctx, IPT_INSTANCE, &me);
+		ca.slot = me.slot;
+		err = err ?: ct_instance_ensure(ctx, CT_DEFAULT_NAME);
+		err = err ?: sl_chain_foreach(ctx, ct_first_cb, &ca);
+		err = err ?: ca.err;
 	}
+	if (err && !existed)
+		ipt_flush(ctx);
 	if (!err && nentries)
 		*nentries = e.rs.n;
 out:
