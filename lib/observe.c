@@ -459,12 +459,10 @@ int sl_obs_poll(struct sl_obs *obs, int timeout_ms)
 {
 	int n;
 
-	if (timeout_ms == 0)
+	/* A record written without a wakeup is read when the wait ends. */
+	n = timeout_ms ? ring_buffer__poll(obs->rb, timeout_ms) : 0;
+	if (n == 0 || n == -EINTR)
 		n = ring_buffer__consume(obs->rb);
-	else
-		n = ring_buffer__poll(obs->rb, timeout_ms);
-	if (n == -EINTR)
-		return 0;
 	if (n < 0 && n != -ECANCELED)
 		sl_err(n, "cannot read the ring sl_obs: %s", strerror(-n));
 	return n;

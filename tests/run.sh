@@ -16,6 +16,8 @@ TESTS=(
 	tests/e2e_apply.sh
 	tests/fuzz_smoke.sh
 	tests/e2e_events.sh
+	tests/e2e_capture.sh
+	tests/e2e_trace.sh
 	tests/diff_iptables.sh
 	tests/api_routes.sh
 	tests/e2e_daemon.sh

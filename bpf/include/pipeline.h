@@ -619,8 +619,9 @@ static __always_inline void sl_trace_hop(struct sl_meta *m, __u32 slot,
 	__builtin_memcpy(h->daddr, m->daddr, sizeof(h->daddr));
 	h->violated = violated;
 	h->pad2 = 0;
-	/* Wake the reader once per packet, at its last hop. */
-	bpf_ringbuf_submit(h, end ? 0 : BPF_RB_NO_WAKEUP);
+	/* Wake the reader once per packet, at its last hop: forced, as the
+	 * earlier hops left the reader behind (no adaptive wakeup then). */
+	bpf_ringbuf_submit(h, end ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 }
 
 /* sl_finish of a packet the root marked (meta->trace non-zero). */

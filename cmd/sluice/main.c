@@ -927,6 +927,10 @@ static int events_print(const struct sl_event_view *v, void *arg)
 	out_str("instance", " %s", v->instance);
 	out_u64("slot", NULL, e->slot);
 	out_str("reason", " %s", v->reason);
+	if (e->type == SL_EVENT_PATH) { /* reason: the policy not followed */
+		out_str("policy", NULL, v->policy);
+		out_u64("trace_id", " trace %llu", v->trace_id);
+	}
 	if (e->family) {
 		out_str("family", NULL, e->family == 4 ? "ipv4" : "ipv6");
 		out_str("proto", " %s", v->proto);

@@ -1415,6 +1415,10 @@ static int stream_event(const struct sl_event_view *v, void *arg)
 		      "reason", v->reason ? v->reason : "");
 	if (!o)
 		return -ENOMEM;
+	if (e->type == SL_EVENT_PATH) { /* reason: the policy not followed */
+		json_object_set_new(o, "policy", json_string(v->policy));
+		json_object_set_new(o, "trace_id", json_integer(v->trace_id));
+	}
 	if (e->family) {
 		json_object_set_new(o, "family", json_string(e->family == 4 ? "ipv4" : "ipv6"));
 		json_object_set_new(o, "proto", json_string(v->proto));
