@@ -4,7 +4,7 @@
  *
  *   sluiced [--socket PATH] [--foreground] [--log-level LEVEL]
  *           [--listen 127.0.0.1:PORT --token-file FILE]
- *           [--metrics-listen ADDR:PORT] [--routes]
+ *           [--metrics-listen ADDR:PORT] [--otlp-endpoint URL] [--routes]
  *
  * The data plane is pinned in the kernel: starting, stopping or killing the
  * daemon changes nothing there. */
@@ -29,6 +29,7 @@
 #include <microhttpd.h>
 #include "sluice.h"
 #include "sluiced.h"
+#include "api_otlp.h"
 
 #define DEFAULT_SOCKET SL_RUN_DIR "/sluiced.sock"
 
@@ -543,13 +544,15 @@ static void usage(FILE *f)
 	fprintf(f,
 		"Usage: sluiced [--socket PATH] [--foreground] [--log-level debug|info|warn|error]\n"
 		"               [--listen 127.0.0.1:PORT --token-file FILE]\n"
-		"               [--metrics-listen ADDR:PORT] [--routes]\n"
+		"               [--metrics-listen ADDR:PORT] [--otlp-endpoint URL] [--routes]\n"
 		"  --socket PATH     Unix socket, mode 0600 (default " DEFAULT_SOCKET ")\n"
 		"  --foreground      stay attached, log to stderr (otherwise: detach, log to syslog)\n"
 		"  --listen A:P      also serve on loopback TCP, every request needing\n"
 		"                    'Authorization: Bearer TOKEN' (TOKEN from --token-file)\n"
 		"  --metrics-listen A:P  also serve GET /metrics (Prometheus) on plain\n"
 		"                    HTTP at IPv4 ADDR:PORT, no token, nothing else\n"
+		"  --otlp-endpoint URL  send httpmon's spans to this OpenTelemetry collector\n"
+		"                    (OTLP/HTTP JSON, POST URL/v1/traces)\n"
 		"  --routes          print the route table and exit\n");
 }
 
@@ -562,6 +565,7 @@ int main(int argc, char **argv)
 		{ "listen", required_argument, NULL, 'L' },
 		{ "token-file", required_argument, NULL, 't' },
 		{ "metrics-listen", required_argument, NULL, 'M' },
+		{ "otlp-endpoint", required_argument, NULL, 'O' },
 		{ "routes", no_argument, NULL, 'r' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
@@ -575,7 +579,7 @@ int main(int argc, char **argv)
 	sigset_t sigs;
 	int c, sig, ufd, tfd = -1, mfd = -1, rc = 1;
 
-	while ((c = getopt_long(argc, argv, "s:fl:L:t:M:rh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:fl:L:t:M:O:rh", opts, NULL)) != -1) {
 		switch (c) {
 		case 's': sock_path = optarg; break;
 		case 'f': foreground = true; break;
@@ -588,6 +592,13 @@ int main(int argc, char **argv)
 		case 'L': listen_spec = optarg; break;
 		case 't': token_file = optarg; break;
 		case 'M': metrics_spec = optarg; break;
+		case 'O':
+			if (api_otlp_set_endpoint(optarg)) {
+				fprintf(stderr, "sluiced: --otlp-endpoint '%s': need an http:// or https:// URL\n",
+					optarg);
+				return 2;
+			}
+			break;
 		case 'r': api_print_routes(); return 0;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
