@@ -1,0 +1,1117 @@
+// SPDX-License-Identifier: GPL-2.0
+/* L4 load balancer NF control code. The configuration lives in the
+ * instance's pinned maps (no file, no process): lb_list() reads it back as
+ * a struct lb_conf, every change edits that model and lb_apply() writes the
+ * difference, service by service: new backend records first, then the
+ * service's new table in its spare slot, then the one map update of the
+ * service entry that switches packets to it, then the cleanup. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "lb.h"
+#include "lb.skel.h"
+
+/* ---- names and endpoints ---------------------------------------------- */
+
+static const char *const sched_names[] = { "mh", "rr", "wrr" };
+static const char *const fwd_names[] = { "Masq", "Tunnel", "Route" };
+
+int lb_sched_parse(const char *s, __u8 *sched)
+{
+	for (__u8 i = 0; i < 3; i++) {
+		if (!strcmp(s, sched_names[i])) {
+			*sched = i;
+			return 0;
+		}
+	}
+	return sl_err(-EINVAL, "scheduler '%s' is not supported (mh, rr, wrr)", s);
+}
+
+const char *lb_sched_name(__u8 sched)
+{
+	return sched < 3 ? sched_names[sched] : "?";
+}
+
+const char *lb_fwd_name(__u8 fwd)
+{
+	return fwd < 3 ? fwd_names[fwd] : "?";
+}
+
+static int parse_port(const char *s, const char *what, __u16 *port)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (!*s || *end || errno || v < 1 || v > 65535)
+		return sl_err(-EINVAL, "%s: bad port '%s' (1-65535)", what, s);
+	*port = v;
+	return 0;
+}
+
+int lb_parse_endpoint(const char *s, bool need_port, __u8 *family,
+		      __u8 addr[16], __u16 *port)
+{
+	char buf[INET6_ADDRSTRLEN + 16];
+	const char *host = buf, *p = NULL;
+
+	if (strlen(s) >= sizeof(buf))
+		return sl_err(-EINVAL, "bad address '%s'", s);
+	strcpy(buf, s);
+	memset(addr, 0, 16);
+	*port = 0;
+	if (buf[0] == '[') {
+		char *close = strchr(buf, ']');
+
+		if (!close || (close[1] && close[1] != ':'))
+			return sl_err(-EINVAL, "bad address '%s' (IPv6: [ADDR]:PORT)", s);
+		*close = 0;
+		host = buf + 1;
+		p = close[1] ? close + 2 : NULL;
+	} else {
+		char *colon = strchr(buf, ':');
+
+		if (colon && strchr(colon + 1, ':'))
+			colon = NULL; /* bare IPv6, no port */
+		if (colon) {
+			*colon = 0;
+			p = colon + 1;
+		}
+	}
+	if (inet_pton(AF_INET, host, addr) == 1)
+		*family = 4;
+	else if (inet_pton(AF_INET6, host, addr) == 1)
+		*family = 6;
+	else
+		return sl_err(-EINVAL, "bad address '%s'", s);
+	if (p)
+		return parse_port(p, s, port);
+	if (need_port)
+		return sl_err(-EINVAL, "'%s' needs a port (ADDR:PORT, [ADDR6]:PORT)", s);
+	return 0;
+}
+
+void lb_format_endpoint(__u8 family, const __u8 addr[16], __u16 port,
+			char *buf, size_t len)
+{
+	char a[INET6_ADDRSTRLEN];
+
+	inet_ntop(family == 4 ? AF_INET : AF_INET6, addr, a, sizeof(a));
+	if (!port)
+		snprintf(buf, len, "%s", a);
+	else if (family == 6)
+		snprintf(buf, len, "[%s]:%u", a, port);
+	else
+		snprintf(buf, len, "%s:%u", a, port);
+}
+
+/* ---- Maglev ------------------------------------------------------------ */
+
+static __u64 fnv1a(const char *s, __u64 seed)
+{
+	__u64 h = 0xcbf29ce484222325ULL ^ seed;
+
+	for (; *s; s++) {
+		h ^= (unsigned char)*s;
+		h *= 0x100000001b3ULL;
+	}
+	/* splitmix64's finaliser: names differing in one character must
+	 * still get unrelated permutations. */
+	h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	h = (h ^ (h >> 27)) * 0x94d049bb133111ebULL;
+	return h ^ (h >> 31);
+}
+
+static bool is_prime(__u32 n)
+{
+	if (n < 2)
+		return false;
+	for (__u32 d = 2; (__u64)d * d <= n; d++)
+		if (n % d == 0)
+			return false;
+	return true;
+}
+
+static __u32 gcd(__u32 a, __u32 b)
+{
+	while (b) {
+		__u32 t = a % b;
+
+		a = b;
+		b = t;
+	}
+	return a;
+}
+
+/* Maglev's population (paper, pseudocode 1) with weights: in round r,
+ * backend i claims one entry when floor((r + 1) w_i / w_max) moves past
+ * floor(r w_i / w_max), so the heaviest backends claim one entry a round
+ * (plain Maglev) and the others in proportion, spread evenly through the
+ * rounds, which keeps the disruption of a change close to unweighted. */
+int lb_maglev_build(const char *const *names, const __u32 *weights, __u32 n,
+		    __u32 m, __u32 *table)
+{
+	__u32 *offset = calloc(n, sizeof(__u32)), *skip = calloc(n, sizeof(__u32));
+	__u32 *next = calloc(n, sizeof(__u32));
+	__u32 wmax = 0, filled = 0;
+	int err = 0;
+
+	if (!offset || !skip || !next) {
+		err = sl_err(-ENOMEM, "out of memory");
+		goto out;
+	}
+	for (__u32 i = 0; i < n; i++)
+		wmax = weights[i] > wmax ? weights[i] : wmax;
+	if (!wmax) {
+		err = sl_err(-EINVAL, "no backend with a weight");
+		goto out;
+	}
+	for (__u32 i = 0; i < n; i++) {
+		offset[i] = fnv1a(names[i], 0x9e3779b97f4a7c15ULL) % m;
+		skip[i] = fnv1a(names[i], 0x7f4a7c159e3779b9ULL) % (m - 1) + 1;
+	}
+	for (__u32 j = 0; j < m; j++)
+		table[j] = UINT32_MAX;
+	for (__u64 r = 0; filled < m; r++) {
+		for (__u32 i = 0; i < n && filled < m; i++) {
+			__u32 c;
+
+			if ((r + 1) * weights[i] / wmax == r * weights[i] / wmax)
+				continue; /* not this backend's turn */
+			c = (offset[i] + (__u64)next[i] * skip[i]) % m;
+			while (table[c] != UINT32_MAX) {
+				next[i]++;
+				c = (offset[i] + (__u64)next[i] * skip[i]) % m;
+			}
+			table[c] = i;
+			next[i]++;
+			filled++;
+		}
+	}
+out:
+	free(offset);
+	free(skip);
+	free(next);
+	return err;
+}
+
+/* rr: every available backend once; wrr: smooth weighted round robin (as
+ * nginx), so a heavy backend's turns are spread through the sequence. */
+static int build_sequence(const __u32 *weights, __u32 n, bool weighted,
+			  __u32 *seq, __u32 *len)
+{
+	__u64 total = 0;
+	__u32 g = 0, w[n ? n : 1];
+	__s64 cur[n ? n : 1];
+
+	*len = 0;
+	for (__u32 i = 0; i < n; i++)
+		if (weights[i])
+			g = gcd(g, weights[i]);
+	for (__u32 i = 0; i < n; i++) {
+		w[i] = !weights[i] ? 0 : weighted ? weights[i] / g : 1;
+		total += w[i];
+		cur[i] = 0;
+	}
+	if (total > LB_SEQ_MAX) {
+		__u64 t2 = 0;
+
+		for (__u32 i = 0; i < n; i++) {
+			if (w[i])
+				w[i] = (__u64)w[i] * LB_SEQ_MAX / total ?: 1;
+			t2 += w[i];
+		}
+		total = t2;
+	}
+	for (__u64 k = 0; k < total; k++) {
+		__u32 best = 0;
+
+		for (__u32 i = 0; i < n; i++) {
+			cur[i] += w[i];
+			if (cur[i] > cur[best])
+				best = i;
+		}
+		cur[best] -= total;
+		seq[(*len)++] = best;
+	}
+	return 0;
+}
+
+/* ---- the instance and its maps ------------------------------------------ */
+
+struct lb_maps {
+	int svcs, backends, tables, rr, flows, rnat, svc_stats, be_stats, state;
+};
+
+static const char *const map_pins[] = { "lb_svcs", "lb_backends", "lb_tables",
+					"lb_rr", "lb_flows", "lb_rnat",
+					"lb_svc_stats", "lb_be_stats", "lb_state" };
+#define LB_NMAPS 9
+
+static void maps_close(struct lb_maps *m)
+{
+	int *fds = (int *)m;
+
+	for (int i = 0; i < LB_NMAPS; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+}
+
+static const char *inst_name(const char *inst)
+{
+	return inst ? inst : LB_DEFAULT_NAME;
+}
+
+static int maps_open(struct sl_ctx *ctx, const char *inst, struct lb_maps *m)
+{
+	int *fds = (int *)m, dir, err = 0;
+	struct sl_instance in;
+
+	for (int i = 0; i < LB_NMAPS; i++)
+		fds[i] = -1;
+	err = sl_instance_get(ctx, inst, &in);
+	if (err)
+		return err;
+	if (strcmp(in.type, LB_TYPE))
+		return sl_err(-EINVAL, "instance '%s' is a %s, not a load balancer",
+			      inst, in.type);
+	dir = sl_instance_open_dir(ctx, inst);
+	if (dir < 0)
+		return dir;
+	for (int i = 0; i < LB_NMAPS && !err; i++) {
+		fds[i] = sl_obj_get_at(dir, map_pins[i]);
+		if (fds[i] < 0)
+			err = fds[i];
+	}
+	close(dir);
+	if (err)
+		maps_close(m);
+	return err;
+}
+
+int lb_create(struct sl_ctx *ctx, const char *inst)
+{
+	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = sl_base(ctx));
+	struct sl_instance in;
+	struct lb_bpf *skel;
+	struct bpf_map *maps[LB_NMAPS];
+	char stage[PATH_MAX];
+	int err;
+
+	inst = inst_name(inst);
+	err = sl_instance_get(ctx, inst, &in);
+	if (!err)
+		return strcmp(in.type, LB_TYPE) ?
+			       sl_err(-EEXIST, "instance '%s' exists and is a %s, not a load balancer",
+				      inst, in.type) : 0;
+	err = sl_instance_prepare(ctx, inst, LB_TYPE, &in);
+	if (err)
+		return err;
+	skel = lb_bpf__open_opts(&opts);
+	if (!skel)
+		return sl_err(-errno, "cannot open the lb BPF object: %s", strerror(errno));
+	skel->rodata->lb_slot = in.slot;
+	err = lb_bpf__load(skel);
+	if (err) {
+		err = sl_err(err, "cannot load the lb BPF program: %s", strerror(-err));
+		goto out;
+	}
+	maps[0] = skel->maps.lb_svcs;
+	maps[1] = skel->maps.lb_backends;
+	maps[2] = skel->maps.lb_tables;
+	maps[3] = skel->maps.lb_rr;
+	maps[4] = skel->maps.lb_flows;
+	maps[5] = skel->maps.lb_rnat;
+	maps[6] = skel->maps.lb_svc_stats;
+	maps[7] = skel->maps.lb_be_stats;
+	maps[8] = skel->maps.lb_state;
+	err = sl_instance_stage_dir(ctx, &in, stage, sizeof(stage));
+	for (int i = 0; i < LB_NMAPS && !err; i++)
+		err = sl_pin(stage, map_pins[i], bpf_map__fd(maps[i]));
+	err = err ?: sl_pin(stage, "prog_xdp", bpf_program__fd(skel->progs.lb_xdp));
+	err = err ?: sl_pin(stage, "prog_tc", bpf_program__fd(skel->progs.lb_tc));
+	err = err ?: sl_instance_commit(ctx, &in, bpf_program__fd(skel->progs.lb_xdp),
+					bpf_program__fd(skel->progs.lb_tc));
+	if (err)
+		sl_pin_dir_remove(stage);
+out:
+	lb_bpf__destroy(skel);
+	return err;
+}
+
+/* ---- reading ------------------------------------------------------------ */
+
+void lb_conf_free(struct lb_conf *conf)
+{
+	if (!conf)
+		return;
+	for (__u32 i = 0; i < conf->n; i++)
+		free(conf->svcs[i].backends);
+	free(conf->svcs);
+	conf->svcs = NULL;
+	conf->n = 0;
+}
+
+static int read_stats(int fd, __u32 id, struct lb_stats *st)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	struct lb_counters *per = calloc(ncpu, sizeof(*per));
+
+	memset(st, 0, sizeof(*st));
+	if (!per)
+		return sl_err(-ENOMEM, "out of memory");
+	if (!bpf_map_lookup_elem(fd, &id, per)) {
+		for (int c = 0; c < ncpu; c++) {
+			st->pkts_in += per[c].pkts_in;
+			st->bytes_in += per[c].bytes_in;
+			st->pkts_out += per[c].pkts_out;
+			st->bytes_out += per[c].bytes_out;
+			st->conns += per[c].conns;
+		}
+	}
+	free(per);
+	return 0;
+}
+
+static void zero_stats(int fd, __u32 id)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	struct lb_counters *per = calloc(ncpu, sizeof(*per));
+
+	if (per)
+		bpf_map_update_elem(fd, &id, per, BPF_ANY);
+	free(per);
+}
+
+static void key_to_vip(const struct lb_service_key *k, struct lb_vip_key *v)
+{
+	memset(v, 0, sizeof(*v));
+	memcpy(v->addr, k->addr, 16);
+	v->port = k->port;
+	v->proto = k->proto;
+	v->family = k->family;
+}
+
+static void vip_to_key(const struct lb_vip_key *v, struct lb_service_key *k)
+{
+	memset(k, 0, sizeof(*k));
+	memcpy(k->addr, v->addr, 16);
+	k->port = v->port;
+	k->proto = v->proto;
+	k->family = v->family;
+}
+
+static int cmp_svc(const void *a, const void *b)
+{
+	const struct lb_service_info *x = a, *y = b;
+
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* Appends backend id (record be) to its service in conf. */
+static int add_backend_info(struct lb_conf *conf, const struct lb_maps *m,
+			    __u32 id, const struct lb_be *be)
+{
+	for (__u32 i = 0; i < conf->n; i++) {
+		struct lb_service_info *s = &conf->svcs[i];
+		struct lb_backend_info *b, *nb;
+
+		if (s->id != be->svc_id)
+			continue;
+		nb = realloc(s->backends, (s->nbackends + 1) * sizeof(*nb));
+		if (!nb)
+			return sl_err(-ENOMEM, "out of memory");
+		s->backends = nb;
+		b = &nb[s->nbackends++];
+		memset(b, 0, sizeof(*b));
+		b->addr.family = be->family;
+		b->addr.port = be->port;
+		memcpy(b->addr.addr, be->addr, 16);
+		b->conf.fwd = be->fwd;
+		b->conf.weight = be->weight;
+		b->up = be->flags & LB_BE_UP;
+		b->id = id;
+		return read_stats(m->be_stats, id, &b->stats);
+	}
+	return 0; /* a record of a service being removed: not listed */
+}
+
+static int list_maps(const struct lb_maps *m, struct lb_conf *out)
+{
+	struct lb_conf conf = {};
+	struct lb_vip_key key, next;
+	struct lb_svc svc;
+	void *prev = NULL;
+	int err = 0;
+
+	while (!err && !bpf_map_get_next_key(m->svcs, prev, &next)) {
+		struct lb_service_info *s, *ns;
+
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(m->svcs, &key, &svc))
+			continue;
+		ns = realloc(conf.svcs, (conf.n + 1) * sizeof(*ns));
+		if (!ns) {
+			err = sl_err(-ENOMEM, "out of memory");
+			break;
+		}
+		conf.svcs = ns;
+		s = &ns[conf.n++];
+		memset(s, 0, sizeof(*s));
+		vip_to_key(&key, &s->key);
+		s->conf.sched = svc.sched;
+		s->conf.mh_size = svc.mh_size;
+		s->id = svc.id;
+		err = read_stats(m->svc_stats, svc.id, &s->stats);
+	}
+	if (conf.n)
+		qsort(conf.svcs, conf.n, sizeof(*conf.svcs), cmp_svc);
+	for (__u32 id = 1; id < LB_MAX_BACKENDS && !err && conf.n; id++) {
+		struct lb_be be;
+
+		if (bpf_map_lookup_elem(m->backends, &id, &be) || !(be.flags & LB_BE_LIVE))
+			continue;
+		err = add_backend_info(&conf, m, id, &be);
+	}
+	if (err) {
+		lb_conf_free(&conf);
+		return err;
+	}
+	*out = conf;
+	return 0;
+}
+
+int lb_list(struct sl_ctx *ctx, const char *inst, struct lb_conf *out)
+{
+	struct lb_maps m;
+	int err = maps_open(ctx, inst_name(inst), &m);
+
+	if (err)
+		return err;
+	err = list_maps(&m, out);
+	maps_close(&m);
+	return err;
+}
+
+/* ---- checking a configuration ------------------------------------------ */
+
+static bool same_svc(const struct lb_service_key *a, const struct lb_service_key *b)
+{
+	return a->family == b->family && a->proto == b->proto && a->port == b->port &&
+	       !memcmp(a->addr, b->addr, 16);
+}
+
+static bool same_be(const struct lb_backend_addr *a, const struct lb_backend_addr *b)
+{
+	return a->family == b->family && a->port == b->port && !memcmp(a->addr, b->addr, 16);
+}
+
+static void svc_text(const struct lb_service_key *k, char *buf, size_t len)
+{
+	char ep[64];
+
+	lb_format_endpoint(k->family, k->addr, k->port, ep, sizeof(ep));
+	snprintf(buf, len, "%s %s", k->proto == IPPROTO_UDP ? "udp" : "tcp", ep);
+}
+
+static int check_service(const struct lb_service_info *s)
+{
+	char name[80], be[64];
+	__u32 m = s->conf.mh_size ?: LB_MH_DEFAULT;
+
+	svc_text(&s->key, name, sizeof(name));
+	if ((s->key.family != 4 && s->key.family != 6) || !s->key.port ||
+	    (s->key.proto != IPPROTO_TCP && s->key.proto != IPPROTO_UDP))
+		return sl_err(-EINVAL, "service %s: bad family, protocol or port", name);
+	if (s->conf.sched > LB_SCHED_WRR)
+		return sl_err(-EINVAL, "service %s: bad scheduler %u", name, s->conf.sched);
+	if (!is_prime(m) || m > LB_MH_MAX || m < 7)
+		return sl_err(-EINVAL, "service %s: Maglev table size %u must be a prime from 7 to %u",
+			      name, m, LB_MH_MAX);
+	if (s->conf.sched == LB_SCHED_MH && s->nbackends > m / 10 + 1)
+		return sl_err(-EINVAL, "service %s: %u backends need a Maglev table of at least %u",
+			      name, s->nbackends, s->nbackends * 10);
+	for (__u32 i = 0; i < s->nbackends; i++) {
+		const struct lb_backend_info *b = &s->backends[i];
+
+		lb_format_endpoint(b->addr.family, b->addr.addr, b->addr.port, be, sizeof(be));
+		if (b->addr.family != s->key.family)
+			return sl_err(-EINVAL, "service %s: backend %s is not of the service's address family",
+				      name, be);
+		if (!b->addr.port)
+			return sl_err(-EINVAL, "service %s: backend %s has no port", name, be);
+		if (b->conf.fwd > LB_FWD_MAC)
+			return sl_err(-EINVAL, "service %s: backend %s: bad forwarding mode", name, be);
+		if (b->conf.fwd != LB_FWD_NAT && b->addr.port != s->key.port)
+			return sl_err(-EINVAL, "service %s: backend %s: direct server return (-g, -i) keeps the service's port",
+				      name, be);
+		if (b->conf.weight > 65535)
+			return sl_err(-EINVAL, "service %s: backend %s: weight %u is over 65535",
+				      name, be, b->conf.weight);
+		for (__u32 j = 0; j < i; j++)
+			if (same_be(&b->addr, &s->backends[j].addr))
+				return sl_err(-EEXIST, "service %s: backend %s listed twice", name, be);
+	}
+	return 0;
+}
+
+static int check_conf(const struct lb_conf *conf)
+{
+	__u32 nbe = 0;
+	int err;
+
+	if (conf->n >= LB_MAX_SERVICES)
+		return sl_err(-E2BIG, "at most %d services", LB_MAX_SERVICES - 1);
+	for (__u32 i = 0; i < conf->n; i++) {
+		err = check_service(&conf->svcs[i]);
+		if (err)
+			return err;
+		nbe += conf->svcs[i].nbackends;
+		for (__u32 j = 0; j < i; j++) {
+			if (same_svc(&conf->svcs[i].key, &conf->svcs[j].key)) {
+				char name[80];
+
+				svc_text(&conf->svcs[i].key, name, sizeof(name));
+				return sl_err(-EEXIST, "service %s listed twice", name);
+			}
+		}
+	}
+	if (nbe >= LB_MAX_BACKENDS / 2)
+		return sl_err(-E2BIG, "at most %d backends", LB_MAX_BACKENDS / 2 - 1);
+	return 0;
+}
+
+/* The address this host sends from toward the backend (the IPIP outer
+ * source), found as the kernel would: a connected UDP socket. Sending one
+ * empty datagram to the discard port also makes the kernel resolve the
+ * backend's MAC, which the MAC-rewrite mode reads through bpf_fib_lookup. */
+static int local_toward(const struct lb_backend_addr *b, bool prime_neigh,
+			__u32 local[4])
+{
+	struct sockaddr_storage ss = {};
+	socklen_t len = sizeof(ss);
+	char be[64];
+	int fd, err = 0;
+
+	lb_format_endpoint(b->family, b->addr, b->port, be, sizeof(be));
+	if (b->family == 4) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(9);
+		memcpy(&sin->sin_addr, b->addr, 4);
+		len = sizeof(*sin);
+	} else {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(9);
+		memcpy(&sin6->sin6_addr, b->addr, 16);
+		len = sizeof(*sin6);
+	}
+	fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return sl_err(-errno, "backend %s: socket: %s", be, strerror(errno));
+	if (connect(fd, (struct sockaddr *)&ss, len)) {
+		err = sl_err(-errno, "backend %s: no route: %s", be, strerror(errno));
+		goto out;
+	}
+	if (prime_neigh)
+		(void)!send(fd, "", 0, MSG_DONTWAIT);
+	len = sizeof(ss);
+	if (getsockname(fd, (struct sockaddr *)&ss, &len)) {
+		err = sl_err(-errno, "backend %s: getsockname: %s", be, strerror(errno));
+		goto out;
+	}
+	memset(local, 0, 16);
+	if (b->family == 4)
+		memcpy(local, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+	else
+		memcpy(local, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+out:
+	close(fd);
+	return err;
+}
+
+/* ---- writing ----------------------------------------------------------- */
+
+/* Finds a free backend id, round robin from the last one given, so a
+ * removed backend's id (and its flows' record) is reused as late as
+ * possible. taken marks ids handed out during this apply. */
+static int alloc_backend(const struct lb_maps *m, const __u8 *taken, __u32 *id,
+			 struct lb_be *old)
+{
+	struct lb_state st = {};
+	__u32 zero = 0;
+
+	bpf_map_lookup_elem(m->state, &zero, &st);
+	for (__u32 k = 0; k < LB_MAX_BACKENDS; k++) {
+		__u32 c = (st.next_backend + k) % LB_MAX_BACKENDS;
+
+		if (!c || taken[c])
+			continue;
+		if (bpf_map_lookup_elem(m->backends, &c, old))
+			memset(old, 0, sizeof(*old));
+		if (old->flags & LB_BE_LIVE)
+			continue;
+		*id = c;
+		st.next_backend = c + 1;
+		bpf_map_update_elem(m->state, &zero, &st, BPF_ANY);
+		return 0;
+	}
+	return sl_err(-ENOSPC, "no free backend id");
+}
+
+static int alloc_service(const struct lb_conf *cur, const __u8 *taken, __u32 *id)
+{
+	for (__u32 c = 1; c < LB_MAX_SERVICES; c++) {
+		bool used = taken[c];
+
+		for (__u32 i = 0; i < cur->n && !used; i++)
+			used = cur->svcs[i].id == c;
+		if (!used) {
+			*id = c;
+			return 0;
+		}
+	}
+	return sl_err(-ENOSPC, "no free service id");
+}
+
+/* Builds the service's table of backend ids from its usable backends. */
+static int build_table(const struct lb_service_info *s, const __u32 *ids,
+		       __u32 **table, __u32 *len)
+{
+	__u32 n = s->nbackends, m = s->conf.mh_size ?: LB_MH_DEFAULT, k = 0;
+	__u32 *w = calloc(n + 1, sizeof(*w)), *idx = NULL;
+	char (*names)[64] = calloc(n + 1, 64);
+	const char **np = calloc(n + 1, sizeof(*np));
+	bool any = false;
+	int err = 0;
+
+	*table = NULL;
+	*len = 0;
+	if (!w || !names || !np) {
+		err = sl_err(-ENOMEM, "out of memory");
+		goto out;
+	}
+	for (__u32 i = 0; i < n; i++) {
+		const struct lb_backend_info *b = &s->backends[i];
+
+		w[i] = b->up ? b->conf.weight : 0;
+		any |= w[i] > 0;
+		lb_format_endpoint(b->addr.family, b->addr.addr, b->addr.port, names[i], 64);
+		np[i] = names[i];
+	}
+	if (!any)
+		goto out; /* no backend takes new flows: an empty table */
+	idx = calloc(s->conf.sched == LB_SCHED_MH ? m : LB_SEQ_MAX + n, sizeof(*idx));
+	if (!idx) {
+		err = sl_err(-ENOMEM, "out of memory");
+		goto out;
+	}
+	if (s->conf.sched == LB_SCHED_MH) {
+		err = lb_maglev_build(np, w, n, m, idx);
+		k = m;
+	} else {
+		err = build_sequence(w, n, s->conf.sched == LB_SCHED_WRR, idx, &k);
+	}
+	if (err)
+		goto out;
+	for (__u32 j = 0; j < k; j++)
+		idx[j] = ids[idx[j]];
+	*table = idx;
+	*len = k;
+	idx = NULL;
+out:
+	free(idx);
+	free(w);
+	free(names);
+	free(np);
+	return err;
+}
+
+/* Writes table into a new inner map at slot tid of lb_tables. */
+static int put_table(const struct lb_maps *m, __u32 tid, const __u32 *table,
+		     __u32 len)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_INNER_MAP);
+	int fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "lb_table", 4, 4, len ?: 1, &opts);
+	int err = 0;
+
+	if (fd < 0)
+		return sl_err(-errno, "cannot create a lookup table: %s", strerror(errno));
+	for (__u32 j = 0; j < len && !err; j++)
+		if (bpf_map_update_elem(fd, &j, &table[j], BPF_ANY))
+			err = sl_err(-errno, "cannot fill a lookup table: %s", strerror(errno));
+	if (!err && bpf_map_update_elem(m->tables, &tid, &fd, BPF_ANY))
+		err = sl_err(-errno, "cannot install a lookup table: %s", strerror(errno));
+	close(fd);
+	return err;
+}
+
+static void retire_backend(const struct lb_maps *m, __u32 id)
+{
+	struct lb_be be;
+
+	if (bpf_map_lookup_elem(m->backends, &id, &be))
+		return;
+	be.flags &= ~LB_BE_LIVE; /* address kept: its flows carry on */
+	bpf_map_update_elem(m->backends, &id, &be, BPF_ANY);
+}
+
+static const struct lb_service_info *find_svc(const struct lb_conf *c,
+					      const struct lb_service_key *k)
+{
+	for (__u32 i = 0; i < c->n; i++)
+		if (same_svc(&c->svcs[i].key, k))
+			return &c->svcs[i];
+	return NULL;
+}
+
+static const struct lb_backend_info *find_be(const struct lb_service_info *s,
+					     const struct lb_backend_addr *a)
+{
+	for (__u32 i = 0; s && i < s->nbackends; i++)
+		if (same_be(&s->backends[i].addr, a))
+			return &s->backends[i];
+	return NULL;
+}
+
+/* Writes one service: backends, table, then the switch, then cleanup. */
+static int apply_service(const struct lb_maps *m, const struct lb_conf *cur,
+			 const struct lb_service_info *s, __u8 *svc_taken,
+			 __u8 *be_taken)
+{
+	const struct lb_service_info *old = find_svc(cur, &s->key);
+	struct lb_svc sv = {}, prev = {};
+	struct lb_vip_key vk;
+	__u32 *ids = calloc(s->nbackends + 1, sizeof(*ids)), *table = NULL, len;
+	int err = 0;
+
+	if (!ids)
+		return sl_err(-ENOMEM, "out of memory");
+	key_to_vip(&s->key, &vk);
+	if (old) {
+		sv.id = old->id;
+		bpf_map_lookup_elem(m->svcs, &vk, &prev);
+	} else {
+		err = alloc_service(cur, svc_taken, &sv.id);
+		if (err)
+			goto out;
+		zero_stats(m->svc_stats, sv.id);
+	}
+	svc_taken[sv.id] = 1;
+	for (__u32 i = 0; i < s->nbackends && !err; i++) {
+		const struct lb_backend_info *b = &s->backends[i];
+		const struct lb_backend_info *ob = find_be(old, &b->addr);
+		struct lb_be rec = {};
+
+		if (ob) {
+			ids[i] = ob->id;
+			bpf_map_lookup_elem(m->backends, &ids[i], &rec);
+		} else {
+			err = alloc_backend(m, be_taken, &ids[i], &rec);
+			if (err)
+				break;
+			rec.gen++;
+			zero_stats(m->be_stats, ids[i]);
+		}
+		be_taken[ids[i]] = 1;
+		memcpy(rec.addr, b->addr.addr, 16);
+		rec.port = b->addr.port;
+		rec.family = b->addr.family;
+		rec.fwd = b->conf.fwd;
+		rec.svc_id = sv.id;
+		rec.weight = b->conf.weight;
+		rec.flags = LB_BE_LIVE | (b->up ? LB_BE_UP : 0);
+		if (rec.fwd != LB_FWD_NAT)
+			err = local_toward(&b->addr, rec.fwd == LB_FWD_MAC, rec.local);
+		if (!err && bpf_map_update_elem(m->backends, &ids[i], &rec, BPF_ANY))
+			err = sl_err(-errno, "cannot write a backend: %s", strerror(errno));
+	}
+	err = err ?: build_table(s, ids, &table, &len);
+	if (err)
+		goto out;
+	sv.table_id = sv.id * 2 + (old ? (prev.table_id & 1) ^ 1 : 0);
+	sv.table_len = len;
+	sv.mh_size = s->conf.mh_size ?: LB_MH_DEFAULT;
+	sv.sched = s->conf.sched;
+	err = put_table(m, sv.table_id, table, len);
+	/* The switch: packets see the old service entry or the new one. */
+	if (!err && bpf_map_update_elem(m->svcs, &vk, &sv, BPF_ANY))
+		err = sl_err(-errno, "cannot write a service: %s", strerror(errno));
+	if (err)
+		goto out;
+	if (old && prev.table_id != sv.table_id)
+		bpf_map_delete_elem(m->tables, &prev.table_id);
+	for (__u32 i = 0; old && i < old->nbackends; i++)
+		if (!find_be(s, &old->backends[i].addr))
+			retire_backend(m, old->backends[i].id);
+out:
+	free(table);
+	free(ids);
+	return err;
+}
+
+static void remove_service(const struct lb_maps *m, const struct lb_service_info *s)
+{
+	struct lb_vip_key vk;
+	__u32 t0 = s->id * 2, t1 = s->id * 2 + 1;
+
+	key_to_vip(&s->key, &vk);
+	bpf_map_delete_elem(m->svcs, &vk);
+	bpf_map_delete_elem(m->tables, &t0);
+	bpf_map_delete_elem(m->tables, &t1);
+	for (__u32 i = 0; i < s->nbackends; i++)
+		retire_backend(m, s->backends[i].id);
+}
+
+static int apply_maps(const struct lb_maps *m, const struct lb_conf *conf)
+{
+	struct lb_conf cur;
+	__u8 *svc_taken = calloc(LB_MAX_SERVICES, 1), *be_taken = calloc(LB_MAX_BACKENDS, 1);
+	int err = check_conf(conf);
+
+	if (!svc_taken || !be_taken)
+		err = err ?: sl_err(-ENOMEM, "out of memory");
+	err = err ?: list_maps(m, &cur);
+	if (err)
+		goto out;
+	for (__u32 i = 0; i < cur.n; i++)
+		if (!find_svc(conf, &cur.svcs[i].key))
+			remove_service(m, &cur.svcs[i]);
+	for (__u32 i = 0; i < conf->n && !err; i++)
+		err = apply_service(m, &cur, &conf->svcs[i], svc_taken, be_taken);
+	lb_conf_free(&cur);
+out:
+	free(svc_taken);
+	free(be_taken);
+	return err;
+}
+
+int lb_apply(struct sl_ctx *ctx, const char *inst, const struct lb_conf *conf)
+{
+	struct lb_maps m;
+	int err = check_conf(conf);
+
+	inst = inst_name(inst);
+	err = err ?: lb_create(ctx, inst);
+	err = err ?: maps_open(ctx, inst, &m);
+	if (err)
+		return err;
+	err = apply_maps(&m, conf);
+	maps_close(&m);
+	return err;
+}
+
+/* ---- edits through the model ------------------------------------------ */
+
+static int edit(struct sl_ctx *ctx, const char *inst, const struct lb_op *op)
+{
+	struct lb_conf conf = {};
+	int err;
+
+	inst = inst_name(inst);
+	err = lb_list(ctx, inst, &conf);
+	if (err == -ENOENT && (op->cmd == 'A' || op->cmd == 'C'))
+		err = 0; /* a first service creates the instance */
+	err = err ?: lb_op_apply(&conf, op);
+	err = err ?: lb_apply(ctx, inst, &conf);
+	lb_conf_free(&conf);
+	return err;
+}
+
+int lb_service_add(struct sl_ctx *ctx, const char *inst,
+		   const struct lb_service_key *svc, const struct lb_service_conf *conf)
+{
+	struct lb_op op = { .cmd = 'A', .svc = *svc, .sconf = *conf,
+			    .has_sched = true, .has_mh_size = true };
+
+	return edit(ctx, inst, &op);
+}
+
+int lb_service_edit(struct sl_ctx *ctx, const char *inst,
+		    const struct lb_service_key *svc, const struct lb_service_conf *conf)
+{
+	struct lb_op op = { .cmd = 'E', .svc = *svc, .sconf = *conf,
+			    .has_sched = true, .has_mh_size = true };
+
+	return edit(ctx, inst, &op);
+}
+
+int lb_service_del(struct sl_ctx *ctx, const char *inst,
+		   const struct lb_service_key *svc)
+{
+	struct lb_op op = { .cmd = 'D', .svc = *svc };
+
+	return edit(ctx, inst, &op);
+}
+
+static int backend_op(struct sl_ctx *ctx, const char *inst, char cmd,
+		      const struct lb_service_key *svc, const struct lb_backend_addr *be,
+		      const struct lb_backend_conf *conf)
+{
+	struct lb_op op = { .cmd = cmd, .svc = *svc, .be = *be };
+
+	if (conf) {
+		op.bconf = *conf;
+		op.has_fwd = op.has_weight = true;
+	}
+	return edit(ctx, inst, &op);
+}
+
+int lb_backend_add(struct sl_ctx *ctx, const char *inst,
+		   const struct lb_service_key *svc, const struct lb_backend_addr *be,
+		   const struct lb_backend_conf *conf)
+{
+	return backend_op(ctx, inst, 'a', svc, be, conf);
+}
+
+int lb_backend_edit(struct sl_ctx *ctx, const char *inst,
+		    const struct lb_service_key *svc, const struct lb_backend_addr *be,
+		    const struct lb_backend_conf *conf)
+{
+	return backend_op(ctx, inst, 'e', svc, be, conf);
+}
+
+int lb_backend_del(struct sl_ctx *ctx, const char *inst,
+		   const struct lb_service_key *svc, const struct lb_backend_addr *be)
+{
+	return backend_op(ctx, inst, 'd', svc, be, NULL);
+}
+
+int lb_clear(struct sl_ctx *ctx, const char *inst)
+{
+	struct lb_op op = { .cmd = 'C' };
+
+	return edit(ctx, inst, &op);
+}
+
+int lb_backend_set_up(struct sl_ctx *ctx, const char *inst,
+		      const struct lb_service_key *svc, const struct lb_backend_addr *be,
+		      bool up)
+{
+	struct lb_conf conf = {};
+	struct lb_backend_info *b = NULL;
+	char name[80], ep[64];
+	int err;
+
+	inst = inst_name(inst);
+	err = lb_list(ctx, inst, &conf);
+	if (err)
+		return err;
+	for (__u32 i = 0; i < conf.n && !b; i++) {
+		if (!same_svc(&conf.svcs[i].key, svc))
+			continue;
+		for (__u32 j = 0; j < conf.svcs[i].nbackends && !b; j++) {
+			struct lb_backend_addr a = *be;
+
+			if (!a.port)
+				a.port = svc->port;
+			if (same_be(&conf.svcs[i].backends[j].addr, &a))
+				b = &conf.svcs[i].backends[j];
+		}
+	}
+	if (!b) {
+		svc_text(svc, name, sizeof(name));
+		lb_format_endpoint(be->family, be->addr, be->port, ep, sizeof(ep));
+		err = sl_err(-ENOENT, "no backend %s in service %s", ep, name);
+	} else if (b->up != up) {
+		b->up = up;
+		err = lb_apply(ctx, inst, &conf);
+	}
+	lb_conf_free(&conf);
+	return err;
+}
+
+/* ---- attaching ---------------------------------------------------------- */
+
+int lb_attach(struct sl_ctx *ctx, const char *inst, const char *dev, enum sl_hook hook)
+{
+	struct sl_instance in;
+	bool existed;
+	int err;
+
+	inst = inst_name(inst);
+	if (hook != SL_HOOK_XDP && hook != SL_HOOK_TC_IN)
+		return sl_err(-EINVAL, "the load balancer runs on ingress (XDP) or tc-ingress");
+	existed = !sl_instance_get(ctx, inst, &in);
+	err = sl_chain_check(ctx, dev, hook, inst);
+	err = err ?: lb_create(ctx, inst);
+	if (err)
+		return err;
+	err = sl_chain_ensure(ctx, dev, hook, inst);
+	if (err && !existed) {
+		char msg[512];
+
+		snprintf(msg, sizeof(msg), "%s", sl_errmsg());
+		sl_instance_delete(ctx, inst); /* a refused attach leaves nothing */
+		err = sl_err(err, "%s", msg);
+	}
+	return err;
+}
+
+struct slot_name {
+	__u32 slot;
+	char name[SL_NAME_MAX];
+};
+
+static int find_slot(const struct sl_instance *in, void *arg)
+{
+	struct slot_name *sn = arg;
+
+	if (in->slot == sn->slot)
+		snprintf(sn->name, sizeof(sn->name), "%s", in->name);
+	return 0;
+}
+
+int lb_detach(struct sl_ctx *ctx, const char *inst, const char *dev)
+{
+	static const enum sl_hook hooks[] = { SL_HOOK_XDP, SL_HOOK_TC_IN };
+	struct sl_instance in;
+	bool found_any = false;
+	int err;
+
+	inst = inst_name(inst);
+	err = sl_instance_get(ctx, inst, &in);
+	if (err)
+		return err;
+	for (int h = 0; h < 2 && !err; h++) {
+		struct slot_name names[SL_CHAIN_MAX];
+		const char *keep[SL_CHAIN_MAX];
+		struct sl_chain chain;
+		bool found = false;
+		int n = 0;
+
+		if (sl_chain_get(ctx, dev, hooks[h], &chain))
+			continue;
+		for (__u32 i = 0; i < chain.len && i < SL_CHAIN_MAX; i++) {
+			if (chain.slots[i] == in.slot) {
+				found = true;
+				continue;
+			}
+			names[n].slot = chain.slots[i];
+			names[n].name[0] = 0;
+			sl_instance_foreach(ctx, find_slot, &names[n]);
+			keep[n] = names[n].name;
+			n++;
+		}
+		if (found)
+			err = sl_chain_set(ctx, dev, hooks[h], keep, n);
+		found_any |= found;
+	}
+	if (!err && !found_any)
+		return sl_err(-ENOENT, "load balancer '%s' is not attached to %s", inst, dev);
+	return err;
+}

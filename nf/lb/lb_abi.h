@@ -1,0 +1,153 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* L4 load balancer NF: structures shared between its BPF program and
+ * control code.
+ *
+ * A virtual service (VIP, port, protocol) points at one lookup table of
+ * backend ids: a Maglev table of prime size M for "mh", the weighted
+ * sequence for "rr"/"wrr". Tables live in an array of maps, two slots per
+ * service; a change builds the new table in the spare slot and switches the
+ * service entry to it with one map update. New flows are scheduled through
+ * the table and remembered in an LRU flow table, so an established flow
+ * keeps its backend whatever the table says later. */
+#ifndef SLUICE_LB_ABI_H
+#define SLUICE_LB_ABI_H
+
+#ifndef __always_inline
+#define __always_inline inline __attribute__((always_inline))
+#endif
+
+/* 1,000 services x 10 backends with room to spare; ids 0 are "none". */
+#define LB_MAX_SERVICES 4096
+#define LB_MAX_BACKENDS 16384
+/* Per service: two table slots (the live one and the one being built). */
+#define LB_MAX_TABLES (2 * LB_MAX_SERVICES + 2)
+/* Flows remembered (LRU): one entry per connection, another per NAT reply. */
+#define LB_MAX_FLOWS 262144
+/* Maglev table size: a prime well above 100 x backends keeps each
+ * backend's share within ~1 % of its weight (Maglev paper, 5.3) for up to
+ * 40 backends, at 16 KiB a service: 1,000 services take 16 MiB. */
+#define LB_MH_DEFAULT 4093
+#define LB_MH_MAX 65521
+/* Longest rr/wrr sequence (sum of weights / their gcd, capped). */
+#define LB_SEQ_MAX 65536
+
+enum lb_sched {
+	LB_SCHED_MH = 0, /* Maglev consistent hashing of the 5-tuple */
+	LB_SCHED_RR = 1, /* round robin */
+	LB_SCHED_WRR = 2, /* weighted round robin */
+};
+
+enum lb_fwd {
+	LB_FWD_NAT = 0, /* DNAT to the backend, replies translated back */
+	LB_FWD_IPIP = 1, /* direct server return, IP-in-IP to the backend */
+	LB_FWD_MAC = 2, /* direct server return, same L2, MAC rewrite */
+};
+
+/* Service lookup key: addresses in network order (IPv4 in addr[0]),
+ * port in host order. */
+struct lb_vip_key {
+	__u32 addr[4];
+	__u16 port;
+	__u8 proto; /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 family; /* 4 or 6 */
+};
+
+struct lb_svc {
+	__u32 id; /* 1..LB_MAX_SERVICES-1: index of counters and rr state */
+	__u32 table_id; /* the live table in lb_tables */
+	__u32 table_len; /* 0: no backend can take new flows */
+	__u32 mh_size; /* Maglev M, kept for listings */
+	__u8 sched; /* enum lb_sched */
+	__u8 pad[3];
+};
+
+enum lb_be_flags {
+	LB_BE_LIVE = 1 << 0, /* configured; clear once removed */
+	LB_BE_UP = 1 << 1, /* health: up (new flows allowed) */
+};
+
+/* A backend, by id. A removed backend keeps its address so flows already
+ * on it keep working (as IPVS without expire_nodest_conn); when its id is
+ * reused, gen changes and flows recorded with the old gen are rescheduled. */
+struct lb_be {
+	__u32 addr[4]; /* network order */
+	__u32 local[4]; /* IPIP: outer source address (the LB's own) */
+	__u16 port; /* host order */
+	__u8 family;
+	__u8 fwd; /* enum lb_fwd */
+	__u32 gen;
+	__u32 svc_id;
+	__u32 weight;
+	__u8 flags; /* enum lb_be_flags */
+	__u8 pad[3];
+};
+
+/* A flow by its 5-tuple as seen on the wire (ports host order). */
+struct lb_flow_key {
+	__u32 saddr[4];
+	__u32 daddr[4];
+	__u16 sport;
+	__u16 dport;
+	__u8 proto;
+	__u8 family;
+	__u16 pad;
+};
+
+struct lb_flow {
+	__u32 backend;
+	__u32 gen;
+	__u32 svc_id;
+	__u32 pad;
+};
+
+/* NAT reply path: key is the reply's tuple (backend -> client). */
+struct lb_rnat {
+	__u32 vip[4];
+	__u16 vport; /* host order */
+	__u16 pad;
+	__u32 svc_id;
+	__u32 backend;
+};
+
+/* Per service and per backend (per-CPU). in: client to VIP; out: NAT
+ * replies translated back (DSR replies never cross the LB). */
+struct lb_counters {
+	__u64 pkts_in;
+	__u64 bytes_in;
+	__u64 pkts_out;
+	__u64 bytes_out;
+	__u64 conns; /* flows scheduled */
+};
+
+/* Control-plane bookkeeping (lb_state[0]); the data plane never reads it. */
+struct lb_state {
+	__u32 next_backend; /* where the id allocator looks first */
+	__u32 pad;
+};
+
+/* One hash for the flow (BPF and user space share it, so tests can tell
+ * which Maglev entry a flow uses): murmur3's finaliser over each word. */
+static __always_inline __u32 lb_mix(__u32 h)
+{
+	h ^= h >> 16;
+	h *= 0x85ebca6b;
+	h ^= h >> 13;
+	h *= 0xc2b2ae35;
+	h ^= h >> 16;
+	return h;
+}
+
+static __always_inline __u32 lb_flow_hash(const struct lb_flow_key *k)
+{
+	__u32 h = 0x5ca1ab1e;
+	int i;
+
+	for (i = 0; i < 4; i++)
+		h = lb_mix(h ^ k->saddr[i]);
+	for (i = 0; i < 4; i++)
+		h = lb_mix(h ^ k->daddr[i]);
+	h = lb_mix(h ^ ((__u32)k->sport << 16 | k->dport));
+	return lb_mix(h ^ k->proto);
+}
+
+#endif
