@@ -11,6 +11,7 @@ TESTS=(
 	build/tests/fw_parse_asan
 	build/tests/config_unit_asan
 	build/tests/fw_progrun
+	build/tests/obs_progrun
 	tests/e2e_pipeline.sh
 	tests/e2e_firewall.sh
 	tests/e2e_apply.sh
