@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <bpf/libbpf.h>
 #include "cli.h"
+#include "client.h"
 #include "out.h"
 #include "httpmon.h"
 #include "otlp.h"
@@ -25,6 +26,26 @@ static int httpmon_name(char *buf, size_t len, const char *name, const char *dev
 	else if ((size_t)snprintf(buf, len, "http-%s", dev) >= len)
 		return cli_bad_usage("interface name too long for a default instance name; use --name");
 	return 0;
+}
+
+/* PUT /v1/httpmons/NAME, when a daemon serves this namespace. */
+static int attach_via_daemon(const char *name, const char *dev,
+			     const struct httpmon_opts *o)
+{
+	char path[128] = "/v1/httpmons/";
+	json_t *body = json_pack("{s:s, s:[]}", "dev", dev, "ports");
+	int err;
+
+	if (!body)
+		return cli_bad_usage("out of memory");
+	for (__u32 i = 0; i < o->nports; i++)
+		json_array_append_new(json_object_get(body, "ports"), json_integer(o->ports[i]));
+	if (o->max_templates)
+		json_object_set_new(body, "max_templates", json_integer(o->max_templates));
+	cl_escape(path + strlen(path), sizeof(path) - strlen(path), name);
+	err = cl_call("PUT", path, body, NULL);
+	json_decref(body);
+	return err;
 }
 
 static int httpmon_attach_cmd(int argc, char **argv)
@@ -59,13 +80,21 @@ static int httpmon_attach_cmd(int argc, char **argv)
 	err = httpmon_name(inst, sizeof(inst), name, dev);
 	if (err)
 		return err;
-	err = sl_open(&ctx, SL_OPEN_WRITE);
-	if (err)
-		return cli_fail(err);
-	err = httpmon_attach(ctx, dev, inst, &o);
-	sl_close(ctx);
-	if (err)
-		return cli_fail(err);
+	if (sl_ifindex(dev) < 0)
+		return cli_fail(-ENODEV);
+	if (cl_daemon()) {
+		err = attach_via_daemon(inst, dev, &o);
+		if (err)
+			return err;
+	} else {
+		err = sl_open(&ctx, SL_OPEN_WRITE);
+		if (err)
+			return cli_fail(err);
+		err = httpmon_attach(ctx, dev, inst, &o);
+		sl_close(ctx);
+		if (err)
+			return cli_fail(err);
+	}
 	if (!out_json()) {
 		printf("%s: HTTP on %s ports", inst, dev);
 		for (__u32 i = 0; i < o.nports; i++)
@@ -101,6 +130,14 @@ static int httpmon_detach_cmd(int argc, char **argv)
 	err = httpmon_name(inst, sizeof(inst), name, dev);
 	if (err)
 		return err;
+	if (cl_daemon()) {
+		char path[256] = "/v1/httpmons/";
+
+		cl_escape(path + strlen(path), sizeof(path) - strlen(path), inst);
+		strcat(path, "?dev=");
+		cl_escape(path + strlen(path), sizeof(path) - strlen(path), dev);
+		return cl_call("DELETE", path, NULL, NULL);
+	}
 	err = sl_open(&ctx, SL_OPEN_WRITE);
 	if (err)
 		return cli_fail(err);

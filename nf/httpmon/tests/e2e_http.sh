@@ -409,6 +409,19 @@ f = {m.name: m for m in p(open('$TMP/metrics.txt').read())}
 assert f['sluice_http_request_duration_seconds'].type == 'histogram'
 assert f['sluice_http_requests'].type == 'counter'
 "
+# The REST resource, and the CLI through the daemon.
+api() { sl_in "$SNS" curl -s --unix-socket "$SOCK" -o "$TMP/api.json" -w '%{http_code}' "$@"; }
+check "api: GET /v1/httpmons/$INST" test "$(api "http://localhost/v1/httpmons/$INST")" = 200
+check "api: its rows match the CLI's" \
+	jq -e '[.rows[] | select(.route == "/users/{id}" and .method == "GET" and .status == "2xx") | .requests] == [31]' "$TMP/api.json" >/dev/null
+check "api: PUT with port 0 is a 400 naming ports" bash -c \
+	"[ \"\$(nsenter --net=/run/netns/$SNS curl -s --unix-socket $SOCK -o $TMP/api.json -w '%{http_code}' -X PUT -d '{\"dev\":\"$SDEV\",\"ports\":[0]}' http://localhost/v1/httpmons/viad)\" = 400 ] && jq -e '.field == \"ports\"' $TMP/api.json >/dev/null"
+check "api: the refused PUT left no instance" test "$(api http://localhost/v1/httpmons/viad)" = 404
+check "cli via daemon: httpmon attach" sl_in "$SNS" env SLUICE_SOCKET="$SOCK" "$SLUICE" httpmon attach "$SDEV" --port 9999 --name viad
+check "cli via daemon: the instance has port 9999" bash -c \
+	"[ \"\$(nsenter --net=/run/netns/$SNS curl -s --unix-socket $SOCK -o $TMP/api.json -w '%{http_code}' http://localhost/v1/httpmons/viad)\" = 200 ] && jq -e '.ports == [9999]' $TMP/api.json >/dev/null"
+check "cli via daemon: httpmon detach" sl_in "$SNS" env SLUICE_SOCKET="$SOCK" "$SLUICE" httpmon detach "$SDEV" --name viad
+check "cli via daemon: detached and deleted" test "$(api http://localhost/v1/httpmons/viad)" = 404
 t=$(date +%s%N)
 kill "$DPID"
 wait "$DPID"
