@@ -301,6 +301,31 @@ int ct_chain_first(struct sl_ctx *ctx, const char *dev, enum sl_hook hook,
 	return chain_rewrite(ctx, dev, hook, name, true);
 }
 
+int ct_attach(struct sl_ctx *ctx, const char *dev, enum sl_hook hook,
+	      const char *name)
+{
+	struct sl_instance inst;
+	bool existed = !sl_instance_get(ctx, name, &inst);
+	int err = sl_ifindex(dev);
+
+	if (err < 0)
+		return err;
+	if (existed && strcmp(inst.type, CT_TYPE))
+		return sl_err(-EEXIST, "instance '%s' exists and is a %s, not a %s", name,
+			      inst.type, CT_TYPE);
+	err = sl_chain_check(ctx, dev, hook, name);
+	err = err ?: ct_instance_ensure(ctx, name);
+	err = err ?: ct_chain_first(ctx, dev, hook, name);
+	if (err && !existed) {
+		char msg[256];
+
+		snprintf(msg, sizeof(msg), "%s", sl_errmsg());
+		sl_instance_delete(ctx, name);
+		sl_err(err, "%s", msg);
+	}
+	return err;
+}
+
 int ct_chain_remove(struct sl_ctx *ctx, const char *dev, enum sl_hook hook,
 		    const char *name)
 {

@@ -44,6 +44,10 @@ int ct_instance_ensure(struct sl_ctx *ctx, const char *name);
  * packet before the NFs that read ct_state. */
 int ct_chain_first(struct sl_ctx *ctx, const char *dev, enum sl_hook hook,
 		   const char *name);
+/* Both: creates name if needed and puts it first on dev/hook; a refusal
+ * leaves no new instance behind. */
+int ct_attach(struct sl_ctx *ctx, const char *dev, enum sl_hook hook,
+	      const char *name);
 /* Removes name from the chain of dev/hook (-ENOENT when not there). */
 int ct_chain_remove(struct sl_ctx *ctx, const char *dev, enum sl_hook hook,
 		    const char *name);
