@@ -83,6 +83,27 @@ static __u64 get_flows(const struct fm_info *i) { return i->flows; }
 static __u64 get_max(const struct fm_info *i) { return i->max_flows; }
 static __u64 get_created(const struct fm_info *i) { return i->stats.created; }
 static __u64 get_failed(const struct fm_info *i) { return i->stats.insert_failed; }
+static __u64 get_retrans(const struct fm_info *i) { return i->stats.retrans; }
+
+/* Handshake times per instance: counted in BPF as they are measured, so
+ * the histogram only grows (evictions do not touch it). */
+static void fm_write_rtt(struct metrics_out *m, const struct fm_insts *l)
+{
+	static const __u32 bounds_us[FM_RTT_BUCKETS - 1] = FM_RTT_BOUNDS_US;
+	double bounds[FM_RTT_BUCKETS - 1];
+
+	for (int b = 0; b < FM_RTT_BUCKETS - 1; b++)
+		bounds[b] = bounds_us[b] / 1e6;
+	metrics_family(m, "sluice_flowmon_handshake_seconds", METRICS_HISTOGRAM,
+		       "SYN to SYN-ACK times a flow monitor measured, one per TCP flow.");
+	for (size_t i = 0; i < l->n; i++) {
+		const struct fm_stats *st = &l->v[i].info.stats;
+
+		metrics_histogram(m, (const char *const[]){ "instance", l->v[i].name, NULL },
+				  bounds, st->rtt_buckets, FM_RTT_BUCKETS - 1,
+				  st->rtt_buckets[FM_RTT_BUCKETS - 1], st->rtt_sum_ns / 1e9);
+	}
+}
 
 enum fm_top_field { TOP_BYTES, TOP_PACKETS, TOP_RTT };
 
@@ -146,6 +167,9 @@ static int fm_collect(struct metrics_out *m, struct sl_ctx *ctx)
 		      "Flows a flow monitor inserted.", get_created);
 	fm_write_inst(m, &l, "sluice_flowmon_insert_failed_total", METRICS_COUNTER,
 		      "Packets whose flow could not be inserted.", get_failed);
+	fm_write_inst(m, &l, "sluice_flowmon_retransmits_total", METRICS_COUNTER,
+		      "TCP data segments a flow monitor counted as retransmitted.", get_retrans);
+	fm_write_rtt(m, &l);
 	fm_write_top(m, &l, TOP_BYTES);
 	fm_write_top(m, &l, TOP_PACKETS);
 	fm_write_top(m, &l, TOP_RTT);

@@ -32,6 +32,32 @@ struct {
 	__type(value, struct fm_stats);
 } fm_stats SEC(".maps");
 
+/* This CPU's counters; looked up only when one moves (rare events). */
+static __always_inline struct fm_stats *fm_stats_get(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&fm_stats, &zero);
+}
+
+/* Counts a handshake time in its bucket (once per TCP flow). */
+static __always_inline void fm_rtt_count(__u64 rtt_ns)
+{
+	static const __u32 bounds_us[FM_RTT_BUCKETS - 1] = FM_RTT_BOUNDS_US;
+	struct fm_stats *st = fm_stats_get();
+	__u64 us = rtt_ns / 1000;
+	int b = FM_RTT_BUCKETS - 1;
+
+	if (!st)
+		return;
+	for (int i = FM_RTT_BUCKETS - 2; i >= 0; i--)
+		if (us <= bounds_us[i])
+			b = i;
+	if (b >= 0 && b < FM_RTT_BUCKETS)
+		st->rtt_buckets[b]++;
+	st->rtt_sum_ns += rtt_ns;
+}
+
 /* Whether end (a, pa) sorts before (b, pb): any total order does, it only
  * has to give both directions of a flow the same key. */
 static __always_inline bool fm_end_before(const __u32 *a, __u16 pa,
@@ -123,43 +149,37 @@ static __always_inline void fm_tcp_update(struct fm_flow *f, int dir, __u8 flags
 		   dir != f->syn_dir) {
 		now = bpf_ktime_get_ns();
 		f->rtt_ns = now - f->syn_ns;
+		fm_rtt_count(f->rtt_ns);
 	}
 	if (!t->ok)
 		return;
 	end = t->seq + t->payload + !!(flags & 0x03); /* SYN, FIN take one */
-	if (t->payload && f->seq_valid[dir] && (__s32)(t->seq - f->seq_end[dir]) < 0)
+	if (t->payload && f->seq_valid[dir] && (__s32)(t->seq - f->seq_end[dir]) < 0) {
+		struct fm_stats *st = fm_stats_get();
+
 		__sync_fetch_and_add(&f->retrans[dir], 1);
+		if (st)
+			st->retrans++;
+	}
 	if (!f->seq_valid[dir] || (__s32)(end - f->seq_end[dir]) > 0) {
 		f->seq_end[dir] = end;
 		f->seq_valid[dir] = 1;
 	}
 }
 
-static __always_inline void fm_stat_add(int field)
-{
-	__u32 zero = 0;
-	struct fm_stats *st = bpf_map_lookup_elem(&fm_stats, &zero);
-
-	if (!st)
-		return;
-	if (field == 0)
-		st->created++;
-	else if (field == 1)
-		st->insert_failed++;
-	else
-		st->skipped++;
-}
-
 static __always_inline int flowmon_run(struct sl_meta *m, void *data,
 				       void *data_end)
 {
+	struct fm_stats *st;
 	struct fm_key k;
 	struct fm_flow *f;
 	__u64 now;
 	int dir;
 
 	if (!(m->flags & (SL_F_IPV4 | SL_F_IPV6))) {
-		fm_stat_add(2);
+		st = fm_stats_get();
+		if (st)
+			st->skipped++;
 		return SL_NEXT;
 	}
 	dir = fm_key_of(m, &k);
@@ -171,11 +191,15 @@ static __always_inline int flowmon_run(struct sl_meta *m, void *data,
 		struct fm_flow init = { .first_ns = now, .init_dir = dir };
 
 		/* Another CPU may insert it first: then update theirs. */
-		if (!bpf_map_update_elem(&fm_flows, &k, &init, BPF_NOEXIST))
-			fm_stat_add(0);
+		bool mine = !bpf_map_update_elem(&fm_flows, &k, &init, BPF_NOEXIST);
+
 		f = bpf_map_lookup_elem(&fm_flows, &k);
+		st = fm_stats_get();
+		if (st && mine)
+			st->created++;
 		if (!f) {
-			fm_stat_add(1);
+			if (st)
+				st->insert_failed++;
 			return SL_NEXT;
 		}
 	}

@@ -269,6 +269,10 @@ int fm_info_read(struct sl_ctx *ctx, const char *name, struct fm_info *info)
 		info->stats.created += per[c].created;
 		info->stats.insert_failed += per[c].insert_failed;
 		info->stats.skipped += per[c].skipped;
+		info->stats.retrans += per[c].retrans;
+		info->stats.rtt_sum_ns += per[c].rtt_sum_ns;
+		for (int b = 0; b < FM_RTT_BUCKETS; b++)
+			info->stats.rtt_buckets[b] += per[c].rtt_buckets[b];
 	}
 	while (!bpf_map_get_next_key(flows_fd, prev, &next)) {
 		key = next;

@@ -47,11 +47,22 @@ struct fm_flow {
 	__u8 pad[2];
 };
 
+/* Handshake times (SYN to SYN-ACK) are also counted per instance in
+ * buckets, so /metrics has a histogram that no eviction shrinks. Upper
+ * bounds in microseconds; the last bucket (+Inf) takes the rest. */
+#define FM_RTT_BOUNDS_US                                                       \
+	{ 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000,       \
+	  250000, 500000, 1000000, 2500000 }
+#define FM_RTT_BUCKETS 15 /* the bounds above and +Inf */
+
 /* Per-CPU counters of an instance. */
 struct fm_stats {
 	__u64 created; /* flows inserted (evictions follow from the LRU) */
 	__u64 insert_failed; /* the table refused an insert */
 	__u64 skipped; /* packets that are not IP: no flow */
+	__u64 retrans; /* TCP data segments counted as retransmitted */
+	__u64 rtt_sum_ns; /* sum of the handshake times measured */
+	__u64 rtt_buckets[FM_RTT_BUCKETS]; /* handshakes by time */
 };
 
 #endif

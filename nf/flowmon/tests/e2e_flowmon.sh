@@ -267,5 +267,21 @@ check "flowmon: /metrics has the instance's table gauges" \
 	grep -q "^sluice_flowmon_max_flows{instance=\"fm-$SDEV\"} 1000\$" "$TMP/metrics"
 check "flowmon: /metrics has the top flows (the 4 pings)" \
 	grep -q "^sluice_flowmon_top_flow_packets_total{instance=\"fm-$SDEV\",proto=\"icmp\",src=\"10.205.0.1\",sport=\"0\",dst=\"10.205.0.2\",dport=\"0\"} 4\$" "$TMP/metrics"
+# The client side's monitor (fm1) is in the client namespace: its page.
+nsenter --net="/run/netns/$CNS" "$SLUICED" --socket "$TMP/c.sock" --foreground --log-level warn \
+	2>>"$TMP/sluiced.log" &
+CPID=$!
+for _ in $(seq 100); do
+	curl -sf --unix-socket "$TMP/c.sock" http://x/v1/health >/dev/null 2>&1 && break
+	sleep 0.05
+done
+curl -s --unix-socket "$TMP/c.sock" http://x/metrics >"$TMP/cmetrics"
+kill "$CPID"; wait "$CPID" 2>/dev/null
+check "flowmon: /metrics: 1 retransmission counted for fm1" \
+	grep -q '^sluice_flowmon_retransmits_total{instance="fm1"} 1$' "$TMP/cmetrics"
+check "flowmon: /metrics: handshake histogram: 2 timed (8080, 8181), 1 under 10 ms" \
+	sh -c "grep -q '^sluice_flowmon_handshake_seconds_count{instance=\"fm1\"} 2\$' '$TMP/cmetrics' &&
+	       grep -q '^sluice_flowmon_handshake_seconds_bucket{instance=\"fm1\",le=\"0.01\"} 1\$' '$TMP/cmetrics'"
+check "flowmon: the client's page passes promtool" sh -c "promtool check metrics <'$TMP/cmetrics' >/dev/null 2>&1"
 check "flowmon: the page with flows passes promtool" sh -c "promtool check metrics <'$TMP/metrics' >/dev/null 2>&1"
 sl_exit

@@ -294,6 +294,40 @@ static void case_non_ip(void)
 		     "flowmon/arp: skipped, no flow", err ? sl_errmsg() : NULL);
 }
 
+/* Instance counters after the cases above: retransmissions 3 + 1 + 1,
+ * handshakes measured 2 (IPv4 ~20 ms, IPv6 ~0), in their buckets. */
+static void case_stats(void)
+{
+	static const __u32 bounds_us[] = FM_RTT_BOUNDS_US;
+	struct fm_info info;
+	__u64 n = 0;
+	int err = fm_info_read(ctx, FM, &info);
+	char d[160];
+
+	for (int b = 0; b < FM_RTT_BUCKETS; b++)
+		n += info.stats.rtt_buckets[b];
+	snprintf(d, sizeof(d), "retrans %llu, handshakes %llu, sum %llu ns",
+		 (unsigned long long)info.stats.retrans, (unsigned long long)n,
+		 (unsigned long long)info.stats.rtt_sum_ns);
+	check_report(!err && info.stats.retrans == 5, "flowmon/stats: retransmissions counted per instance", d);
+	check_report(!err && n == 2 && info.stats.rtt_sum_ns >= 20000000ULL,
+		     "flowmon/stats: two handshakes timed", d);
+	/* The 20 ms one above the 10 ms bound, the IPv6 one (two test runs
+	 * back to back) below it. */
+	{
+		__u64 slow = 0, fast = 0;
+
+		for (int b = 0; b < FM_RTT_BUCKETS; b++) {
+			if (b < FM_RTT_BUCKETS - 1 && bounds_us[b] <= 10000)
+				fast += info.stats.rtt_buckets[b];
+			else
+				slow += info.stats.rtt_buckets[b];
+		}
+		check_report(!err && slow == 1 && fast == 1,
+			     "flowmon/stats: handshakes in their time buckets", d);
+	}
+}
+
 /* A 64-flow table keeps at most 64 flows, however many come. */
 static void case_lru_bound(void)
 {
@@ -396,6 +430,7 @@ int main(void)
 		case_tcp_wrap();
 		case_ipv6();
 		case_non_ip();
+		case_stats();
 		case_lru_bound();
 		measure_cost();
 	}
