@@ -7,7 +7,10 @@
 # our own stricter checks (HELP/TYPE once per family, before its samples,
 # samples of a family together, counters named _total); label values with
 # quotes, backslashes (an interface name in a rule's text) read back
-# unchanged; --metrics-listen serves /metrics and nothing else, no token.
+# unchanged; the conntrack collector shows a held TCP connection as
+# ESTABLISHED and 3 UDP flows as unreplied; the NAT collector counts the 3
+# flows an SNAT rule translated; --metrics-listen serves /metrics and
+# nothing else, no token.
 #
 # Topology: client ns (CDEV, 10.204.0.1) <-veth-> server ns (SDEV, 10.204.0.2);
 # the firewall and sluiced sit in the server namespace.
@@ -178,6 +181,34 @@ curl -s --unix-socket "$SOCK" http://sluiced/metrics >"$TMP/page2"
 check "metrics: 3 more pings: rule 2 counts $((N + 3))" \
 	grep -q "^sluice_fw_rule_packets_total{instance=\"fwm\",rule=\"2\",text=\"drop src 10.204.0.1/32 proto icmp\"} $((N + 3))\$" "$TMP/page2"
 
+# ---- conntrack (nf/conntrack): entries by state ---------------------------
+
+sc conntrack attach "$SDEV" --hook tc-ingress >/dev/null 2>"$TMP/err" &&
+	sc conntrack attach "$SDEV" --hook egress >/dev/null 2>>"$TMP/err" ||
+	fail "metrics: conntrack attach: $(cat "$TMP/err")"
+# One TCP connection held open for 3 s (both ends end by themselves).
+nsenter --net="/run/netns/$SNS" $PY -c '
+import socket, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("10.204.0.2", 5555)); s.listen(1); s.settimeout(5)
+c, _ = s.accept(); c.recv(10); time.sleep(3)' &
+CT_SRV=$!
+sleep 0.3
+nsenter --net="/run/netns/$CNS" $PY -c '
+import socket, time
+c = socket.create_connection(("10.204.0.2", 5555), timeout=5); c.send(b"hi"); time.sleep(3)' &
+CT_CLI=$!
+sleep 0.5
+curl -s --unix-socket "$SOCK" http://sluiced/metrics >"$TMP/pagect"
+check "metrics: conntrack: the open connection is tcp ESTABLISHED" \
+	grep -q '^sluice_ct_entries{instance="ct",proto="tcp",state="ESTABLISHED"} 1$' "$TMP/pagect"
+check "metrics: conntrack: packets classified new and established" \
+	sh -c "grep -q '^sluice_ct_packets_total{instance=\"ct\",ct_state=\"new\"} [1-9]' '$TMP/pagect' &&
+	       grep -q '^sluice_ct_packets_total{instance=\"ct\",ct_state=\"established\"} [1-9]' '$TMP/pagect'"
+check "metrics: conntrack: the page passes promtool" sh -c "promtool check metrics <'$TMP/pagect' >/dev/null 2>&1"
+kill "$CT_SRV" "$CT_CLI" 2>/dev/null
+wait "$CT_SRV" "$CT_CLI" 2>/dev/null
+
 # ---- NAT (nf/nat): mappings and per-rule flows ---------------------------
 
 # The server sends 3 UDP datagrams (3 source ports: 3 flows) to the client,
@@ -191,6 +222,8 @@ check "metrics: nat: rule m1 translated 3 flows" \
 	grep -q '^sluice_nat_rule_flows_total{rule="m1",text="snat --out '"$SDEV"' --to 10.204.0.9 --proto udp"} 3$' "$TMP/page4"
 check "metrics: nat: 3 unreplied SNAT mappings" \
 	grep -q '^sluice_nat_mappings{kind="snat",state="unreplied"} 3$' "$TMP/page4"
+check "metrics: conntrack saw the 3 UDP flows, unreplied" \
+	grep -q '^sluice_ct_entries{instance="ct",proto="udp",state="unreplied"} 3$' "$TMP/page4"
 check "metrics: nat: no port shortage" grep -q '^sluice_nat_rule_no_port_total{rule="m1",.*} 0$' "$TMP/page4"
 check "metrics: nat: the page passes promtool" sh -c "promtool check metrics <'$TMP/page4' >/dev/null 2>&1"
 
