@@ -24,6 +24,7 @@
 #include "sluice.h"
 #include "httpmon.h"
 #include "otlp.h"
+#include "lb.h"
 #include "check.h"
 #include "pktbuild.h"
 
@@ -517,6 +518,51 @@ static void run_cap(void)
 	CHECK(row_count("GET", "/pageb", 2) == 2, "cap: a known template after the cap");
 }
 
+/* A load balancer before httpmon on the chain: the span names both
+ * instances and the backend the LB chose for the request. */
+static void run_lb(void)
+{
+	struct lb_service_key svc = { .proto = 6 };
+	struct lb_service_conf sc = { .sched = LB_SCHED_RR };
+	struct lb_backend_addr be = {};
+	struct lb_backend_conf bc = { .fwd = LB_FWD_NAT, .weight = 1 };
+	const char *chain[] = { "lbt", INST, CAPPED };
+	struct conn vip = { 4, "10.9.0.1", "10.9.0.100", 45000, PORT };
+	struct conn real = { 4, "10.9.0.1", "10.9.0.2", 45000, PORT };
+	struct sl_instance lbi, hi;
+	struct lb_conf conf = {};
+	__u32 be_id = 0;
+	int err;
+
+	lb_parse_endpoint("10.9.0.100:8080", true, &svc.family, svc.addr, &svc.port);
+	lb_parse_endpoint("10.9.0.2:8080", false, &be.family, be.addr, &be.port);
+	err = lb_create(ctx, "lbt");
+	err = err ?: lb_service_add(ctx, "lbt", &svc, &sc);
+	err = err ?: lb_backend_add(ctx, "lbt", &svc, &be, &bc);
+	err = err ?: sl_chain_set(ctx, DEV, SL_HOOK_TC_IN, chain, 3);
+	err = err ?: lb_list(ctx, "lbt", &conf);
+	if (!check_report(!err, "lb: a service with one backend, before httpmon",
+			  err ? sl_errmsg() : NULL))
+		return;
+	if (conf.n == 1 && conf.svcs[0].nbackends == 1)
+		be_id = conf.svcs[0].backends[0].id;
+	lb_conf_free(&conf);
+	sl_instance_get(ctx, "lbt", &lbi);
+	sl_instance_get(ctx, INST, &hi);
+	drain_spans();
+	/* The request to the VIP, NATed to the backend by the LB; the answer
+	 * from the backend seen on the way out (TC egress runs httpmon only). */
+	seg(&vip, C2S, GET_TP(TP_OK), "lb");
+	seg_at(&real, S2C, SL_HOOK_TC_IN, "HTTP/1.1 200 OK\r\n\r\n", 19, "lb");
+	if (!check_report(drain_spans() == 1, "lb: one span", NULL))
+		return;
+	CHECK(be_id && last_span.lb_backend == be_id, "lb: span names the backend chosen");
+	CHECK(last_span.nslots == 2 && last_span.slots[0] == lbi.slot &&
+		      last_span.slots[1] == hi.slot,
+	      "lb: span's NF path is [lbt, httptest]");
+	CHECK(ntohl(last_span.server[0]) == 0x0a090002, "lb: server is the backend");
+}
+
 /* ns per packet, averaged by the kernel over the repeats. */
 static void run_bench(void)
 {
@@ -607,6 +653,7 @@ int main(int argc, char **argv)
 	run_huge();
 	run_other();
 	run_cap();
+	run_lb();
 out:
 	httpmon_info_free(&info);
 	ring_buffer__free(ring);
