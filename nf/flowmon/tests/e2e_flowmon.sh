@@ -267,6 +267,18 @@ check "flowmon: /metrics has the instance's table gauges" \
 	grep -q "^sluice_flowmon_max_flows{instance=\"fm-$SDEV\"} 1000\$" "$TMP/metrics"
 check "flowmon: /metrics has the top flows (the 4 pings)" \
 	grep -q "^sluice_flowmon_top_flow_packets_total{instance=\"fm-$SDEV\",proto=\"icmp\",src=\"10.205.0.1\",sport=\"0\",dst=\"10.205.0.2\",dport=\"0\"} 4\$" "$TMP/metrics"
+code=$(curl -s --unix-socket "$SOCK" -o "$TMP/body" -w '%{http_code}' -G \
+	--data-urlencode 'filter=proto icmp' --data-urlencode sort=pkts http://x/v1/flows)
+check "flowmon: GET /v1/flows?filter=proto icmp: the ping flow, as sluice -j flows shows it" \
+	sh -c "[ $code = 200 ] && jq -e 'length == 1 and .[0].packets == 4 and .[0].src == \"10.205.0.1\"' '$TMP/body' >/dev/null &&
+	       [ \"\$(jq -c '.[0] | keys' '$TMP/body')\" = \"\$(nsenter --net=/run/netns/$SNS $SLUICE -j flows | jq -c '.[0] | keys')\" ]"
+code=$(curl -s --unix-socket "$SOCK" -o "$TMP/body" -w '%{http_code}' -G \
+	--data-urlencode 'filter=dport http' http://x/v1/flows)
+check "flowmon: GET /v1/flows with a bad filter is 400 naming the word" \
+	sh -c "[ $code = 400 ] && jq -e '.field == \"filter\" and (.error | test(\"dport .http.\"))' '$TMP/body' >/dev/null"
+code=$(curl -s --unix-socket "$SOCK" -o "$TMP/body" -w '%{http_code}' 'http://x/v1/flows?sort=size')
+check "flowmon: GET /v1/flows?sort=size is 400" test "$code" = 400
+
 # The client side's monitor (fm1) is in the client namespace: its page.
 nsenter --net="/run/netns/$CNS" "$SLUICED" --socket "$TMP/c.sock" --foreground --log-level warn \
 	2>>"$TMP/sluiced.log" &
