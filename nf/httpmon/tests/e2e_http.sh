@@ -53,6 +53,7 @@ cat >"$TMP/srv.py" <<'EOF'
 import http.server, socketserver, sys, threading, time
 class H(http.server.BaseHTTPRequestHandler):
     protocol_version = 'HTTP/1.1'
+    disable_nagle_algorithm = True  # headers then body: no 40 ms stalls
     def log_message(self, *a): pass
     def handle_any(self, ok):
         n = int(self.headers.get('Content-Length') or 0)
