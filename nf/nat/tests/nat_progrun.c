@@ -29,6 +29,7 @@
 
 static struct sl_ctx *ctx;
 static int if_out, if_in;
+static uint16_t echo_id_b; /* the id host 10.0.0.3's echo 0x4242 got */
 
 enum { V_PASS, V_DROP };
 
@@ -478,6 +479,7 @@ static void test_udp_icmp_v4(void)
 		 &(struct pkt_spec)V4("10.0.0.3", "198.51.100.2", .proto = 1, .icmp_type = 8,
 				      .payload = 24),
 		 0x4242, &(struct want){ V_PASS, "203.0.113.1", "198.51.100.2", -1 }, &got);
+	echo_id_b = got.icmp_id;
 	case_pkt("snat/icmp echo reply back to the second host, id restored", if_out,
 		 SL_HOOK_TC_IN,
 		 &(struct pkt_spec)V4("198.51.100.2", "203.0.113.1", .proto = 1, .icmp_type = 0,
@@ -524,6 +526,19 @@ static void test_icmp_errors(void)
 	run_check("icmp error/time exceeded from a router, 8 bytes of tcp quoted", if_out,
 		  SL_HOOK_TC_IN, pkt, len,
 		  &(struct want){ V_PASS, "192.0.2.254", "10.0.0.2" }, NULL);
+	/* Time exceeded for a ping (traceroute), quoting the whole echo
+	 * request: the quoted identifier and the quoted ICMP checksum too. */
+	ilen = build(&(struct pkt_spec)V4("203.0.113.1", "198.51.100.2", .proto = 1,
+					  .icmp_type = 8, .payload = 24),
+		     echo_id_b, inner);
+	len = build_icmp_error(4, "192.0.2.254", "203.0.113.1", 11, 0, inner + 14, ilen - 14, pkt);
+	ok = run_check("icmp error/time exceeded for a ping: outer to the inside host", if_out,
+		       SL_HOOK_TC_IN, pkt, len,
+		       &(struct want){ V_PASS, "192.0.2.254", "10.0.0.3" }, NULL);
+	if (ok && !run_tc(if_out, SL_HOOK_TC_IN, pkt, len, 1, &r) && quoted_of(&r, &q))
+		check_report(addr_is(q.saddr, 4, "10.0.0.3") && q.icmp_id == 0x4242,
+			     "icmp error/quoted echo request: source and identifier restored",
+			     NULL);
 	/* Unrelated errors pass untouched. */
 	ilen = pkt_build(&(struct pkt_spec)V4("203.0.113.1", "198.51.100.9", UDP, .sport = 1,
 					      .dport = 2), inner);
@@ -618,6 +633,12 @@ static void test_exhaustion(void)
 
 static void test_dnat(void)
 {
+	uint8_t inner[PKT_MAX], pkt[PKT_MAX];
+	struct parsed q;
+	struct run r = {};
+	size_t ilen, len;
+	char why[160] = "";
+
 	case_pkt("dnat/tcp to 203.0.113.1:8080 goes to 10.0.0.80:80", if_out, SL_HOOK_TC_IN,
 		 &(struct pkt_spec)V4("192.0.2.7", "203.0.113.1", TCP, .sport = 33333, .dport = 8080,
 				      .tcp_flags = 0x02, .payload = 4),
@@ -638,6 +659,20 @@ static void test_dnat(void)
 		 &(struct pkt_spec)V6("fd00::53", "2001:db8:7::7", UDP, .sport = 53, .dport = 1111,
 				      .payload = 12),
 		 0, &(struct want){ V_PASS, "2001:db8:ff::1", "2001:db8:7::7", 5353, 1111 }, NULL);
+	/* The DNAT target itself answers with an error (port unreachable):
+	 * it leaves from the public address, quoting the public port. */
+	ilen = pkt_build(&(struct pkt_spec)V6("2001:db8:7::7", "fd00::53", UDP, .sport = 1111,
+					      .dport = 53, .payload = 12),
+			 inner);
+	len = build_icmp_error(6, "fd00::53", "2001:db8:7::7", 1, 4, inner + 14, ilen - 14, pkt);
+	run_check("dnat/icmpv6 error from the target leaves from the public address", if_out,
+		  SL_HOOK_TC_OUT, pkt, len,
+		  &(struct want){ V_PASS, "2001:db8:ff::1", "2001:db8:7::7" }, NULL);
+	if (!run_tc(if_out, SL_HOOK_TC_OUT, pkt, len, 1, &r) && quoted_of(&r, &q))
+		check_report(addr_is(q.daddr, 6, "2001:db8:ff::1") && q.dport == 5353 &&
+				     csums_ok(r.out + 14 + 48, r.len - 14 - 48, true, why, sizeof(why)),
+			     "dnat/quoted udp header: destination [2001:db8:ff::1]:5353, checksums",
+			     why[0] ? why : "quoted tuple not translated back");
 }
 
 /* A client inside reaching the DNATed address of its own gateway: DNAT at
