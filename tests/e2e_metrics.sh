@@ -227,6 +227,22 @@ check "metrics: conntrack saw the 3 UDP flows, unreplied" \
 check "metrics: nat: no port shortage" grep -q '^sluice_nat_rule_no_port_total{rule="m1",.*} 0$' "$TMP/page4"
 check "metrics: nat: the page passes promtool" sh -c "promtool check metrics <'$TMP/page4' >/dev/null 2>&1"
 
+# ---- a large rule set: per-rule series bounded ---------------------------
+
+# 1,100 rules (never matching) in front of the ping rule: the ping rule is
+# number 1,101, past the 1,024 per-rule series, so its drops are in "rest".
+{ for i in $(seq 1100); do echo "drop src 192.0.2.1/32 proto udp dport $i"; done
+  echo "drop src 10.204.0.1/32 proto icmp"; } >"$TMP/big"
+sc firewall load "$SDEV" "$TMP/big" --name fwbig >/dev/null 2>"$TMP/err" ||
+	fail "metrics: load 1101 rules: $(cat "$TMP/err")"
+sc chain set "$SDEV" ingress fwbig >/dev/null
+sl_in "$CNS" ping -c 2 -i 0.05 -W 0.2 -q 10.204.0.2 >/dev/null 2>&1
+curl -s --unix-socket "$SOCK" http://sluiced/metrics >"$TMP/pagebig"
+check "metrics: 1101 rules: 1024 rule series, rest and default ($(grep -c '^sluice_fw_rule_packets_total{instance="fwbig"' "$TMP/pagebig"))" \
+	test "$(grep -c '^sluice_fw_rule_packets_total{instance="fwbig"' "$TMP/pagebig")" = 1026
+check "metrics: the 2 dropped pings counted in rule \"rest\"" \
+	grep -q '^sluice_fw_rule_packets_total{instance="fwbig",rule="rest",text="rules 1025 to 1101"} 2$' "$TMP/pagebig"
+
 # ---- --metrics-listen: /metrics only, plain HTTP, no token ----------------
 
 mt() { sl_in "$SNS" curl -s -o "$TMP/tbody" -w '%{http_code}' "$@"; }

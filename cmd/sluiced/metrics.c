@@ -407,6 +407,18 @@ static int fw_all_read(struct sl_ctx *ctx, const struct inst_list *l,
 	return err;
 }
 
+/* Per-rule series per firewall instance: rules beyond this many are summed
+ * into one series (rule "rest"), so a 65,536-rule set costs 1,026 series
+ * per family, not 65,537, and the totals still add up. */
+#define FW_METRICS_RULES_MAX 1024
+
+static void fw_rule_sample(struct metrics_out *m, const char *fam, const char *inst,
+			   const char *idx, const char *text, __u64 v)
+{
+	metrics_sample_u64(m, fam, (const char *const[]){ "instance", inst, "rule", idx,
+							   "text", text, NULL }, v);
+}
+
 /* One per-rule family; rule "default" is the default policy. */
 static void write_fw_family(struct metrics_out *m, const struct inst_list *l,
 			    const struct fw_all *a, bool bytes)
@@ -415,29 +427,34 @@ static void write_fw_family(struct metrics_out *m, const struct inst_list *l,
 	char text[1024], idx[16];
 
 	metrics_family(m, fam, METRICS_COUNTER, bytes ?
-		       "Bytes matched by a firewall rule (rule \"default\": the default policy)." :
-		       "Packets matched by a firewall rule (rule \"default\": the default policy).");
+		       "Bytes matched by a firewall rule (rule \"default\": the default policy; \"rest\": rules past the 1024th)." :
+		       "Packets matched by a firewall rule (rule \"default\": the default policy; \"rest\": rules past the 1024th).");
 	for (size_t i = 0; i < a->n; i++) {
 		const struct fw_ruleset *rs = &a->rs[i];
+		const char *inst = l->v[i].inst.name;
+		__u64 rest = 0;
 
 		if (!a->cnt[i])
 			continue;
-		for (__u32 r = 0; r <= rs->n; r++) {
+		for (__u32 r = 0; r < rs->n; r++) {
 			const struct fw_counter *c = &a->cnt[i][r];
 
-			if (r < rs->n) {
-				fw_rule_format(&rs->rules[r], text, sizeof(text));
-				snprintf(idx, sizeof(idx), "%u", r + 1);
-			} else {
-				snprintf(text, sizeof(text), "default %s",
-					 rs->default_action == FW_DROP ? "drop" : "accept");
-				snprintf(idx, sizeof(idx), "default");
+			if (r >= FW_METRICS_RULES_MAX) {
+				rest += bytes ? c->bytes : c->packets;
+				continue;
 			}
-			metrics_sample_u64(m, fam,
-				(const char *const[]){ "instance", l->v[i].inst.name,
-						       "rule", idx, "text", text, NULL },
-				bytes ? c->bytes : c->packets);
+			fw_rule_format(&rs->rules[r], text, sizeof(text));
+			snprintf(idx, sizeof(idx), "%u", r + 1);
+			fw_rule_sample(m, fam, inst, idx, text, bytes ? c->bytes : c->packets);
 		}
+		if (rs->n > FW_METRICS_RULES_MAX) {
+			snprintf(text, sizeof(text), "rules %u to %u", FW_METRICS_RULES_MAX + 1, rs->n);
+			fw_rule_sample(m, fam, inst, "rest", text, rest);
+		}
+		snprintf(text, sizeof(text), "default %s",
+			 rs->default_action == FW_DROP ? "drop" : "accept");
+		fw_rule_sample(m, fam, inst, "default", text,
+			       bytes ? a->cnt[i][rs->n].bytes : a->cnt[i][rs->n].packets);
 	}
 }
 
