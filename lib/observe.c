@@ -315,7 +315,15 @@ static int evcfg_obs(struct sl_obs *obs, __u32 set, __u32 clear)
 	return 0;
 }
 
+static int reset_percpu(int fd);
+
 static int reset_state(struct sl_obs *obs)
+{
+	return reset_percpu(obs->state_fd);
+}
+
+/* Zeroes the one entry of a per-CPU sl_obsstate map. */
+static int reset_percpu(int fd)
 {
 	int ncpu = libbpf_num_possible_cpus();
 	struct sl_obsstate *v;
@@ -327,24 +335,32 @@ static int reset_state(struct sl_obs *obs)
 	v = calloc(ncpu, sizeof(*v));
 	if (!v)
 		return sl_err(-ENOMEM, "out of memory");
-	if (bpf_map_update_elem(obs->state_fd, &zero, v, BPF_ANY))
-		err = sl_err(-errno, "cannot reset sl_obsstate: %s", strerror(errno));
+	if (bpf_map_update_elem(fd, &zero, v, BPF_ANY))
+		err = sl_err(-errno, "cannot reset the per-CPU counters: %s",
+			     strerror(errno));
 	free(v);
 	return err;
 }
 
-/* The configuration the data plane reads, from the options. The rate is
- * split over the CPUs: each has its own bucket, so together they stay
- * within rate packets per second plus burst. */
-static int make_config(const struct sl_obs_opts *o, struct sl_obscfg *c)
+/* The per-CPU token bucket for rate packets per second plus burst: each
+ * CPU has its own, so together they stay within the rate plus burst. */
+static int make_bucket(__u32 rate, __u32 burst, __u64 *cost_ns,
+		       __u64 *burst_ns)
 {
 	int ncpu = libbpf_num_possible_cpus();
-	__u64 rate = o->rate ?: SL_OBS_DEFAULT_RATE;
-	__u64 burst = o->burst ?: (rate / 10 ?: 1);
-	__u64 per_cpu_burst;
+	__u64 r = rate ?: SL_OBS_DEFAULT_RATE;
+	__u64 b = burst ?: (r / 10 ?: 1);
 
 	if (ncpu < 1)
 		return sl_err(-EINVAL, "cannot count CPUs");
+	*cost_ns = 1000000000ULL * ncpu / r ?: 1;
+	*burst_ns = (b / ncpu ?: 1) * *cost_ns;
+	return 0;
+}
+
+/* The configuration the data plane reads, from the options. */
+static int make_config(const struct sl_obs_opts *o, struct sl_obscfg *c)
+{
 	if (o->snaplen > SL_CAPTURE_SNAPLEN_MAX)
 		return sl_err(-EINVAL, "snaplen %u: at most %d", o->snaplen,
 			      SL_CAPTURE_SNAPLEN_MAX);
@@ -352,13 +368,8 @@ static int make_config(const struct sl_obs_opts *o, struct sl_obscfg *c)
 	c->ifindex = o->ifindex;
 	c->sample = o->sample;
 	c->snaplen = o->snaplen ?: SL_CAPTURE_SNAPLEN_MAX;
-	c->cost_ns = 1000000000ULL * ncpu / rate;
-	if (!c->cost_ns)
-		c->cost_ns = 1;
-	per_cpu_burst = burst / ncpu ?: 1;
-	c->burst_ns = per_cpu_burst * c->cost_ns;
 	c->filter = o->filter;
-	return 0;
+	return make_bucket(o->rate, o->burst, &c->cost_ns, &c->burst_ns);
 }
 
 static int open_maps(struct sl_obs *obs)
@@ -480,32 +491,11 @@ int sl_obs_stop(struct sl_obs *obs)
 	return err;
 }
 
+static int state_sum(int fd, struct sl_obs_stats *st);
+
 int sl_obs_stats(struct sl_obs *obs, struct sl_obs_stats *st)
 {
-	int ncpu = libbpf_num_possible_cpus();
-	struct sl_obsstate *v;
-	__u32 zero = 0;
-	int err = 0;
-
-	memset(st, 0, sizeof(*st));
-	if (ncpu < 0)
-		return sl_err(ncpu, "cannot count CPUs");
-	v = calloc(ncpu, sizeof(*v));
-	if (!v)
-		return sl_err(-ENOMEM, "out of memory");
-	if (bpf_map_lookup_elem(obs->state_fd, &zero, v)) {
-		err = sl_err(-errno, "cannot read sl_obsstate: %s", strerror(errno));
-	} else {
-		for (int i = 0; i < ncpu; i++) {
-			st->matched += v[i].matched;
-			st->limited += v[i].limited;
-			st->emitted += v[i].emitted;
-			st->lost += v[i].lost;
-			st->violations += v[i].violations;
-		}
-	}
-	free(v);
-	return err;
+	return state_sum(obs->state_fd, st);
 }
 
 void sl_obs_close(struct sl_obs *obs)
@@ -688,5 +678,106 @@ int sl_path_policy_del(struct sl_ctx *ctx, const char *name)
 	if (!err && bpf_map_update_elem(fd, &idx, &v, BPF_ANY))
 		err = sl_err(-errno, "cannot write sl_pathpol: %s", strerror(errno));
 	close(fd);
+	return err;
+}
+
+/* ---- policy watching ------------------------------------------------------ */
+
+static int state_sum(int fd, struct sl_obs_stats *st)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	struct sl_obsstate *v;
+	__u32 zero = 0;
+	int err = 0;
+
+	memset(st, 0, sizeof(*st));
+	if (ncpu < 0)
+		return sl_err(ncpu, "cannot count CPUs");
+	v = calloc(ncpu, sizeof(*v));
+	if (!v)
+		return sl_err(-ENOMEM, "out of memory");
+	if (bpf_map_lookup_elem(fd, &zero, v)) {
+		err = sl_err(-errno, "cannot read the per-CPU counters: %s",
+			     strerror(errno));
+	} else {
+		for (int i = 0; i < ncpu; i++) {
+			st->matched += v[i].matched;
+			st->limited += v[i].limited;
+			st->emitted += v[i].emitted;
+			st->lost += v[i].lost;
+			st->violations += v[i].violations;
+		}
+	}
+	free(v);
+	return err;
+}
+
+int sl_path_watch_set(struct sl_ctx *ctx, bool on, __u32 sample, __u32 rate,
+		      __u32 burst)
+{
+	struct sl_obs obs = { .ctx = ctx };
+	struct sl_polcfg cfg = { .sample = sample, .rate = rate, .burst = burst };
+	int cfg_fd, state_fd, err;
+	__u32 zero = 0;
+
+	obs.evcfg_fd = obs_map(ctx, "sl_evcfg");
+	if (obs.evcfg_fd < 0)
+		return obs.evcfg_fd;
+	cfg_fd = obs_map(ctx, "sl_polcfg");
+	if (cfg_fd < 0) {
+		close(obs.evcfg_fd);
+		return cfg_fd == -ENOENT ? sl_err(cfg_fd, "no sl_polcfg in this "
+			"state: run 'sluice reset' and load again") : cfg_fd;
+	}
+	if (!on) {
+		err = evcfg_obs(&obs, 0, SL_OBS_POLICY_WATCH);
+		goto out;
+	}
+	state_fd = obs_map(ctx, "sl_polstate");
+	err = state_fd < 0 ? state_fd : reset_percpu(state_fd);
+	if (state_fd >= 0)
+		close(state_fd);
+	if (err)
+		goto out;
+	cfg.rate = rate ?: SL_OBS_DEFAULT_RATE;
+	cfg.burst = burst ?: (cfg.rate / 10 ?: 1);
+	err = make_bucket(cfg.rate, cfg.burst, &cfg.cost_ns, &cfg.burst_ns);
+	if (!err && bpf_map_update_elem(cfg_fd, &zero, &cfg, BPF_ANY))
+		err = sl_err(-errno, "cannot write sl_polcfg: %s", strerror(errno));
+	/* Last: the data plane reads a complete configuration. */
+	err = err ?: evcfg_obs(&obs, SL_OBS_POLICY_WATCH, 0);
+out:
+	close(cfg_fd);
+	close(obs.evcfg_fd);
+	return err;
+}
+
+int sl_path_watch_get(struct sl_ctx *ctx, struct sl_path_watch *w)
+{
+	int fds[3] = { obs_map(ctx, "sl_evcfg"), obs_map(ctx, "sl_polcfg"),
+		       obs_map(ctx, "sl_polstate") };
+	struct sl_polcfg cfg;
+	struct sl_evcfg ev;
+	__u32 zero = 0;
+	int err = 0;
+
+	memset(w, 0, sizeof(*w));
+	for (int i = 0; i < 3 && !err; i++)
+		if (fds[i] < 0)
+			err = fds[i];
+	if (!err && (bpf_map_lookup_elem(fds[0], &zero, &ev) ||
+		     bpf_map_lookup_elem(fds[1], &zero, &cfg)))
+		err = sl_err(-errno, "cannot read the watch configuration: %s",
+			     strerror(errno));
+	if (!err) {
+		w->on = ev.obs & SL_OBS_POLICY_WATCH;
+		w->sample = cfg.sample;
+		w->rate = cfg.rate;
+		w->burst = cfg.burst;
+		err = state_sum(fds[2], &w->stats);
+	}
+	for (int i = 0; i < 3; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
 	return err;
 }

@@ -85,4 +85,16 @@ int sl_path_policy_foreach(struct sl_ctx *ctx, sl_path_policy_cb cb, void *arg);
 /* The name of the policy at index (for SL_EVENT_PATH); "" when none. */
 int sl_path_policy_name(struct sl_ctx *ctx, __u32 index, char name[32]);
 
+/* Policy watching: with no trace running, check the policies on one
+ * packet in sample (per CPU), at most rate packets per second plus burst
+ * (0: the defaults), until turned off. Violations go to sl_events. */
+int sl_path_watch_set(struct sl_ctx *ctx, bool on, __u32 sample, __u32 rate,
+		      __u32 burst);
+struct sl_path_watch {
+	bool on;
+	__u32 sample, rate, burst;
+	struct sl_obs_stats stats; /* since the state was made */
+};
+int sl_path_watch_get(struct sl_ctx *ctx, struct sl_path_watch *w);
+
 #endif

@@ -8,7 +8,9 @@
 # the packets; --count stops; the rate limit bounds a flood; a path policy
 # whose instance the packets do not pass raises an SL_EVENT_PATH event
 # (seen by `sluice events`) and marks the trace, a compliant one and dropped
-# packets do not; policy add/list/del and their errors; bad filters.
+# packets do not; policy watching raises the events with no trace running
+# (sampled) and stops when turned off; policy add/list/del and their errors;
+# bad filters.
 #
 # Topology: client ns (CDEV, 10.233.0.1) <-veth-> server ns (SDEV,
 # 10.233.0.2); a veth pair inside the server ns holds instance fx.
@@ -179,6 +181,37 @@ for k, v in want.items():
 EOF
 )
 check "violation: sluice events shows one path event (policy, instance, trace id)${why:+: $why}" test -z "$why"
+
+# Watching: no trace running, the data plane checks sampled packets itself.
+check "policy watch is off by default" test "$(sc -j trace policy watch | $PY -c 'import json,sys; print(json.load(sys.stdin)["on"])')" = False
+check "policy watch on --sample 2 --rate 1000" sc trace policy watch on --sample 2 --rate 1000
+events_bg "$TMP/ev3"
+send_udp 10.233.0.2 9003 10
+send_udp 10.233.0.2 9000 10 # dropped by fa: sampled but compliant
+wait "$EV_PID"
+why=$($PY - "$TMP/ev3" 2>&1 <<'EOF'
+import json, sys
+ev = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+path = [e for e in ev if e["type"] == "path"]
+# One in 2 per CPU of the 10 passed packets: 5, or 4 when split over CPUs.
+if not 4 <= len(path) <= 5:
+    sys.exit(f"{len(path)} path events")
+for e in path:
+    if e["policy"] != "must-fx" or e["dport"] != 9003 or not e["trace_id"] & (1 << 31):
+        sys.exit(f"fields of {e}")
+EOF
+)
+check "policy watch: sampled packets raise path events with no trace running${why:+: $why}" test -z "$why"
+w=$(sc -j trace policy watch)
+check "policy watch status: on, sample 2, violations counted" \
+	test "$($PY -c 'import json,sys; d=json.load(sys.stdin); print(d["on"], d["sample"], d["rate"], 4 <= d["violations"] <= 5, d["checked"] >= 9)' <<<"$w")" = "True 2 1000 True True"
+check "policy watch off" sc trace policy watch off
+events_bg "$TMP/ev4"
+send_udp 10.233.0.2 9003 10
+wait "$EV_PID"
+check "policy watch off: no path event" test "$(grep -c '"type":"path"' "$TMP/ev4")" -eq 0
+out=$(sc trace policy watch on --rate x 2>&1)
+check "policy watch: a bad number is refused" test $? -eq 2
 
 out=$(sc -j trace policy list)
 check "policy list -j: both policies" \

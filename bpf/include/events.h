@@ -85,12 +85,16 @@ enum sl_obs_flags {
 	SL_OBS_CAPTURE_DROPS = 1 << 0, /* copy dropped packets at sl_finish */
 	SL_OBS_CAPTURE_ALL = 1 << 1, /* mark matching packets at the root */
 	SL_OBS_TRACE = 1 << 2, /* trace matching packets from the root */
+	/* Check path policies on sampled packets with no session running
+	 * (sl_polcfg); lasts until turned off. */
+	SL_OBS_POLICY_WATCH = 1 << 3,
 };
 
 /* Bits of sl_meta.trace, set by the root for this packet. */
 enum sl_meta_trace {
 	SL_MT_TRACE = 1 << 0, /* emit a hop record at each sl_finish */
 	SL_MT_CAPTURE = 1 << 1, /* copy the packet when its chain ends */
+	SL_MT_POLICY = 1 << 2, /* check path policies when its chain ends */
 };
 
 enum sl_filter_kind {
@@ -139,7 +143,19 @@ struct sl_obscfg {
 	struct sl_filter filter;
 };
 
-/* The one entry of sl_obsstate (per-CPU), written by BPF. */
+/* The one entry of sl_polcfg (an array): path-policy watching without a
+ * trace session, sampled and rate-limited as a session is. */
+struct sl_polcfg {
+	__u32 sample; /* one packet in N per CPU (0, 1: all) */
+	__u32 rate; /* packets per second, as given (for display) */
+	__u32 burst;
+	__u32 pad;
+	__u64 cost_ns; /* per-CPU token bucket, as in sl_obscfg */
+	__u64 burst_ns;
+};
+
+/* The one entry of sl_obsstate and of sl_polstate (per-CPU), written by
+ * BPF: the session's, and policy watching's. */
 struct sl_obsstate {
 	__u64 credit_ns;
 	__u64 last_ns;

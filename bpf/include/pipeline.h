@@ -110,6 +110,22 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sl_pathpol SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sl_polcfg);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sl_polcfg SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sl_obsstate);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sl_polstate SEC(".maps");
+
 /* A capture record is built here, then copied to the ring at its length. */
 struct sl_capbuf {
 	__u8 bytes[sizeof(struct sl_cap_rec) + SL_CAPTURE_SNAPLEN_MAX];
@@ -361,31 +377,46 @@ static __always_inline bool sl_filter_match(const struct sl_filter *f,
 	return w.match || w.group;
 }
 
-/* Sampling (one in cfg->sample) and the per-CPU token bucket: whether this
+/* Sampling (one in sample) and the per-CPU token bucket: whether this
  * matching packet is taken. Never waits: an excess packet is counted. */
-static __always_inline bool sl_obs_admit(const struct sl_obscfg *cfg,
-					 struct sl_obsstate *st)
+static __always_inline bool sl_bucket_admit(__u32 sample, __u64 cost_ns,
+					    __u64 burst_ns,
+					    struct sl_obsstate *st)
 {
 	__u64 now, credit;
 
 	st->matched++;
-	if (cfg->sample > 1) {
-		if (++st->sample_tick < cfg->sample)
+	if (sample > 1) {
+		if (++st->sample_tick < sample)
 			return false;
 		st->sample_tick = 0;
 	}
 	now = bpf_ktime_get_ns();
 	credit = st->credit_ns + (now - st->last_ns);
 	st->last_ns = now;
-	if (credit > cfg->burst_ns)
-		credit = cfg->burst_ns;
-	if (credit < cfg->cost_ns) {
+	if (credit > burst_ns)
+		credit = burst_ns;
+	if (credit < cost_ns) {
 		st->credit_ns = credit;
 		st->limited++;
 		return false;
 	}
-	st->credit_ns = credit - cfg->cost_ns;
+	st->credit_ns = credit - cost_ns;
 	return true;
+}
+
+static __always_inline bool sl_obs_admit(const struct sl_obscfg *cfg,
+					 struct sl_obsstate *st)
+{
+	return sl_bucket_admit(cfg->sample, cfg->cost_ns, cfg->burst_ns, st);
+}
+
+/* A trace id: the CPU in bits 24-30, a per-CPU counter below; bit 31 set
+ * for packets sampled by policy watching rather than a trace session. */
+static __always_inline __u32 sl_trace_id(struct sl_obsstate *st, __u32 high)
+{
+	return high | ((bpf_get_smp_processor_id() & 0x7f) << 24) |
+	       (st->next_trace++ & 0xffffff);
 }
 
 /* Whether the packet in meta is one the session wants: interface, filter,
@@ -402,8 +433,8 @@ static __always_inline bool sl_obs_wanted(const struct sl_obscfg *cfg,
 }
 
 /* Root: marks a packet for --all capture or tracing when the session asks
- * for it. Called only when sl_evcfg.obs has one of those flags. */
-static __always_inline void sl_observe_mark(struct sl_meta *m, __u32 obs)
+ * for it. */
+static __always_inline void sl_observe_session(struct sl_meta *m, __u32 obs)
 {
 	__u32 zero = 0;
 	struct sl_obscfg *cfg = bpf_map_lookup_elem(&sl_obscfg, &zero);
@@ -415,10 +446,32 @@ static __always_inline void sl_observe_mark(struct sl_meta *m, __u32 obs)
 		m->trace |= SL_MT_CAPTURE;
 	if (obs & SL_OBS_TRACE) {
 		m->trace |= SL_MT_TRACE;
-		m->trace_id = (bpf_get_smp_processor_id() << 24) |
-			      (st->next_trace++ & 0xffffff);
+		m->trace_id = sl_trace_id(st, 0);
 		m->t_start = bpf_ktime_get_ns();
 	}
+}
+
+/* Root: picks a packet for path-policy watching (sampled, rate-limited). */
+static __always_inline void sl_observe_policy(struct sl_meta *m)
+{
+	__u32 zero = 0;
+	struct sl_polcfg *cfg = bpf_map_lookup_elem(&sl_polcfg, &zero);
+	struct sl_obsstate *st = bpf_map_lookup_elem(&sl_polstate, &zero);
+
+	if (!cfg || !st ||
+	    !sl_bucket_admit(cfg->sample, cfg->cost_ns, cfg->burst_ns, st))
+		return;
+	m->trace |= SL_MT_POLICY;
+	m->trace_id = sl_trace_id(st, 1U << 31);
+}
+
+static __always_inline void sl_observe_mark(struct sl_meta *m, __u32 obs)
+{
+	if (obs & (SL_OBS_CAPTURE_ALL | SL_OBS_TRACE))
+		sl_observe_session(m, obs);
+	/* A traced packet has its policies checked already. */
+	if ((obs & SL_OBS_POLICY_WATCH) && !(m->trace & SL_MT_TRACE))
+		sl_observe_policy(m);
 }
 
 /* Root, every packet: one lookup (inlined) and one branch when off. */
@@ -427,7 +480,8 @@ static __always_inline void sl_observe_root(struct sl_meta *m)
 	__u32 zero = 0;
 	struct sl_evcfg *ev = bpf_map_lookup_elem(&sl_evcfg, &zero);
 
-	if (ev && (ev->obs & (SL_OBS_CAPTURE_ALL | SL_OBS_TRACE)))
+	if (ev && (ev->obs & (SL_OBS_CAPTURE_ALL | SL_OBS_TRACE |
+			      SL_OBS_POLICY_WATCH)))
 		sl_observe_mark(m, ev->obs);
 }
 
@@ -566,11 +620,15 @@ static __always_inline __u32 sl_path_check(struct sl_meta *m)
 	struct sl_path_walk w = { .m = m };
 	struct sl_obsstate *st;
 	struct sl_event *e;
+	__u32 zero = 0;
 
 	bpf_loop(SL_PATHPOL_MAX, sl_path_step, &w, 0);
 	if (!w.violated)
 		return 0;
-	st = sl_obsstate_get();
+	if (m->trace & SL_MT_TRACE)
+		st = sl_obsstate_get();
+	else
+		st = bpf_map_lookup_elem(&sl_polstate, &zero);
 	if (st)
 		st->violations++;
 	e = sl_event_begin(m, SL_EVENT_PATH, w.via_slot, 0);
@@ -633,6 +691,8 @@ static __always_inline void sl_observe_xdp(struct xdp_md *ctx,
 
 	if (m->trace & SL_MT_TRACE)
 		sl_trace_hop(m, slot, verdict, end);
+	if ((m->trace & SL_MT_POLICY) && end && verdict >= 0)
+		sl_path_check(m);
 	if ((m->trace & SL_MT_CAPTURE) && end)
 		sl_capture_xdp(ctx, m, slot, verdict);
 }
@@ -645,6 +705,8 @@ static __always_inline void sl_observe_tc(struct __sk_buff *skb,
 
 	if (m->trace & SL_MT_TRACE)
 		sl_trace_hop(m, slot, verdict, end);
+	if ((m->trace & SL_MT_POLICY) && end && verdict >= 0)
+		sl_path_check(m);
 	if ((m->trace & SL_MT_CAPTURE) && end)
 		sl_capture_tc(skb, m, slot, verdict);
 }

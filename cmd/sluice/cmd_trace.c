@@ -5,6 +5,7 @@
  *   sluice trace policy add NAME --from CIDR --to CIDR --via INSTANCE
  *   sluice trace policy del NAME | list */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -361,10 +362,79 @@ static int policy_list(int argc, char **argv)
 	return err ? cli_fail(err) : 0;
 }
 
+static int watch_status(void)
+{
+	struct sl_path_watch w;
+	struct sl_ctx *ctx;
+	int err = sl_open(&ctx, 0);
+
+	if (err)
+		return cli_fail(err);
+	err = sl_path_watch_get(ctx, &w);
+	sl_close(ctx);
+	if (err)
+		return cli_fail(err);
+	out_open_obj(NULL);
+	out_bool("on", NULL, w.on);
+	out_text("policy watching %s", w.on ? "on" : "off");
+	out_u64("sample", w.on ? ": one packet in %llu" : NULL, w.sample ?: 1);
+	out_u64("rate", w.on ? ", at most %llu/s" : NULL, w.rate);
+	out_u64("burst", w.on ? " (burst %llu)" : NULL, w.burst);
+	out_u64("checked", "; %llu packets checked", w.stats.matched - w.stats.limited);
+	out_u64("limited", ", %llu over the rate", w.stats.limited);
+	out_u64("violations", ", %llu violations\n", w.stats.violations);
+	out_close_obj();
+	out_done();
+	return 0;
+}
+
+/* Parses `on [--sample N] [--rate PPS] [--burst N]`; 0, or 2 (usage). */
+static int watch_opts(int argc, char **argv, long *sample, long *rate,
+		      long *burst)
+{
+	for (int i = 1; i < argc; i += 2) {
+		long *v = !strcmp(argv[i], "--sample") ? sample :
+			  !strcmp(argv[i], "--rate")   ? rate :
+			  !strcmp(argv[i], "--burst")  ? burst : NULL;
+
+		if (!v || i + 1 >= argc)
+			return cli_bad_usage("trace policy watch on: [--sample N] "
+					     "[--rate PPS] [--burst N]");
+		if (obs_num(argv[i], argv[i + 1], UINT32_MAX, v))
+			return 2;
+	}
+	return 0;
+}
+
+static int policy_watch(int argc, char **argv)
+{
+	long sample = 0, rate = 0, burst = 0;
+	struct sl_ctx *ctx;
+	bool on;
+	int err;
+
+	if (!argc)
+		return watch_status();
+	on = !strcmp(argv[0], "on");
+	if (!on && (strcmp(argv[0], "off") || argc != 1))
+		return cli_bad_usage("trace policy watch [on [--sample N] "
+				     "[--rate PPS] [--burst N] | off]");
+	if (on && watch_opts(argc, argv, &sample, &rate, &burst))
+		return 2;
+	err = sl_open(&ctx, SL_OPEN_WRITE);
+	if (err)
+		return cli_fail(err);
+	err = sl_path_watch_set(ctx, on, sample, rate, burst);
+	sl_close(ctx);
+	return err ? cli_fail(err) : 0;
+}
+
 static const struct cmd policy_cmds[] = {
 	{ "add", policy_add, " NAME --from CIDR --to CIDR --via INSTANCE", false },
 	{ "del", policy_del, " NAME", false },
 	{ "list", policy_list, "", false },
+	{ "watch", policy_watch, " [on [--sample N] [--rate PPS] [--burst N] | off]"
+	  "   (check policies with no trace running)", false },
 	{}
 };
 
