@@ -847,3 +847,113 @@ int ct_gc_arm(struct __sk_buff *skb)
 		return 4;
 	return 0;
 }
+
+/* ---- measurement only: the kernel's conntrack through kfuncs ------------
+ * Not loaded in production ("?": no autoload); ct_progrun loads them to
+ * compare a lookup hit in the kernel's table with one in ours. */
+
+struct bpf_ct_opts___local {
+	__s32 netns_id;
+	__s32 error;
+	__u8 l4proto;
+	__u8 dir;
+	__u16 ct_zone_id;
+	__u8 ct_zone_dir;
+	__u8 reserved[3];
+};
+
+extern struct nf_conn *bpf_xdp_ct_lookup(struct xdp_md *, struct bpf_sock_tuple *, __u32,
+					 struct bpf_ct_opts___local *, __u32) __ksym __weak;
+extern struct nf_conn___init *bpf_xdp_ct_alloc(struct xdp_md *, struct bpf_sock_tuple *,
+					       __u32, struct bpf_ct_opts___local *,
+					       __u32) __ksym __weak;
+extern struct nf_conn *bpf_ct_insert_entry(struct nf_conn___init *) __ksym __weak;
+extern void bpf_ct_set_timeout(struct nf_conn___init *, __u32) __ksym __weak;
+extern void bpf_ct_release(struct nf_conn *) __ksym __weak;
+
+__u64 bench_hits = 0;
+
+/* Parses Ethernet/IPv4/TCP into a tuple; returns 0 or -1. */
+static __always_inline int bench_tuple(struct xdp_md *ctx, struct bpf_sock_tuple *t,
+				       struct sl_meta *m)
+{
+	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip = (void *)(eth + 1);
+	struct tcphdr *th = (void *)(ip + 1);
+
+	if ((void *)(th + 1) > data_end || eth->h_proto != bpf_htons(SL_ETH_P_IP) ||
+	    ip->ihl != 5 || ip->protocol != SL_IPPROTO_TCP)
+		return -1;
+	t->ipv4.saddr = ip->saddr;
+	t->ipv4.daddr = ip->daddr;
+	t->ipv4.sport = th->source;
+	t->ipv4.dport = th->dest;
+	if (m) {
+		__builtin_memset(m, 0, sizeof(*m));
+		m->flags = SL_F_IPV4 | SL_F_L4;
+		m->l3_off = sizeof(*eth);
+		m->l4_off = sizeof(*eth) + sizeof(*ip);
+		m->ip_proto = SL_IPPROTO_TCP;
+		m->tcp_flags = ((__u8 *)th)[13];
+		m->saddr[0] = ip->saddr;
+		m->daddr[0] = ip->daddr;
+		m->sport = bpf_ntohs(th->source);
+		m->dport = bpf_ntohs(th->dest);
+		m->pkt_len = data_end - data;
+	}
+	return 0;
+}
+
+/* Kernel conntrack: look the tuple up; insert it when missing. */
+SEC("?xdp")
+int ct_bench_kfunc(struct xdp_md *ctx)
+{
+	struct bpf_ct_opts___local opts = { .netns_id = -1, .l4proto = SL_IPPROTO_TCP };
+	struct bpf_sock_tuple t = {};
+	struct nf_conn___init *ni;
+	struct nf_conn *ct;
+
+	if (bench_tuple(ctx, &t, NULL))
+		return XDP_ABORTED;
+	ct = bpf_xdp_ct_lookup(ctx, &t, sizeof(t.ipv4), &opts, sizeof(opts));
+	if (ct) {
+		bench_hits++;
+		bpf_ct_release(ct);
+		return XDP_PASS;
+	}
+	ni = bpf_xdp_ct_alloc(ctx, &t, sizeof(t.ipv4), &opts, sizeof(opts));
+	if (!ni)
+		return XDP_ABORTED;
+	bpf_ct_set_timeout(ni, 60000);
+	ct = bpf_ct_insert_entry(ni);
+	if (!ct)
+		return XDP_ABORTED;
+	bpf_ct_release(ct);
+	return XDP_PASS;
+}
+
+/* Ours, the same work as the NF's (parse aside): key, lookup, state
+ * machine, refresh, counters. */
+SEC("?xdp")
+int ct_bench_table(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
+	struct bpf_sock_tuple t = {};
+	const struct ct_config *cfg;
+	struct ct_pkt p = {};
+	struct sl_meta m;
+	__u32 zero = 0, dir = 0, state;
+
+	if (bench_tuple(ctx, &t, &m))
+		return XDP_ABORTED;
+	cfg = bpf_map_lookup_elem(&ct_config, &zero);
+	if (!cfg)
+		return XDP_ABORTED;
+	state = ct_parse(data, data_end, &m, &p, &dir);
+	if (!state)
+		state = ct_lookup_track(cfg, &p, &dir, NULL);
+	if (state == SL_CT_ESTABLISHED || state == SL_CT_NEW)
+		bench_hits++;
+	return XDP_PASS;
+}
