@@ -677,34 +677,123 @@ static int open_pin(struct sl_ctx *ctx, const char *name)
 	return sl_obj_get(sl_base(ctx), name);
 }
 
+/* Every key of a mapping map, collected before any is deleted: deleting
+ * while walking a hash restarts the walk. Returns the count, or -errno. */
+static int collect_keys(int fd, struct nat_key **out)
+{
+	struct nat_key *keys = NULL, k, *prev = NULL;
+	int n = 0, cap = 0;
+
+	while (!bpf_map_get_next_key(fd, prev, &k)) {
+		if (n == cap) {
+			struct nat_key *more;
+
+			cap = cap ? cap * 2 : 1024;
+			more = realloc(keys, cap * sizeof(*keys));
+			if (!more) {
+				free(keys);
+				return sl_err(-ENOMEM, "out of memory");
+			}
+			keys = more;
+		}
+		keys[n] = k;
+		prev = &keys[n++];
+	}
+	*out = keys;
+	return n;
+}
+
 /* Removes SNAT mappings to addresses no SNAT rule gives any more (a
  * deleted rule, a masquerade interface whose address changed), as
  * netfilter forgets masqueraded connections when the address goes. */
 static void prune_snat(struct sl_ctx *ctx, const struct nat_rule *rules, __u32 n)
 {
 	int rev = open_pin(ctx, "nat_snat_rev"), fwd = open_pin(ctx, "nat_snat_fwd");
-	struct nat_key k, next, fk;
+	struct nat_key *keys = NULL, fk;
 	struct nat_rev v;
-	void *prev = NULL;
+	int nkeys = rev >= 0 && fwd >= 0 ? collect_keys(rev, &keys) : 0;
 
-	while (rev >= 0 && fwd >= 0 && !bpf_map_get_next_key(rev, prev, &next)) {
-		k = next;
-		prev = &k;
-		if (bpf_map_lookup_elem(rev, &k, &v) || snat_covers(rules, n, &k))
+	for (int i = 0; i < nkeys; i++) {
+		const struct nat_key *k = &keys[i];
+
+		if (bpf_map_lookup_elem(rev, k, &v) || snat_covers(rules, n, k))
 			continue;
-		fk = k; /* the forward entry's key: the original tuple */
+		fk = *k; /* the forward entry's key: the original tuple */
 		memcpy(fk.saddr, v.addr, 16);
-		memcpy(fk.daddr, k.saddr, 16);
+		memcpy(fk.daddr, k->saddr, 16);
 		fk.sport = v.port;
-		fk.dport = k.sport;
+		fk.dport = k->sport;
 		bpf_map_delete_elem(fwd, &fk);
-		bpf_map_delete_elem(rev, &k);
-		prev = NULL; /* deleting while walking restarts the walk */
+		bpf_map_delete_elem(rev, k);
 	}
+	free(keys);
 	if (rev >= 0)
 		close(rev);
 	if (fwd >= 0)
 		close(fwd);
+}
+
+static int read_specs_once(struct sl_ctx *ctx, struct nat_specs *specs);
+
+/* The counters of the loaded rules, per CPU, to carry over to the same
+ * rules (same name, kind, family, interface) in the next generation. */
+struct nat_carry {
+	struct nat_specs specs;
+	struct nat_rule rules[NAT_MAX_RULES];
+	struct nat_counter *percpu; /* n * ncpu */
+	__u32 n;
+	int ncpu;
+};
+
+static void carry_read(struct sl_ctx *ctx, struct nat_carry *c)
+{
+	int dir_fd, rules_fd, cnt_fd;
+	__u32 n = 0;
+
+	c->n = 0;
+	c->ncpu = libbpf_num_possible_cpus();
+	if (c->ncpu <= 0 || read_specs_once(ctx, &c->specs))
+		return; /* nothing loaded yet: nothing to carry */
+	c->percpu = calloc((size_t)NAT_MAX_RULES * c->ncpu, sizeof(*c->percpu));
+	dir_fd = sl_instance_open_dir(ctx, NAT_INSTANCE);
+	if (!c->percpu || dir_fd < 0) {
+		if (dir_fd >= 0)
+			close(dir_fd);
+		return;
+	}
+	rules_fd = sl_obj_get_at(dir_fd, "nat_rules");
+	cnt_fd = sl_obj_get_at(dir_fd, "nat_counters");
+	close(dir_fd);
+	for (__u32 i = 0; rules_fd >= 0 && cnt_fd >= 0 && i < NAT_MAX_RULES; i++) {
+		if (bpf_map_lookup_elem(rules_fd, &i, &c->rules[i]) || !c->rules[i].ifindex ||
+		    bpf_map_lookup_elem(cnt_fd, &i, c->percpu + (size_t)i * c->ncpu))
+			break;
+		n = i + 1;
+	}
+	c->n = n;
+	if (rules_fd >= 0)
+		close(rules_fd);
+	if (cnt_fd >= 0)
+		close(cnt_fd);
+}
+
+static void carry_apply(const struct nat_carry *c, int cnt_fd, const struct nat_specs *specs,
+			const struct nat_rule *rules, __u32 nrules)
+{
+	for (__u32 j = 0; j < nrules; j++) {
+		const struct nat_rule *r = &rules[j];
+
+		for (__u32 i = 0; i < c->n; i++) {
+			const struct nat_rule *o = &c->rules[i];
+
+			if (o->kind != r->kind || o->family != r->family ||
+			    o->ifindex != r->ifindex || o->spec >= c->specs.n ||
+			    strcmp(c->specs.spec[o->spec].name, specs->spec[r->spec].name))
+				continue;
+			bpf_map_update_elem(cnt_fd, &j, c->percpu + (size_t)i * c->ncpu, BPF_ANY);
+			break;
+		}
+	}
 }
 
 int nat_load(struct sl_ctx *ctx, const struct nat_specs *specs)
@@ -712,6 +801,7 @@ int nat_load(struct sl_ctx *ctx, const struct nat_specs *specs)
 	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = sl_base(ctx));
 	struct nat_rule *rules = calloc(NAT_MAX_RULES, sizeof(*rules));
 	struct nat_devs *devs = calloc(1, sizeof(*devs));
+	struct nat_carry *carry = calloc(1, sizeof(*carry));
 	static const char *const pins[] = { "nat_rules", "nat_config", "nat_counters",
 					    "nat_specs" };
 	struct nat_bpf *skel = NULL;
@@ -720,7 +810,7 @@ int nat_load(struct sl_ctx *ctx, const struct nat_specs *specs)
 	__u32 nrules = 0;
 	int err;
 
-	if (!rules || !devs) {
+	if (!rules || !devs || !carry) {
 		err = sl_err(-ENOMEM, "out of memory");
 		goto out;
 	}
@@ -747,6 +837,10 @@ int nat_load(struct sl_ctx *ctx, const struct nat_specs *specs)
 		goto out;
 	}
 	err = fill_maps(skel, specs, rules, nrules);
+	if (!err) {
+		carry_read(ctx, carry);
+		carry_apply(carry, bpf_map__fd(skel->maps.nat_counters), specs, rules, nrules);
+	}
 	err = err ?: sl_instance_stage_dir(ctx, &inst, stage, sizeof(stage));
 	if (err)
 		goto out;
@@ -772,6 +866,9 @@ int nat_load(struct sl_ctx *ctx, const struct nat_specs *specs)
 	prune_snat(ctx, rules, nrules);
 out:
 	nat_bpf__destroy(skel);
+	if (carry)
+		free(carry->percpu);
+	free(carry);
 	free(rules);
 	free(devs);
 	return err;
@@ -1026,15 +1123,13 @@ int nat_mappings_foreach(struct sl_ctx *ctx, nat_mapping_cb cb, void *arg)
 /* Deletes every entry of a map; returns how many. */
 static int map_clear(int fd)
 {
-	struct nat_key k;
-	int n = 0;
+	struct nat_key *keys = NULL;
+	int n = collect_keys(fd, &keys), done = 0;
 
-	while (!bpf_map_get_next_key(fd, NULL, &k)) {
-		if (bpf_map_delete_elem(fd, &k))
-			break;
-		n++;
-	}
-	return n;
+	for (int i = 0; i < n; i++)
+		done += !bpf_map_delete_elem(fd, &keys[i]);
+	free(keys);
+	return done;
 }
 
 int nat_flush(struct sl_ctx *ctx)

@@ -392,6 +392,23 @@ static __u64 drops_of(int reason)
 	return drops[reason];
 }
 
+/* Flows translated by the rule of that name (its compiled rules summed). */
+static __u64 flows_of(const char *name)
+{
+	static struct nat_rule rules[NAT_MAX_RULES];
+	static struct nat_counter cnt[NAT_MAX_RULES];
+	static struct nat_specs specs;
+	__u64 sum = 0;
+	__u32 n;
+
+	if (nat_read_specs(ctx, &specs) || nat_read_rules(ctx, rules, cnt, &n))
+		return ~0ULL;
+	for (__u32 i = 0; i < n; i++)
+		if (rules[i].spec < specs.n && !strcmp(specs.spec[rules[i].spec].name, name))
+			sum += cnt[i].flows;
+	return sum;
+}
+
 struct find_map {
 	const char *src;
 	uint16_t sport;
@@ -713,8 +730,12 @@ static void test_state(void)
 			     f.m.xlat.sport == 40000 && (f.m.state & NAT_ST_REPLIED) &&
 			     f.m.expires_in_ns > (NAT_TO_TCP_EST - 60) * 1000000000ULL,
 		     "state/mappings list the tcp flow, replied, established timeout", NULL);
+	__u64 flows = flows_of("masq4");
+
 	err = add_rule("extra", "snat --out " OUT " --to 198.51.100.99 --src 10.9.0.0/16");
 	check_report(!err, "state/add a rule (reload)", err ? sl_errmsg() : NULL);
+	check_report(flows > 0 && flows != ~0ULL && flows_of("masq4") == flows,
+		     "state/rule counters carried over a reload", NULL);
 	case_pkt("state/a reload keeps the mapping", if_out, SL_HOOK_TC_IN, &reply, 0,
 		 &(struct want){ V_PASS, NULL, "10.0.0.2", 80, 40000 }, NULL);
 	/* RST: the mapping's life shrinks to NAT_TO_TCP_CLOSE. */
