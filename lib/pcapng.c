@@ -190,6 +190,9 @@ int sl_pcapng_packet(struct sl_pcapng *p, __u32 ifindex, __u64 ts_ns,
 		put_opt_end(p);
 	}
 	put32(p, len);
+	/* A pipe's reader (tshark -r -) sees each packet as it comes. */
+	if (!p->close_f && fflush(p->f) && !p->err)
+		p->err = -errno;
 	if (p->err)
 		return sl_err(p->err, "cannot write the capture file: %s",
 			      strerror(-p->err));

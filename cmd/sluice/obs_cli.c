@@ -128,6 +128,10 @@ int obs_run(struct sl_ctx *ctx, struct obs_args *a, sl_obs_cb cb, void *arg,
 		return err;
 	sigaction(SIGINT, &sa, NULL); /* no SA_RESTART: the wait ends */
 	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	/* A reader of -w - that goes away is a write error, not a death that
+	 * would leave the data plane's flag on. */
+	signal(SIGPIPE, SIG_IGN);
 	/* As tcpdump's "listening on": scripts wait for this line. */
 	fprintf(stderr, "sluice: %s started on %s\n",
 		a->opts.mode == SL_OBS_MODE_TRACE ? "trace" : "capture",
