@@ -84,6 +84,14 @@ V6_PREFIXES = ["::/0", "2001:db8::/32", "2001:db8:1::/48", "2001:db8:1:2::/64",
                "2001:db8:1:2::3/128", "2001:db8:1:2::/80", "2001:db8:2::/48",
                "2001:db8:2:8000::/49", "fd00::/8", "fd00:10::/32", "fd00:10::/64",
                "2000::/3", "8000::/1", "2001:db8:1:2::80/128"]
+# Sources the routers route back towards the sender (import mode).
+BACK4_NET, BACK6_NET = "10.76.0.0/14", "2001:db8:76::/47"
+BACK4_ADDRS = ["10.77.0.1", "10.77.0.2", "10.77.1.200", "10.77.255.254", "10.78.3.4",
+               "10.76.0.9", "10.79.255.1"]
+BACK6_ADDRS = ["2001:db8:77::1", "2001:db8:77::2", "2001:db8:77:1::5", "2001:db8:76::9",
+               "2001:db8:77:ffff::1"]
+BACK4_PREFIXES = ["10.76.0.0/14", "10.77.0.0/16", "10.77.0.0/24", "10.77.0.2/32", "10.78.0.0/15"]
+BACK6_PREFIXES = ["2001:db8:76::/47", "2001:db8:77::/48", "2001:db8:77::/64", "2001:db8:77::2/128"]
 PORTS = [0, 1, 7, 22, 53, 79, 80, 81, 443, 1023, 1024, 1025, 5353, 8080,
          32767, 32768, 65534, 65535]
 OTHER_PROTOS = [47, 132, 136, 253, 254, 99, 50]  # packets and rules
@@ -433,12 +441,16 @@ def ipt_text(rules, default, fam):
 
 # ----------------------------------------------------------------- packets
 
-def gen_packet(rnd, nonce, seq, frags=True):
-    """Returns (frame bytes without Ethernet, description for the model)."""
+def gen_packet(rnd, nonce, seq, frags=True, back=0.0):
+    """Returns (frame bytes without Ethernet, description for the model).
+    With probability back, the source is one the routers route back
+    towards the sender (where REJECT answers go)."""
     tag = MAGIC + struct.pack("!II", nonce, seq)
     fam = rnd.choice([4, 6])
     addrs = V4_ADDRS if fam == 4 else V6_ADDRS
     src, dst = rnd.choice(addrs), rnd.choice(addrs)
+    if back and rnd.random() < back:
+        src = rnd.choice(BACK4_ADDRS if fam == 4 else BACK6_ADDRS)
     if rnd.random() < 0.1:  # somewhere in the pools' neighbourhood
         base = ipaddress.ip_address(rnd.choice(addrs))
         src = str(ipaddress.ip_address(int(base) ^ rnd.randrange(1 << 8)))
@@ -626,11 +638,11 @@ class Harness:
             time.sleep(0.002)
         self.settle(want, seen, self.args.quiet, self.args.wait_max)
 
-    def make_packets(self, rnd, n):
+    def make_packets(self, rnd, n, back=0.0):
         out = []
         for _ in range(n):
             self.seq += 1
-            l3, d = gen_packet(rnd, self.nonce, self.seq, self.frags)
+            l3, d = gen_packet(rnd, self.nonce, self.seq, self.frags, back)
             out.append((self.seq, l3, d))
         return out
 
@@ -752,9 +764,10 @@ def ipt_gen_rule(rnd, fam, chain, users, depth):
     w = []
     pool = V4_PREFIXES if fam == 4 else V6_PREFIXES
     addrs = V4_ADDRS if fam == 4 else V6_ADDRS
+    back = BACK4_PREFIXES if fam == 4 else BACK6_PREFIXES
     for opt in ("-s", "-d"):
         if rnd.random() < 0.35:
-            pfx = rnd.choice(pool)
+            pfx = rnd.choice(pool + back if opt == "-s" else pool)
             n = neg(rnd)
             if n and pfx.endswith("/0"):
                 n = ""  # iptables-nft refuses "! -s 0.0.0.0/0"
@@ -826,9 +839,21 @@ def ipt_gen_rule(rnd, fam, chain, users, depth):
         w.append('-j LOG --log-prefix "sl%d "' % rnd.randrange(100))
     elif x < 0.38:
         pass  # no target: the rule only counts
+    elif x < 0.5:
+        types = REJECT4 if fam == 4 else REJECT6
+        tcp = proto == "tcp" and "! -p tcp" not in " ".join(w)
+        t = rnd.choice(types + (["tcp-reset"] * 3 if tcp else []))
+        w.append("-j REJECT" + ("" if rnd.random() < 0.15 else " --reject-with " + t))
     else:
         w.append("-j " + rnd.choice(["ACCEPT", "DROP"]))
     return "-A %s %s" % (chain, " ".join(w))
+
+
+REJECT4 = ["icmp-net-unreachable", "icmp-host-unreachable", "icmp-port-unreachable",
+           "icmp-proto-unreachable", "icmp-net-prohibited", "icmp-host-prohibited",
+           "icmp-admin-prohibited"]
+REJECT6 = ["icmp6-no-route", "icmp6-adm-prohibited", "icmp6-addr-unreachable",
+           "icmp6-port-unreachable"]
 
 
 def ipt_gen_file(rnd, fam, nrules):
@@ -859,7 +884,116 @@ def parse_save(text):
     return pol, rules
 
 
+def router_made(data):
+    """Whether a frame comes from a router itself (an ICMP error it sent),
+    not from the sender: such frames quote a tag but are no verdict."""
+    if len(data) >= 34 and data[12:14] == b"\x08\x00":
+        return data[26:28] == bytes([10, 99])
+    if len(data) >= 54 and data[12:14] == b"\x86\xdd":
+        return data[22:25] == bytes.fromhex("fd0000") and data[25] in (0x98, 0x99)
+    return False
+
+
+def answer_of(data, nonce):
+    """A REJECT answer (ICMP error or TCP reset) as a comparable tuple, or None."""
+    if len(data) < 14:
+        return None
+    eth = data[12:14]
+    if eth == b"\x08\x00" and len(data) >= 34:
+        ihl = (data[14] & 15) * 4
+        proto, l4 = data[23], 14 + ihl
+        src, dst = socket.inet_ntop(socket.AF_INET, data[26:30]), socket.inet_ntop(socket.AF_INET, data[30:34])
+        icmp_err = proto == 1 and len(data) >= l4 + 8 and data[l4] == 3
+    elif eth == b"\x86\xdd" and len(data) >= 54:
+        proto, l4 = data[20], 54
+        src, dst = socket.inet_ntop(socket.AF_INET6, data[22:38]), socket.inet_ntop(socket.AF_INET6, data[38:54])
+        icmp_err = proto == 58 and len(data) >= l4 + 8 and data[l4] == 1
+    else:
+        return None
+    if icmp_err:
+        at = data.find(MAGIC, l4)
+        if at < 0 or len(data) < at + 12:
+            return ("icmp", src, dst, data[l4], data[l4 + 1], None)
+        n, seq = struct.unpack("!II", data[at + 4:at + 12])
+        return ("icmp", src, dst, data[l4], data[l4 + 1], seq if n == nonce else None)
+    if proto == 6 and len(data) >= l4 + 20 and data[l4 + 13] & 4:
+        sp, dp, sq, ak = struct.unpack("!HHII", data[l4:l4 + 12])
+        return ("rst", src, dst, sp, dp, sq, ak, data[l4 + 13])
+    return None
+
+
 class ImportHarness(Harness):
+    def __init__(self, topo, args):
+        super().__init__(topo, args)
+        t = topo
+        # Sources in BACK*_NET route back towards the sender: REJECT
+        # answers to them go there, on both routers alike.
+        for ns, mac in ((t.ns_a, MAC_SA), (t.ns_b, MAC_SB)):
+            t.sh(ns, "ip", "neigh", "replace", "10.99.0.2", "lladdr", mac, "dev", IF_IN,
+                 "nud", "permanent")
+            t.sh(ns, "ip", "-6", "neigh", "replace", "fd00:98::2", "lladdr", mac, "dev", IF_IN,
+                 "nud", "permanent")
+            t.sh(ns, "ip", "route", "add", BACK4_NET, "via", "10.99.0.2", "dev", IF_IN)
+            t.sh(ns, "ip", "-6", "route", "add", BACK6_NET, "via", "fd00:98::2", "dev", IF_IN)
+        # XDP_TX on a veth (sluice's REJECT answers) reaches the peer only
+        # when the peer runs XDP too: an accept-all firewall on the
+        # sender's ends, on both, so that both paths are alike.
+        for dev in ("sa", "sb"):
+            t.sh(t.ns_s, SLUICE, "firewall", "load", dev, "-", inp="accept\n")
+        # The kernel answers every REJECT, not a rate-limited few.
+        t.sysctl(t.ns_b, "net.ipv4.icmp_ratelimit", 0)
+        t.sysctl(t.ns_b, "net.ipv6.icmp.ratelimit", 0)
+        t.sysctl(t.ns_b, "net.ipv4.icmp_msgs_per_sec", 1000000)
+        t.sysctl(t.ns_b, "net.ipv4.icmp_msgs_burst", 1000000)
+        me = os.open("/proc/self/ns/net", os.O_RDONLY)
+        try:
+            setns("/run/netns/" + t.ns_s)
+            self.back = {}
+            for k, dev in (("A", "sa"), ("B", "sb")):
+                so = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+                so.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 << 20)
+                so.bind((dev, ETH_P_ALL))
+                so.setblocking(False)
+                self.back[k] = so
+        finally:
+            if libc.setns(me, CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), "setns back")
+            os.close(me)
+        self.answers = {"A": [], "B": []}
+
+    def drain(self, want, seen):
+        n = 0
+        for k in ("A", "B"):
+            while True:
+                try:
+                    data, addr = self.back[k].recvfrom(65536)
+                except BlockingIOError:
+                    break
+                if addr[2] == PACKET_OUTGOING:
+                    continue
+                a = answer_of(data, self.nonce)
+                if a:
+                    self.answers[k].append(a)
+        socks = {self.t.rx[k].fileno(): k for k in ("A", "B")}
+        while True:
+            r, _, _ = select.select(list(socks), [], [], 0)
+            if not r:
+                return n
+            for fd in r:
+                k = socks[fd]
+                try:
+                    data, addr = self.t.rx[k].recvfrom(65536)
+                except BlockingIOError:
+                    continue
+                if addr[2] == PACKET_OUTGOING or router_made(data):
+                    continue
+                at = data.find(MAGIC)
+                if at >= 0 and len(data) >= at + 12:
+                    nonce, seq = struct.unpack("!II", data[at + 4:at + 12])
+                    if nonce == self.nonce and seq in want:
+                        seen[k].add(seq)
+                        n += 1
+
     def load_files(self, f4, f6):
         a4, a6 = f4.replace("SENDER", MAC_SA), f6.replace("SENDER", MAC_SA)
         f4, f6 = f4.replace("SENDER", MAC_SB), f6.replace("SENDER", MAC_SB)
@@ -889,6 +1023,29 @@ class ImportHarness(Harness):
         after = self.save_all()
         bad = [(seq, l3, d) for seq, l3, d in pkts if (seq in seen["A"]) != (seq in seen["B"])]
         cbad = []
+        # Only answers to sources routed back towards the sender compare:
+        # the kernel sends the others out by its route (to the receiver),
+        # sluice back out the interface the packet came in by.
+        nets = [ipaddress.ip_network(BACK4_NET), ipaddress.ip_network(BACK6_NET)]
+        ans = {k: sorted((a for a in self.answers[k]
+                          if any(ipaddress.ip_address(a[2]) in n for n in nets
+                                 if n.version == ipaddress.ip_address(a[2]).version)),
+                         key=repr) for k in ("A", "B")}
+        self.answers = {"A": [], "B": []}
+        n_ans = len(ans["B"])
+        self.tot_answers += n_ans
+        if ans["A"] != ans["B"]:
+            only_a = [a for a in ans["A"] if a not in ans["B"]]
+            only_b = [b for b in ans["B"] if b not in ans["A"]]
+            cbad.append("REJECT answers differ: %d from sluice, %d from the kernel; "
+                        "only sluice: %s; only kernel: %s"
+                        % (len(ans["A"]), n_ans, only_a[:5], only_b[:5]))
+            bydesc = {seq: (l3, d) for seq, l3, d in pkts}
+            for a in (only_a + only_b)[:self.args.show]:
+                if a[0] == "icmp" and a[-1] in bydesc:
+                    l3, d = bydesc[a[-1]]
+                    cbad.append("  packet #%d: %s hex=%s" % (a[-1], json.dumps(d, sort_keys=True),
+                                                            l3.hex()))
         nrules = 0
         for fam in (4, 6):
             (pa0, ra0), (pb0, rb0) = before[fam]
@@ -913,8 +1070,9 @@ class ImportHarness(Harness):
         self.tot_accept += n_acc
         self.tot_drop += len(pkts) - n_acc
         if not bad and not cbad:
-            log("PASS: %s seed=%s rules=%d packets=%d (accepted %d, dropped %d)"
-                % (label, seed, nrules, len(pkts), n_acc, len(pkts) - n_acc))
+            log("PASS: %s seed=%s rules=%d packets=%d (accepted %d, dropped %d, "
+                "%d REJECT answers)" % (label, seed, nrules, len(pkts), n_acc,
+                                        len(pkts) - n_acc, n_ans))
             return True
         self.fails += 1
         log("---- mismatch: %s seed=%s" % (label, seed))
@@ -935,17 +1093,19 @@ def main_import(args, topo):
     first = args.seed if args.seed is not None else 1
     t0 = time.time()
     h = ImportHarness(topo, args)
+    h.tot_answers = 0
     for s in range(first, first + args.seeds):
         rnd = random.Random(1000003 * s + 7)
         n = rnd.randint(1, 4 * args.rules) if args.soak else args.rules
         f4 = ipt_gen_file(rnd, 4, n)
         f6 = ipt_gen_file(rnd, 6, n)
-        pk = h.make_packets(rnd, args.packets)
+        pk = h.make_packets(rnd, args.packets, back=0.4)
         h.run_files("import", s, f4, f6, pk)
-    log("diff import: %d rule sets, %d packets compared (%d accepted, %d dropped), "
-        "%d failing sets, %.1f s" % (args.seeds, h.tot_packets, h.tot_accept, h.tot_drop,
-                                     h.fails, time.time() - t0))
-    if h.tot_packets == 0 or h.tot_accept == 0 or h.tot_drop == 0:
+    log("diff import: %d rule sets, %d packets compared (%d accepted, %d dropped, "
+        "%d REJECT answers), %d failing sets, %.1f s"
+        % (args.seeds, h.tot_packets, h.tot_accept, h.tot_drop, h.tot_answers,
+           h.fails, time.time() - t0))
+    if h.tot_packets == 0 or h.tot_accept == 0 or h.tot_drop == 0 or h.tot_answers == 0:
         log("FAIL: diff import vacuous run")
         return 1
     return 1 if h.fails else 0

@@ -284,6 +284,7 @@ struct fw_run {
 	__u32 block;
 	__u32 pos;
 	int verdict; /* set when the scan ends */
+	__u32 chain; /* iptables: the built-in chain */
 	__u32 len; /* bytes counted: the frame, or from L3 on as iptables does */
 	__u32 done; /* 1 when the scan ended (a u32: callbacks return it & 1) */
 	__u8 reject;
@@ -385,6 +386,455 @@ static long fw_round(__u32 i, void *arg)
 	return w->done & 1;
 }
 
+
+/* ---- REJECT: the answer built in place of the frame, sent back ------- */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, FW_MAX_IFINDEX);
+	__type(key, __u32);
+	__type(value, struct fw_ifaddr);
+} fw_ifaddrs SEC(".maps");
+
+#define FW_SCRATCH 1600 /* >= 3 * 512: checksums are summed 512 bytes at a time */
+
+struct fw_scratch {
+	__u8 buf[FW_SCRATCH];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct fw_scratch);
+} fw_scratch SEC(".maps");
+
+static __always_inline __u16 fw_fold(__u64 sum)
+{
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return ~sum & 0xffff;
+}
+
+/* The Internet checksum of buf[0, len), len a multiple of 4 up to 1536. */
+static __always_inline __u16 fw_csum(__u8 *buf, __u64 len)
+{
+	__u32 sum = 0;
+
+	for (int k = 0; k < 3; k++) {
+		__u64 chunk;
+
+		if (len <= k * 512)
+			break;
+		chunk = len - k * 512;
+		if (chunk > 512)
+			chunk = 512;
+		asm volatile("" : "+r"(chunk));
+		chunk &= 0x3ff; /* a bound the verifier sees: [0, 512] already */
+		sum = bpf_csum_diff(NULL, 0, (__be32 *)(buf + k * 512), chunk, sum);
+	}
+	return fw_fold(sum);
+}
+
+/* Zeroes the bytes after buf[0, len) up to the next multiple of 4. */
+static __always_inline __u32 fw_pad4(__u8 *buf, __u32 len)
+{
+	if (len > FW_SCRATCH - 4)
+		return 0;
+	buf[len] = 0;
+	buf[len + 1] = 0;
+	buf[len + 2] = 0;
+	return (len + 3) & ~3U;
+}
+
+static __always_inline int fw_swap_eth(void *data, void *end)
+{
+	struct ethhdr *eth = data;
+	__u8 tmp[6];
+
+	if ((void *)(eth + 1) > end)
+		return -1;
+	__builtin_memcpy(tmp, eth->h_source, 6);
+	__builtin_memcpy(eth->h_source, eth->h_dest, 6);
+	__builtin_memcpy(eth->h_dest, tmp, 6);
+	return 0;
+}
+
+static __always_inline bool fw_v4_unicast(__u32 a)
+{
+	__u32 h = bpf_ntohl(a);
+
+	return h && (h >> 28) != 0xe && h != 0xffffffff;
+}
+
+/* ICMP destination unreachable (code) for the IPv4 packet in the frame:
+ * the frame grows by 28 bytes in front and keeps the packet's first
+ * FW_QUOTE4 bytes. Returns 0 when the frame now holds the answer. */
+static __always_inline int fw_icmp4(struct xdp_md *ctx, struct sl_meta *m,
+				    __u8 code, __u32 src)
+{
+	void *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
+	struct fw_scratch *sc;
+	struct iphdr *ip;
+	__u8 *icmp, *buf;
+	__u32 zero = 0, dst, len;
+	__u64 olen, quote; /* 64 bits: no zero-extended copy for the checks */
+	__u16 tot;
+
+	ip = data + sizeof(struct ethhdr);
+	if ((void *)(ip + 1) > end)
+		return -1;
+	olen = bpf_ntohs(ip->tot_len);
+	if (olen > end - (void *)ip)
+		olen = end - (void *)ip;
+	quote = olen < FW_QUOTE4 ? olen : FW_QUOTE4;
+	/* Two checks the compiler cannot merge into one the verifier
+	 * does not follow. */
+	asm volatile("" : "+r"(quote));
+	if (quote > FW_QUOTE4)
+		return -1;
+	asm volatile("" : "+r"(quote));
+	if (quote < sizeof(*ip))
+		return -1;
+	dst = ip->saddr;
+	sc = bpf_map_lookup_elem(&fw_scratch, &zero);
+	if (!sc)
+		return -1;
+	buf = sc->buf;
+	buf[0] = 3; /* destination unreachable */
+	buf[1] = code;
+	__builtin_memset(buf + 2, 0, 6);
+	if (bpf_xdp_load_bytes(ctx, sizeof(struct ethhdr), buf + 8, quote))
+		return -1;
+	len = fw_pad4(buf, 8 + quote);
+	if (!len)
+		return -1;
+	if (bpf_xdp_adjust_head(ctx, -28))
+		return -1;
+	data = (void *)(long)ctx->data;
+	end = (void *)(long)ctx->data_end;
+	if (bpf_xdp_adjust_tail(ctx, (int)(sizeof(struct ethhdr) + 28 + quote) -
+				     (int)(end - data)))
+		return -1;
+	data = (void *)(long)ctx->data;
+	end = (void *)(long)ctx->data_end;
+	if (data + sizeof(struct ethhdr) + 28 > end)
+		return -1;
+	/* The Ethernet header moved 28 bytes down with the packet. */
+	__builtin_memcpy(data, data + 28 + 6, 6);
+	__builtin_memcpy(data + 6, data + 28, 6);
+	*(__u16 *)(data + 12) = bpf_htons(0x0800);
+	ip = data + sizeof(struct ethhdr);
+	tot = 28 + quote;
+	ip->version = 4;
+	ip->ihl = 5;
+	ip->tos = 0xc0; /* IPTOS_PREC_INTERNETCONTROL, as icmp_send */
+	ip->tot_len = bpf_htons(tot);
+	ip->id = 0;
+	ip->frag_off = 0;
+	ip->ttl = 64;
+	ip->protocol = 1;
+	ip->check = 0;
+	ip->saddr = src;
+	ip->daddr = dst;
+	ip->check = fw_fold(bpf_csum_diff(NULL, 0, (__be32 *)ip, sizeof(*ip), 0));
+	icmp = (void *)(ip + 1);
+	icmp[0] = 3;
+	icmp[1] = code;
+	*(__u16 *)(icmp + 2) = fw_csum(buf, len);
+	*(__u32 *)(icmp + 4) = 0;
+	return 0;
+}
+
+/* ICMPv6 destination unreachable (code) for the IPv6 packet in the frame:
+ * 48 bytes in front, the packet's first FW_QUOTE6 bytes kept. */
+static __always_inline int fw_icmp6(struct xdp_md *ctx, __u8 code, const __u8 *src)
+{
+	void *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
+	struct fw_scratch *sc;
+	struct ipv6hdr *ip6;
+	__u8 *icmp, *buf;
+	__u32 zero = 0, len;
+	__u64 olen, quote;
+
+	ip6 = data + sizeof(struct ethhdr);
+	if ((void *)(ip6 + 1) > end)
+		return -1;
+	olen = sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
+	if (olen > end - (void *)ip6)
+		olen = end - (void *)ip6;
+	quote = olen < FW_QUOTE6 ? olen : FW_QUOTE6;
+	/* Two checks the compiler cannot merge into one the verifier
+	 * does not follow. */
+	asm volatile("" : "+r"(quote));
+	if (quote > FW_QUOTE6)
+		return -1;
+	asm volatile("" : "+r"(quote));
+	if (quote < sizeof(*ip6))
+		return -1;
+	sc = bpf_map_lookup_elem(&fw_scratch, &zero);
+	if (!sc)
+		return -1;
+	buf = sc->buf;
+	/* Pseudo header: source, destination, length, next header. */
+	__builtin_memcpy(buf, src, 16);
+	__builtin_memcpy(buf + 16, &ip6->saddr, 16);
+	*(__u32 *)(buf + 32) = bpf_htonl(8 + quote);
+	*(__u32 *)(buf + 36) = bpf_htonl(58);
+	buf[40] = 1; /* destination unreachable */
+	buf[41] = code;
+	__builtin_memset(buf + 42, 0, 6);
+	if (bpf_xdp_load_bytes(ctx, sizeof(struct ethhdr), buf + 48, quote))
+		return -1;
+	len = fw_pad4(buf, 48 + quote);
+	if (!len)
+		return -1;
+	if (bpf_xdp_adjust_head(ctx, -48))
+		return -1;
+	data = (void *)(long)ctx->data;
+	end = (void *)(long)ctx->data_end;
+	if (bpf_xdp_adjust_tail(ctx, (int)(sizeof(struct ethhdr) + 48 + quote) -
+				     (int)(end - data)))
+		return -1;
+	data = (void *)(long)ctx->data;
+	end = (void *)(long)ctx->data_end;
+	if (data + sizeof(struct ethhdr) + 48 > end)
+		return -1;
+	__builtin_memcpy(data, data + 48 + 6, 6);
+	__builtin_memcpy(data + 6, data + 48, 6);
+	*(__u16 *)(data + 12) = bpf_htons(0x86DD);
+	ip6 = data + sizeof(struct ethhdr);
+	*(__u32 *)ip6 = bpf_htonl(0x60000000);
+	ip6->payload_len = bpf_htons(8 + quote);
+	ip6->nexthdr = 58;
+	ip6->hop_limit = 64;
+	__builtin_memcpy(&ip6->saddr, buf, 16);
+	__builtin_memcpy(&ip6->daddr, buf + 16, 16);
+	icmp = (void *)(ip6 + 1);
+	icmp[0] = 1;
+	icmp[1] = code;
+	*(__u16 *)(icmp + 2) = fw_csum(buf, len);
+	*(__u32 *)(icmp + 4) = 0;
+	return 0;
+}
+
+/* A TCP reset answering the segment in the frame, as nf_send_reset: the
+ * frame becomes Ethernet + IP + a bare TCP header. */
+static __always_inline int fw_rst(struct xdp_md *ctx, struct sl_meta *m, bool v6)
+{
+	void *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
+	__u32 zero = 0, seq, ack, plen, l4 = m->l4_off, iplen, hl;
+	__u8 flags, saddr[16], daddr[16], *buf, *th;
+	__u16 sport, dport, csum;
+	struct fw_scratch *sc;
+
+	if (l4 > 14 + 40 + 8 * 16 || l4 < 14 + 20)
+		return -1;
+	th = data + l4;
+	if ((void *)(th + 20) > end)
+		return -1;
+	if (th[13] & 0x04)
+		return -1; /* never a reset for a reset */
+	sport = *(__u16 *)th;
+	dport = *(__u16 *)(th + 2);
+	seq = bpf_ntohl(*(__u32 *)(th + 4));
+	ack = *(__u32 *)(th + 8);
+	flags = th[13];
+	hl = (th[12] >> 4) * 4;
+	if (v6) {
+		struct ipv6hdr *ip6 = data + 14;
+
+		if ((void *)(ip6 + 1) > end)
+			return -1;
+		iplen = 40 + bpf_ntohs(ip6->payload_len);
+		__builtin_memcpy(saddr, &ip6->daddr, 16);
+		__builtin_memcpy(daddr, &ip6->saddr, 16);
+	} else {
+		struct iphdr *ip = data + 14;
+
+		if ((void *)(ip + 1) > end)
+			return -1;
+		iplen = bpf_ntohs(ip->tot_len);
+		__builtin_memcpy(saddr, &ip->daddr, 4);
+		__builtin_memcpy(daddr, &ip->saddr, 4);
+	}
+	plen = iplen - (l4 - 14) - hl;
+	if (iplen < (l4 - 14) + hl)
+		return -1;
+	sc = bpf_map_lookup_elem(&fw_scratch, &zero);
+	if (!sc)
+		return -1;
+	buf = sc->buf;
+	/* Pseudo header then the TCP header, in the scratch buffer. */
+	__builtin_memset(buf, 0, 64);
+	if (v6) {
+		__builtin_memcpy(buf, saddr, 16);
+		__builtin_memcpy(buf + 16, daddr, 16);
+		*(__u32 *)(buf + 32) = bpf_htonl(20);
+		*(__u32 *)(buf + 36) = bpf_htonl(6);
+		th = buf + 40;
+	} else {
+		__builtin_memcpy(buf, saddr, 4);
+		__builtin_memcpy(buf + 4, daddr, 4);
+		buf[9] = 6;
+		buf[11] = 20;
+		th = buf + 12;
+	}
+	*(__u16 *)th = dport;
+	*(__u16 *)(th + 2) = sport;
+	if (flags & 0x10) { /* ACK: the reset takes its sequence number */
+		*(__u32 *)(th + 4) = ack;
+		th[13] = 0x04;
+	} else {
+		*(__u32 *)(th + 8) = bpf_htonl(seq + plen + !!(flags & 0x02) +
+					       !!(flags & 0x01));
+		th[13] = 0x14;
+	}
+	th[12] = 5 << 4;
+	csum = fw_csum(buf, v6 ? 60 : 32);
+	*(__u16 *)(th + 16) = csum;
+
+	if (bpf_xdp_adjust_tail(ctx, (int)(14 + (v6 ? 40 : 20) + 20) - (int)(end - data)))
+		return -1;
+	data = (void *)(long)ctx->data;
+	end = (void *)(long)ctx->data_end;
+	if (data + 14 + 60 > end && v6)
+		return -1;
+	if (data + 14 + 40 > end)
+		return -1;
+	if (fw_swap_eth(data, end))
+		return -1;
+	if (v6) {
+		struct ipv6hdr *ip6 = data + 14;
+
+		if (data + 14 + 60 > end)
+			return -1;
+		*(__u32 *)ip6 = bpf_htonl(0x60000000);
+		ip6->payload_len = bpf_htons(20);
+		ip6->nexthdr = 6;
+		ip6->hop_limit = 64;
+		__builtin_memcpy(&ip6->saddr, saddr, 16);
+		__builtin_memcpy(&ip6->daddr, daddr, 16);
+		__builtin_memcpy(data + 14 + 40, buf + 40, 20);
+	} else {
+		struct iphdr *ip = data + 14;
+
+		ip->version = 4;
+		ip->ihl = 5;
+		ip->tos = 0;
+		ip->tot_len = bpf_htons(40);
+		ip->id = 0;
+		ip->frag_off = bpf_htons(0x4000); /* DF, as nf_send_reset */
+		ip->ttl = 64;
+		ip->protocol = 6;
+		ip->check = 0;
+		__builtin_memcpy(&ip->saddr, saddr, 4);
+		__builtin_memcpy(&ip->daddr, daddr, 4);
+		ip->check = fw_fold(bpf_csum_diff(NULL, 0, (__be32 *)ip, 20, 0));
+		__builtin_memcpy(data + 14 + 20, buf + 12, 20);
+	}
+	return 0;
+}
+
+/* The ICMP code of each IPv4 --reject-with type. */
+static __always_inline int fw_icmp4_code(__u32 type)
+{
+	switch (type) {
+	case FW_REJ_ICMP_NET_UNREACH: return 0;
+	case FW_REJ_ICMP_HOST_UNREACH: return 1;
+	case FW_REJ_ICMP_PROTO_UNREACH: return 2;
+	case FW_REJ_ICMP_PORT_UNREACH: return 3;
+	case FW_REJ_ICMP_NET_PROHIB: return 9;
+	case FW_REJ_ICMP_HOST_PROHIB: return 10;
+	case FW_REJ_ICMP_ADMIN_PROHIB: return 13;
+	default: return -1;
+	}
+}
+
+/* Whether the kernel's REJECT answers a packet of this protocol: it first
+ * verifies the L4 checksum, which only TCP, UDP and the family's ICMP
+ * pass (we assume them valid); it skips the check for protocols with
+ * optional or other integrity checks; any other protocol fails it. */
+static __always_inline bool fw_answerable(bool v6, __u8 proto)
+{
+	switch (proto) {
+	case 6: case 17: /* TCP, UDP */
+		return true;
+	case 1:
+		return !v6;
+	case 58:
+		return v6;
+	case 47: case 50: case 51: case 132: case 136: case 33:
+		return true; /* GRE, ESP, AH, SCTP, UDP-Lite, DCCP: not checked */
+	default:
+		return false;
+	}
+}
+
+/* Builds the REJECT answer in place of the frame when the kernel would
+ * send one (not for later fragments, ICMP errors, multicast...). Returns
+ * 0 when the frame is to go back out (XDP_TX). */
+static __noinline int fw_reject(struct xdp_md *ctx, struct sl_meta *m,
+				__u32 type, __u32 chain)
+{
+	struct fw_ifaddr *ia;
+	__u32 ifindex = m->ifindex;
+
+	if (m->l3_off != sizeof(struct ethhdr))
+		return -1; /* VLAN-tagged: not answered */
+	ia = bpf_map_lookup_elem(&fw_ifaddrs, &ifindex);
+	if (type == FW_REJ_TCP_RESET) {
+		if (m->ip_proto != 6 || !(m->flags & SL_F_L4))
+			return -1;
+		if (m->flags & SL_F_IPV4) {
+			if (!fw_v4_unicast(m->saddr[0]) || !fw_v4_unicast(m->daddr[0]))
+				return -1;
+			return fw_rst(ctx, m, false);
+		}
+		if (((__u8 *)m->saddr)[0] == 0xff || ((__u8 *)m->daddr)[0] == 0xff)
+			return -1;
+		return fw_rst(ctx, m, true);
+	}
+	if (m->flags & SL_F_IPV4) {
+		__u32 src = chain == FW_INPUT ? m->daddr[0] : (ia ? ia->v4 : 0);
+
+		int code = fw_icmp4_code(type);
+
+		if (code < 0 || !src)
+			return -1;
+		if (!(m->flags & SL_F_L4) || !fw_answerable(false, m->ip_proto))
+			return -1; /* only fragment 0 is answered */
+		if (!fw_v4_unicast(m->saddr[0]) || !fw_v4_unicast(m->daddr[0]))
+			return -1;
+		if (m->ip_proto == 1 && (m->icmp_type > 18 || m->icmp_type == 3 ||
+					 m->icmp_type == 4 || m->icmp_type == 5 ||
+					 m->icmp_type == 11 || m->icmp_type == 12))
+			return -1; /* no error about an error */
+		return fw_icmp4(ctx, m, code, src);
+	}
+	__u8 code;
+
+	switch (type) {
+	case FW_REJ_ICMP6_NO_ROUTE: code = 0; break;
+	case FW_REJ_ICMP6_ADM_PROHIB: code = 1; break;
+	case FW_REJ_ICMP6_ADDR_UNREACH: code = 3; break;
+	case FW_REJ_ICMP6_PORT_UNREACH: code = 4; break;
+	default: return -1;
+	}
+	if (((__u8 *)m->daddr)[0] == 0xff || ((__u8 *)m->saddr)[0] == 0xff)
+		return -1;
+	if (!(m->flags & SL_F_L4) || !fw_answerable(true, m->ip_proto))
+		return -1; /* a later fragment: nf_send_unreach6 stays silent */
+	if (m->ip_proto == 58 && m->icmp_type < 128)
+		return -1; /* no error about an error (or a later fragment) */
+	if (chain == FW_INPUT)
+		return fw_icmp6(ctx, code, (const __u8 *)m->daddr);
+	if (!ia || !(ia->v6[0] | ia->v6[1] | ia->v6[15]))
+		return -1;
+	return fw_icmp6(ctx, code, ia->v6);
+}
+
 /* iptables: which built-in chain sees the packet, as netfilter would pick
  * it: at ingress a route lookup tells local delivery (INPUT) from
  * forwarding (FORWARD, to the route's interface); egress sees OUTPUT for
@@ -428,9 +878,14 @@ static __noinline __u32 fw_chain_of(void *ctx, struct sl_meta *m,
 	}
 }
 
+struct fw_answer {
+	__u32 reject; /* enum fw_reject; 0: none */
+	__u32 chain;
+};
+
 static __always_inline int firewall_run(void *ctx, struct sl_meta *m,
 					void *data, void *data_end,
-					__u32 ingress_ifindex)
+					__u32 ingress_ifindex, struct fw_answer *ans)
 {
 	struct fw_run w = { .s.match = ~0U };
 	struct fw_scan *s = &w.s;
@@ -479,6 +934,7 @@ static __always_inline int firewall_run(void *ctx, struct sl_meta *m,
 		w.len = m->pkt_len - m->l3_off;
 		if (chain == FW_OUTPUT)
 			s->key[FW_DIM_IIF] = 0;
+		w.chain = chain;
 		top = cfg->top[!!(m->flags & SL_F_IPV6)][chain];
 		if (top == FW_NONE)
 			return SL_NEXT;
@@ -490,6 +946,8 @@ static __always_inline int firewall_run(void *ctx, struct sl_meta *m,
 		return -SL_DROP_NF_STATE; /* deeper than the importer allows */
 	if (s->broken)
 		return -SL_DROP_NF_STATE;
+	ans->reject = w.reject;
+	ans->chain = w.chain;
 	return w.verdict;
 }
 
@@ -499,11 +957,19 @@ int firewall_xdp(struct xdp_md *ctx)
 	struct sl_meta *m = sl_meta_get(SL_HOOK_XDP);
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
+	struct fw_answer ans = {};
+	int verdict;
 
 	if (!m)
 		return XDP_PASS;
-	return sl_finish_xdp(ctx, m, fw_slot,
-			     firewall_run(ctx, m, data, data_end, 0));
+	verdict = firewall_run(ctx, m, data, data_end, 0, &ans);
+	if (verdict == -SL_DROP_REJECT && ans.reject &&
+	    !fw_reject(ctx, m, ans.reject, ans.chain)) {
+		/* Counted as a drop (rejected); the answer goes back. */
+		sl_account(m, fw_slot, verdict);
+		return XDP_TX;
+	}
+	return sl_finish_xdp(ctx, m, fw_slot, verdict);
 }
 
 SEC("tc")
@@ -512,10 +978,13 @@ int firewall_tc(struct __sk_buff *skb)
 	struct sl_meta *m = sl_meta_tc(skb);
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
+	struct fw_answer ans = {};
 
 	if (!m)
 		return SL_TCX_NEXT;
+	/* REJECT answers are built at XDP only: the importer refuses REJECT
+	 * where only TC sees the packet (OUTPUT). */
 	return sl_finish_tc(skb, m, fw_slot,
 			    firewall_run(skb, m, data, data_end,
-					 skb->ingress_ifindex));
+					 skb->ingress_ifindex, &ans));
 }

@@ -1122,6 +1122,8 @@ static int fill_maps(struct bpf_map **maps, const struct fw_ruleset *rs,
 			err = sl_err(-errno, "cannot fill fw_limits: %s", strerror(errno));
 	err = err ?: fill_array(bpf_map__fd(maps[7]), o->logs, o->nlogs,
 				FW_LOG_PREFIX, "fw_logs");
+	err = err ?: fill_array(bpf_map__fd(maps[8]), o->ifaddrs, o->nifaddrs,
+				sizeof(struct fw_ifaddr), "fw_ifaddrs");
 	if (!err && bpf_map_update_elem(bpf_map__fd(maps[4]), &zero, cfg, BPF_ANY))
 		err = sl_err(-errno, "cannot write fw_config: %s", strerror(errno));
 	for (__u32 i = 0; o->carry && !err && i < o->ncounters; i++)
@@ -1142,7 +1144,7 @@ int fw_load_ex(struct sl_ctx *ctx, const char *name, const struct fw_ruleset *rs
 	struct fw_tree tree;
 	struct sl_instance inst;
 	struct firewall_bpf *skel = NULL;
-	struct bpf_map *maps[FW_NPINS];
+	struct bpf_map *maps[FW_NPINS + 1]; /* + fw_ifaddrs, not pinned */
 	int err;
 
 	err = sl_instance_prepare(ctx, name, o->type ? o->type : FW_TYPE, &inst);
@@ -1169,6 +1171,7 @@ int fw_load_ex(struct sl_ctx *ctx, const char *name, const struct fw_ruleset *rs
 	maps[5] = skel->maps.fw_blocks;
 	maps[6] = skel->maps.fw_limits;
 	maps[7] = skel->maps.fw_logs;
+	maps[8] = skel->maps.fw_ifaddrs;
 	bpf_map__set_max_entries(maps[0], rs->n ? rs->n : 1);
 	bpf_map__set_max_entries(maps[1], tree.nnodes);
 	bpf_map__set_max_entries(maps[2], tree.nleaves ? tree.nleaves : 1);

@@ -75,6 +75,8 @@ struct fw_load_opts {
 	__u32 nlogs;
 	const void *blob;
 	size_t blob_len;
+	const struct fw_ifaddr *ifaddrs; /* by ifindex, for REJECT answers */
+	__u32 nifaddrs;
 	/* Per-CPU values to start counter i with (NULL: zero). */
 	const struct fw_counter *const *carry;
 };

@@ -114,6 +114,20 @@ struct fw_limit {
 #define FW_LIMIT_SCALE 10000ULL
 #define FW_LOG_PREFIX 32
 
+/* Addresses of an interface (fw_ifaddrs, by ifindex): the source of the
+ * ICMP errors REJECT sends for packets forwarded through it. */
+struct fw_ifaddr {
+	__u32 v4; /* network order; 0: none */
+	__u32 pad;
+	__u8 v6[16]; /* all zero: none */
+};
+#define FW_MAX_IFINDEX 4096
+
+/* Bytes of the offending packet an ICMP error quotes, as Linux: the error
+ * fits in 576 bytes (IPv4) or 1280 (IPv6). */
+#define FW_QUOTE4 (576 - 28)
+#define FW_QUOTE6 (1280 - 48)
+
 enum fw_neg {
 	FW_NEG_SRC = 1 << 0,
 	FW_NEG_DST = 1 << 1,

@@ -30,6 +30,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <net/if.h>
+#include <ifaddrs.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "iptables.h"
@@ -941,8 +942,7 @@ static int rule_parse(struct ipt_table *t, struct ipt_rule *r, char **tok, int n
 			else if (!go && !strcmp(v, "RETURN"))
 				r->target = FW_RETURN;
 			else if (!go && !strcmp(v, "REJECT"))
-				return sl_err(-EINVAL, "-j REJECT is not supported yet (the "
-					      "data plane does not build the answer): use DROP");
+				r->target = FW_REJECT;
 			else if (!go && !strcmp(v, "LOG")) {
 				r->target = FW_CONTINUE;
 				r->check |= FW_CHK_LOG;
@@ -1273,6 +1273,7 @@ struct emit {
 			  * many times its chain is inlined */
 	const struct ipt_table *t;
 	__u32 cnt_base; /* counter of the table's first rule */
+	int top_chain; /* enum fw_chain of the block being emitted */
 	int stack[32]; /* chains being inlined, for loops */
 	int depth;
 };
@@ -1491,6 +1492,12 @@ static int emit_chain(struct emit *e, int c, __u32 block, __u32 *rounds)
 
 		if (r->chain != c)
 			continue;
+		if (r->target == FW_REJECT && e->top_chain == FW_OUTPUT) {
+			err = sl_err(-EINVAL, "line %d: REJECT reached from OUTPUT is not "
+				     "supported (answers are built at XDP, where OUTPUT "
+				     "packets never pass): use DROP there", r->line);
+			break;
+		}
 		err = rule_template(e, r, i, block, &x);
 		if (err)
 			break;
@@ -1573,6 +1580,7 @@ static int compile(const struct ipt_table *tabs[2], struct emit *e,
 
 			if (ch->builtin < 0)
 				continue;
+			e->top_chain = ch->builtin;
 			err = new_block(e, FW_NONE, &pol, &top);
 			err = err ?: emit_chain(e, c, top, &rounds);
 			if (!err && rounds > FW_MAX_ROUNDS - 1)
@@ -1750,6 +1758,46 @@ struct detach_arg {
 	int err;
 };
 
+/* Each interface's first IPv4 and IPv6 address (global before link-local):
+ * the source of the ICMP errors REJECT sends for forwarded packets, as
+ * the kernel would pick it when the route back is that interface. */
+static int if_addresses(struct fw_load_opts *o)
+{
+	struct fw_ifaddr *a = calloc(FW_MAX_IFINDEX, sizeof(*a));
+	struct ifaddrs *ifs, *i;
+
+	if (!a)
+		return sl_err(-ENOMEM, "out of memory");
+	if (getifaddrs(&ifs)) {
+		free(a);
+		return sl_err(-errno, "cannot list addresses: %s", strerror(errno));
+	}
+	for (i = ifs; i; i = i->ifa_next) {
+		unsigned int idx = i->ifa_name ? if_nametoindex(i->ifa_name) : 0;
+
+		if (!i->ifa_addr || !idx || idx >= FW_MAX_IFINDEX)
+			continue;
+		if (i->ifa_addr->sa_family == AF_INET && !a[idx].v4) {
+			a[idx].v4 = ((struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr;
+		} else if (i->ifa_addr->sa_family == AF_INET6) {
+			const __u8 *v6 = ((struct sockaddr_in6 *)i->ifa_addr)->sin6_addr.s6_addr;
+			bool ll = v6[0] == 0xfe && (v6[1] & 0xc0) == 0x80;
+			bool none = !memcmp(a[idx].v6, (__u8[16]){}, 16);
+
+			if (none || (!ll && a[idx].pad))
+				memcpy(a[idx].v6, v6, 16);
+			if (none)
+				a[idx].pad = ll; /* a link-local one, to replace */
+		}
+	}
+	freeifaddrs(ifs);
+	for (int k = 0; k < FW_MAX_IFINDEX; k++)
+		a[k].pad = 0;
+	o->ifaddrs = a;
+	o->nifaddrs = FW_MAX_IFINDEX;
+	return 0;
+}
+
 static bool uses_ctstate(const struct fw_ruleset *rs)
 {
 	for (__u32 i = 0; i < rs->n; i++)
@@ -1790,7 +1838,7 @@ int ipt_load(struct sl_ctx *ctx, const struct ipt_table *t,
 	struct ipt_state old = {};
 	const struct ipt_table *tabs[2] = {};
 	const struct fw_counter **carry = NULL;
-	struct fw_load_opts o;
+	struct fw_load_opts o = {};
 	struct emit e = {};
 	struct sl_instance inst;
 	char *blob = NULL;
@@ -1851,6 +1899,9 @@ int ipt_load(struct sl_ctx *ctx, const struct ipt_table *t,
 	fclose(mf);
 	if (err)
 		goto out;
+	err = if_addresses(&o);
+	if (err)
+		goto out;
 	o.blob = blob;
 	o.blob_len = blob_len;
 	o.carry = carry;
@@ -1876,6 +1927,7 @@ int ipt_load(struct sl_ctx *ctx, const struct ipt_table *t,
 out:
 	free(blob);
 	free(carry);
+	free((void *)o.ifaddrs);
 	emit_free(&e);
 	state_free(&old);
 	return err;
