@@ -42,6 +42,13 @@ static int attach_via_daemon(const char *name, const char *dev,
 		json_array_append_new(json_object_get(body, "ports"), json_integer(o->ports[i]));
 	if (o->max_templates)
 		json_object_set_new(body, "max_templates", json_integer(o->max_templates));
+	if (o->nroutes) {
+		json_t *r = json_array();
+
+		for (__u32 i = 0; i < o->nroutes; i++)
+			json_array_append_new(r, json_string(o->routes[i]));
+		json_object_set_new(body, "routes", r);
+	}
 	cl_escape(path + strlen(path), sizeof(path) - strlen(path), name);
 	err = cl_call("PUT", path, body, NULL);
 	json_decref(body);
@@ -59,6 +66,9 @@ static int httpmon_attach_cmd(int argc, char **argv)
 	for (int i = 0; i < argc; i++) {
 		if (!strcmp(argv[i], "--port") && i + 1 < argc) {
 			if (httpmon_opts_add_port(&o, argv[++i]))
+				return cli_fail(-EINVAL);
+		} else if (!strcmp(argv[i], "--route") && i + 1 < argc) {
+			if (httpmon_opts_add_route(&o, argv[++i]))
 				return cli_fail(-EINVAL);
 		} else if (!strcmp(argv[i], "--name") && i + 1 < argc) {
 			name = argv[++i];
@@ -148,7 +158,8 @@ static int httpmon_detach_cmd(int argc, char **argv)
 
 static const struct cmd httpmon_cmds[] = {
 	{ "attach", httpmon_attach_cmd,
-	  " DEV --port P [--port P...] [--name NAME] [--max-templates N]", false },
+	  " DEV --port P [--port P...] [--route /PREFIX*...] [--name NAME] [--max-templates N]",
+	  false },
 	{ "detach", httpmon_detach_cmd, " DEV [--name NAME]", false },
 	{},
 };
@@ -271,6 +282,12 @@ static int stats_one(const struct sl_instance *inst, void *arg)
 	out_text(" ports");
 	for (__u32 i = 0; i < in.cfg.nports && i < HTTP_MAX_PORTS; i++)
 		out_u64(NULL, " %llu", in.cfg.ports[i]);
+	out_close_arr();
+	out_open_arr("routes");
+	if (in.cfg.nroutes)
+		out_text(" routes");
+	for (__u32 i = 0; i < in.cfg.nroutes && i < HTTP_MAX_ROUTES; i++)
+		out_str(NULL, " %s", in.cfg.routes[i].name);
 	out_close_arr();
 	out_u64("templates", " templates %llu", in.ntemplates);
 	out_u64("max_templates", "/%llu\n", in.cfg.max_templates);

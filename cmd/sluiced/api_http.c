@@ -42,15 +42,19 @@ static json_t *row_json(const struct httpmon_row *r)
 static json_t *info_json(const struct httpmon_info *in)
 {
 	const struct http_counters *c = &in->cnt;
-	json_t *ports = json_array(), *rows = json_array();
+	json_t *ports = json_array(), *rows = json_array(), *routes = json_array();
 
 	for (__u32 i = 0; i < in->cfg.nports && i < HTTP_MAX_PORTS; i++)
 		json_array_append_new(ports, json_integer(in->cfg.ports[i]));
+	for (__u32 i = 0; i < in->cfg.nroutes && i < HTTP_MAX_ROUTES; i++)
+		json_array_append_new(routes, json_stringn(in->cfg.routes[i].name,
+							   strnlen(in->cfg.routes[i].name,
+								   HTTP_TMPL_LEN)));
 	for (size_t i = 0; i < in->nrows; i++)
 		json_array_append_new(rows, row_json(&in->rows[i]));
-	return json_pack("{s:s, s:s, s:o, s:I, s:I, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
+	return json_pack("{s:s, s:s, s:o, s:o, s:I, s:I, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
 			 " s:I, s:I, s:I, s:I, s:I, s:I}, s:o}",
-			 "name", in->name, "type", HTTPMON_TYPE, "ports", ports,
+			 "name", in->name, "type", HTTPMON_TYPE, "ports", ports, "routes", routes,
 			 "templates", (json_int_t)in->ntemplates,
 			 "max_templates", (json_int_t)in->cfg.max_templates, "counters",
 			 "requests", (json_int_t)c->requests, "responses", (json_int_t)c->responses,
@@ -102,9 +106,27 @@ static int body_ports(json_t *body, struct httpmon_opts *o, struct api_resp *res
 	return 0;
 }
 
+static int body_routes(json_t *body, struct httpmon_opts *o, struct api_resp *resp)
+{
+	json_t *arr = json_object_get(body, "routes"), *v;
+	size_t i;
+
+	if (!arr)
+		return 0;
+	if (!json_is_array(arr))
+		return api_error(resp, 400, "routes", "'routes' must be a list of prefixes ending in '*'");
+	json_array_foreach(arr, i, v) {
+		if (!json_is_string(v))
+			return api_error(resp, 400, "routes", "routes[%zu]: need a string", i);
+		if (httpmon_opts_add_route(o, json_string_value(v)))
+			return api_error(resp, 400, "routes", "routes[%zu]: %s", i, sl_errmsg());
+	}
+	return 0;
+}
+
 static int h_http_put(struct api_req *req, struct api_resp *resp)
 {
-	static const char *const keys[] = { "dev", "ports", "max_templates", NULL };
+	static const char *const keys[] = { "dev", "ports", "routes", "max_templates", NULL };
 	const char *name = req->params[0], *dev;
 	json_t *body = api_body_object(req, resp, keys), *v;
 	struct httpmon_opts o = {};
@@ -126,7 +148,7 @@ static int h_http_put(struct api_req *req, struct api_resp *resp)
 		goto out;
 	}
 	o.max_templates = v ? json_integer_value(v) : 0;
-	if (body_ports(body, &o, resp)) {
+	if (body_ports(body, &o, resp) || body_routes(body, &o, resp)) {
 		err = resp->status;
 		goto out;
 	}

@@ -473,8 +473,45 @@ static __always_inline __u64 tmpl_id(struct tmpl_scan *s,
 	return id;
 }
 
+/* The first configured route whose prefix the path starts with: its name
+ * goes into the template buffer. The target is buf[start, end). */
+static __always_inline bool route_match(const struct http_config *cfg,
+					struct http_scratch *sc, __u32 start,
+					__u32 end)
+{
+	struct tmpl_scan *s = &sc->ts;
+	int r, k;
+
+	for (r = 0; r < HTTP_MAX_ROUTES; r++) {
+		const struct http_route *rt = &cfg->routes[r];
+		__u64 diff = 0;
+
+		if (r >= cfg->nroutes)
+			break;
+		if (start + rt->len > end)
+			continue;
+#pragma unroll
+		for (k = 0; k < HTTP_ROUTE_WORDS; k++) {
+			__u64 w;
+
+			/* start is at most 8 (a method): index stays under 1 KiB. */
+			__builtin_memcpy(&w, &sc->buf[(start + k * 8) & 1023], 8);
+			diff |= (w ^ rt->word[k]) & rt->mask[k];
+		}
+		if (diff)
+			continue;
+		__builtin_memcpy(s->out, rt->name, HTTP_TMPL_LEN);
+		s->out[HTTP_TMPL_LEN - 1] = 0;
+		s->olen = rt->name_len < HTTP_TMPL_LEN ? rt->name_len : HTTP_TMPL_LEN - 1;
+		s->truncated = false;
+		return true;
+	}
+	return false;
+}
+
 static __always_inline void http_request(struct __sk_buff *skb,
 					 struct sl_meta *m,
+					 const struct http_config *cfg,
 					 struct http_scratch *sc, __u32 poff,
 					 __u32 plen, int method, __u32 mlen,
 					 struct http_counters *cnt)
@@ -517,8 +554,13 @@ static __always_inline void http_request(struct __sk_buff *skb,
 			COUNT(cnt, bad);
 			return;
 		} else {
-			c.tmpl = buf[mlen & BUF_MASK] == '/' ? tmpl_id(s, cnt) :
-							       HTTP_TMPL_OTHER;
+			if (buf[mlen & BUF_MASK] != '/') {
+				c.tmpl = HTTP_TMPL_OTHER;
+			} else {
+				if (cfg->nroutes)
+					route_match(cfg, sc, mlen, v - 1);
+				c.tmpl = tmpl_id(s, cnt);
+			}
 			tp->pos = v + 10;
 		}
 	} else if (s->end == SCAN_DATA_END) {
@@ -718,8 +760,8 @@ static __always_inline int httpmon_run(struct __sk_buff *skb, struct sl_meta *m)
 				return SL_NEXT;
 			sc = bpf_map_lookup_elem(&http_scratch, &hook);
 			if (sc)
-				http_request(skb, m, sc, poff, plen, method, mlen,
-					     cnt);
+				http_request(skb, m, cfg, sc, poff, plen, method,
+					     mlen, cnt);
 			return SL_NEXT;
 		}
 	}

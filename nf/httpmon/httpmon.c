@@ -66,6 +66,50 @@ int httpmon_opts_add_port(struct httpmon_opts *o, const char *text)
 	return 0;
 }
 
+int httpmon_opts_add_route(struct httpmon_opts *o, const char *text)
+{
+	size_t n = strlen(text);
+
+	if (n < 2 || text[0] != '/' || text[n - 1] != '*' || n - 1 > HTTP_ROUTE_PREFIX_MAX)
+		return sl_err(-EINVAL, "--route '%s': need '/', a prefix of at most %d bytes in all, then '*' (like /static/*)",
+			      text, HTTP_ROUTE_PREFIX_MAX);
+	for (size_t i = 0; i + 1 < n; i++)
+		if (text[i] <= ' ' || text[i] >= 0x7f || text[i] == '?' || text[i] == '#' ||
+		    text[i] == '*')
+			return sl_err(-EINVAL, "--route '%s': byte %zu: no spaces, controls, '?', '#' or '*' before the final '*'",
+				      text, i + 1);
+	for (__u32 i = 0; i < o->nroutes; i++)
+		if (!strcmp(o->routes[i], text))
+			return sl_err(-EINVAL, "--route %s: given twice", text);
+	if (o->nroutes >= HTTP_MAX_ROUTES)
+		return sl_err(-EINVAL, "--route %s: at most %d routes per instance", text,
+			      HTTP_MAX_ROUTES);
+	snprintf(o->routes[o->nroutes++], HTTP_TMPL_LEN, "%s", text);
+	return 0;
+}
+
+/* The kernel's form of a route: prefix words and masks. */
+static void route_compile(const char *text, struct http_route *r)
+{
+	__u8 word[HTTP_ROUTE_PREFIX_MAX] = {}, mask[HTTP_ROUTE_PREFIX_MAX] = {};
+
+	memset(r, 0, sizeof(*r));
+	r->len = strlen(text) - 1; /* without the star */
+	r->name_len = strlen(text);
+	memcpy(word, text, r->len);
+	memset(mask, 0xff, r->len);
+	memcpy(r->word, word, sizeof(word));
+	memcpy(r->mask, mask, sizeof(mask));
+	memcpy(r->name, text, r->name_len);
+}
+
+static int cmp_route_len(const void *a, const void *b)
+{
+	const struct http_route *x = a, *y = b;
+
+	return (int)y->len - (int)x->len;
+}
+
 static int check_opts(const struct httpmon_opts *o)
 {
 	if (!o->nports)
@@ -74,6 +118,8 @@ static int check_opts(const struct httpmon_opts *o)
 		return sl_err(-EINVAL, "at most %d ports per instance", HTTP_MAX_PORTS);
 	if (o->max_templates > HTTP_TMPL_MAX)
 		return sl_err(-EINVAL, "--max-templates: at most %d", HTTP_TMPL_MAX);
+	if (o->nroutes > HTTP_MAX_ROUTES)
+		return sl_err(-EINVAL, "at most %d routes per instance", HTTP_MAX_ROUTES);
 	return 0;
 }
 
@@ -94,6 +140,10 @@ int httpmon_load(struct sl_ctx *ctx, const char *name, const struct httpmon_opts
 	if (err)
 		return err;
 	memcpy(cfg.ports, o->ports, sizeof(cfg.ports));
+	cfg.nroutes = o->nroutes;
+	for (__u32 i = 0; i < o->nroutes; i++)
+		route_compile(o->routes[i], &cfg.routes[i]);
+	qsort(cfg.routes, cfg.nroutes, sizeof(cfg.routes[0]), cmp_route_len);
 	cfg.max_templates = o->max_templates ? o->max_templates : HTTP_TMPL_DEFAULT;
 	rows = o->nports * (HTTP_M_MAX - 1) * (cfg.max_templates + 2) * 5;
 	if (rows > HTTP_STATS_MAX)

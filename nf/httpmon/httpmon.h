@@ -15,11 +15,18 @@ struct httpmon_opts {
 	__u16 ports[HTTP_MAX_PORTS];
 	__u32 nports;
 	__u32 max_templates; /* 0: HTTP_TMPL_DEFAULT */
+	__u32 nroutes;
+	char routes[HTTP_MAX_ROUTES][HTTP_TMPL_LEN]; /* "/static/" then a star */
 };
 
 /* Adds port to o; -EINVAL (message naming it) when out of range, repeated
  * or one too many. */
 int httpmon_opts_add_port(struct httpmon_opts *o, const char *text);
+
+/* Adds a route: '/', then up to 47 more printable bytes (no space, '?'
+ * or '#'), then '*'. -EINVAL (message naming it) otherwise, or when
+ * repeated or one too many. */
+int httpmon_opts_add_route(struct httpmon_opts *o, const char *text);
 
 /* Loads instance name (replaced, with fresh counters, when it exists). */
 int httpmon_load(struct sl_ctx *ctx, const char *name,

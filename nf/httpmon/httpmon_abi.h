@@ -65,10 +65,29 @@ enum http_tmpl_fixed {
 	{ 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,       \
 	  1000000, 2500000, 5000000, 10000000 }
 
+/* Configured routes, each a prefix and a final star: a path that starts
+ * with the prefix counts as the route, whatever follows, before any
+ * template is made of it. The longest prefix is checked first; prefixes
+ * are compared 8 bytes at a time under masks. */
+#define HTTP_MAX_ROUTES 8
+#define HTTP_ROUTE_WORDS 6
+#define HTTP_ROUTE_PREFIX_MAX (HTTP_ROUTE_WORDS * 8)
+
+struct http_route {
+	__u64 word[HTTP_ROUTE_WORDS]; /* the prefix, zero-padded */
+	__u64 mask[HTTP_ROUTE_WORDS]; /* 0xff for each prefix byte */
+	__u32 len; /* prefix bytes */
+	__u32 name_len;
+	char name[HTTP_TMPL_LEN]; /* the route as configured, zero-padded */
+};
+
 struct http_config {
 	__u16 ports[HTTP_MAX_PORTS]; /* host order */
 	__u32 nports;
 	__u32 max_templates;
+	__u32 nroutes;
+	__u32 pad;
+	struct http_route routes[HTTP_MAX_ROUTES];
 };
 
 struct http_stat_key {

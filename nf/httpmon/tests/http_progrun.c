@@ -34,6 +34,8 @@
 #define CAPPED "httpcap"
 #define PORT 8080
 #define CAP_PORT 9090
+#define ROUTED "httproute"
+#define ROUTE_PORT 7070
 #define FAIL_PCAP "build/tests/http_fail.pcap"
 #define SEG_MAX 3600
 
@@ -518,6 +520,65 @@ static void run_cap(void)
 	CHECK(row_count("GET", "/pageb", 2) == 2, "cap: a known template after the cap");
 }
 
+/* Configured routes: a path with the prefix counts as the route, the
+ * longest prefix first; others get templates as usual. */
+static void run_routes(void)
+{
+	static const struct {
+		const char *path, *route;
+	} cases[] = {
+		{ "/static/css/app.css", "/static/*" },
+		{ "/static/", "/static/*" },
+		{ "/static", "/static" },
+		{ "/users/alice", "/users/*" },
+		{ "/users/admin/audit/2024", "/users/admin/*" },
+		{ "/usersx/1", "/usersx/{id}" },
+		{ "/api/v1/search/q?x=/static/", "/api/v1/search/*" },
+		{ "/api/v1/searc", "/api/v1/searc" },
+		{ "/api/v1/search?q=1", "/api/v1/search" },
+	};
+	struct conn c = { 4, "10.9.0.1", "10.9.0.2", 46000, ROUTE_PORT };
+	char req[160], name[160];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\n\r\n", cases[i].path);
+		c.cport = 46000 + i;
+		snapshot(ROUTED);
+		__u64 before = row_count("GET", cases[i].route, 2);
+
+		seg(&c, C2S, req, "routes");
+		seg(&c, S2C, "HTTP/1.1 200 OK\r\n\r\n", "routes");
+		snapshot(ROUTED);
+		snprintf(name, sizeof(name), "routes: %s counts as %s", cases[i].path, cases[i].route);
+		check_report(row_count("GET", cases[i].route, 2) == before + 1, name, NULL);
+	}
+	{
+		struct httpmon_opts o = {};
+		char longer[80];
+
+		memset(longer, 'a', sizeof(longer));
+		longer[0] = '/';
+		longer[50] = '*';
+		longer[51] = 0;
+		CHECK(httpmon_opts_add_route(&o, "static/*") == -EINVAL &&
+			      httpmon_opts_add_route(&o, "/static") == -EINVAL &&
+			      httpmon_opts_add_route(&o, "/a b/*") == -EINVAL &&
+			      httpmon_opts_add_route(&o, "/a*/*") == -EINVAL &&
+			      httpmon_opts_add_route(&o, "/a?/*") == -EINVAL &&
+			      httpmon_opts_add_route(&o, longer) == -EINVAL &&
+			      httpmon_opts_add_route(&o, "*") == -EINVAL,
+		      "routes: malformed ones refused");
+		for (int i = 0; i < HTTP_MAX_ROUTES; i++) {
+			snprintf(longer, sizeof(longer), "/r%d/*", i);
+			httpmon_opts_add_route(&o, longer);
+		}
+		CHECK(o.nroutes == HTTP_MAX_ROUTES &&
+			      httpmon_opts_add_route(&o, "/one-more/*") == -EINVAL &&
+			      httpmon_opts_add_route(&o, "/r1/*") == -EINVAL,
+		      "routes: 8 at most, none twice");
+	}
+}
+
 /* A load balancer before httpmon on the chain: the span names both
  * instances and the backend the LB chose for the request. */
 static void run_lb(void)
@@ -526,7 +587,7 @@ static void run_lb(void)
 	struct lb_service_conf sc = { .sched = LB_SCHED_RR };
 	struct lb_backend_addr be = {};
 	struct lb_backend_conf bc = { .fwd = LB_FWD_NAT, .weight = 1 };
-	const char *chain[] = { "lbt", INST, CAPPED };
+	const char *chain[] = { "lbt", INST, CAPPED, ROUTED };
 	struct conn vip = { 4, "10.9.0.1", "10.9.0.100", 45000, PORT };
 	struct conn real = { 4, "10.9.0.1", "10.9.0.2", 45000, PORT };
 	struct sl_instance lbi, hi;
@@ -539,7 +600,7 @@ static void run_lb(void)
 	err = lb_create(ctx, "lbt");
 	err = err ?: lb_service_add(ctx, "lbt", &svc, &sc);
 	err = err ?: lb_backend_add(ctx, "lbt", &svc, &be, &bc);
-	err = err ?: sl_chain_set(ctx, DEV, SL_HOOK_TC_IN, chain, 3);
+	err = err ?: sl_chain_set(ctx, DEV, SL_HOOK_TC_IN, chain, 4);
 	err = err ?: lb_list(ctx, "lbt", &conf);
 	if (!check_report(!err, "lb: a service with one backend, before httpmon",
 			  err ? sl_errmsg() : NULL))
@@ -600,7 +661,7 @@ static void run_bench(void)
 
 int main(int argc, char **argv)
 {
-	struct httpmon_opts o = {}, capo = { .max_templates = 4 };
+	struct httpmon_opts o = {}, capo = { .max_templates = 4 }, ro = {};
 	bool bench = argc > 1 && !strcmp(argv[1], "--bench");
 	int err;
 
@@ -622,17 +683,25 @@ int main(int argc, char **argv)
 	httpmon_opts_add_port(&o, "8080");
 	httpmon_opts_add_port(&capo, "9090");
 	err = httpmon_attach(ctx, DEV, INST, &o);
+	if (bench) { /* one instance on the chain, as in a deployment */
+		if (check_report(!err, "attach " INST, err ? sl_errmsg() : NULL))
+			run_bench();
+		goto out;
+	}
 	err = err ?: httpmon_attach(ctx, DEV, CAPPED, &capo);
-	if (!check_report(!err, "attach " INST " and " CAPPED " to " DEV, err ? sl_errmsg() : NULL))
+	httpmon_opts_add_port(&ro, "7070");
+	err = err ?: httpmon_opts_add_route(&ro, "/static/*");
+	err = err ?: httpmon_opts_add_route(&ro, "/users/*");
+	err = err ?: httpmon_opts_add_route(&ro, "/users/admin/*");
+	err = err ?: httpmon_opts_add_route(&ro, "/api/v1/search/*");
+	err = err ?: httpmon_attach(ctx, DEV, ROUTED, &ro);
+	if (!check_report(!err, "attach " INST ", " CAPPED " and " ROUTED " to " DEV,
+			  err ? sl_errmsg() : NULL))
 		goto out;
 	ring_fd = httpmon_spans_fd(ctx);
 	ring = ring_fd < 0 ? NULL : ring_buffer__new(ring_fd, on_span, NULL, NULL);
 	if (!check_report(ring, "open the span ring", NULL))
 		goto out;
-	if (bench) {
-		run_bench();
-		goto out;
-	}
 	{
 		struct httpmon_opts bad = {};
 
@@ -653,6 +722,7 @@ int main(int argc, char **argv)
 	run_huge();
 	run_other();
 	run_cap();
+	run_routes();
 	run_lb();
 out:
 	httpmon_info_free(&info);
