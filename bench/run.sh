@@ -383,7 +383,7 @@ load_b() {
 	sluice-obs)
 		# Flow monitor on XDP ingress, HTTP parsing (port 80) at TC
 		# ingress of the same port: both on the forwarding path.
-		{ ind "$SLUICE" flowmon attach "$DB" >/dev/null &&
+		{ ind "$SLUICE" flowmon attach "$DB" --hook ingress >/dev/null &&
 		  ind "$SLUICE" httpmon attach "$DB" --port 80 >/dev/null; } || rc=$?
 		;;
 	sluice-lb)
