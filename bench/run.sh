@@ -387,8 +387,10 @@ load_b() {
 		  ind "$SLUICE" httpmon attach "$DB" --port 80 >/dev/null; } || rc=$?
 		;;
 	sluice-lb)
+		# The LB rewrites, the router forwards (XDP redirect to DC).
 		{ ind "$SLUICE" lb attach "$DB" >/dev/null &&
-		  timeout "$LOAD_TIMEOUT" nsenter --net="/run/netns/$NSD" "$SLUICE" lb restore "$f" >/dev/null; } || rc=$?
+		  timeout "$LOAD_TIMEOUT" nsenter --net="/run/netns/$NSD" "$SLUICE" lb restore "$f" >/dev/null &&
+		  ind "$SLUICE" router attach "$DB" >/dev/null; } || rc=$?
 		;;
 	ipt-dnat)
 		ind "$SB" attach -i "$DB" -P pass -m "$PIN/b"
