@@ -917,7 +917,7 @@ int lb_apply(struct sl_ctx *ctx, const char *inst, const struct lb_conf *conf)
 
 /* ---- edits through the model ------------------------------------------ */
 
-static int edit(struct sl_ctx *ctx, const char *inst, const struct lb_op *op)
+int lb_op_commit(struct sl_ctx *ctx, const char *inst, const struct lb_op *op)
 {
 	struct lb_conf conf = {};
 	int err;
@@ -938,7 +938,7 @@ int lb_service_add(struct sl_ctx *ctx, const char *inst,
 	struct lb_op op = { .cmd = 'A', .svc = *svc, .sconf = *conf,
 			    .has_sched = true, .has_mh_size = true };
 
-	return edit(ctx, inst, &op);
+	return lb_op_commit(ctx, inst, &op);
 }
 
 int lb_service_edit(struct sl_ctx *ctx, const char *inst,
@@ -947,7 +947,7 @@ int lb_service_edit(struct sl_ctx *ctx, const char *inst,
 	struct lb_op op = { .cmd = 'E', .svc = *svc, .sconf = *conf,
 			    .has_sched = true, .has_mh_size = true };
 
-	return edit(ctx, inst, &op);
+	return lb_op_commit(ctx, inst, &op);
 }
 
 int lb_service_del(struct sl_ctx *ctx, const char *inst,
@@ -955,7 +955,7 @@ int lb_service_del(struct sl_ctx *ctx, const char *inst,
 {
 	struct lb_op op = { .cmd = 'D', .svc = *svc };
 
-	return edit(ctx, inst, &op);
+	return lb_op_commit(ctx, inst, &op);
 }
 
 static int backend_op(struct sl_ctx *ctx, const char *inst, char cmd,
@@ -968,7 +968,7 @@ static int backend_op(struct sl_ctx *ctx, const char *inst, char cmd,
 		op.bconf = *conf;
 		op.has_fwd = op.has_weight = true;
 	}
-	return edit(ctx, inst, &op);
+	return lb_op_commit(ctx, inst, &op);
 }
 
 int lb_backend_add(struct sl_ctx *ctx, const char *inst,
@@ -995,7 +995,7 @@ int lb_clear(struct sl_ctx *ctx, const char *inst)
 {
 	struct lb_op op = { .cmd = 'C' };
 
-	return edit(ctx, inst, &op);
+	return lb_op_commit(ctx, inst, &op);
 }
 
 int lb_backend_set_up(struct sl_ctx *ctx, const char *inst,

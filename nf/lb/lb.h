@@ -166,6 +166,10 @@ int lb_op_parse(int argc, char **argv, struct lb_op *op);
  * that exists or not, a backend twice, ...), conf unchanged on error. */
 int lb_op_apply(struct lb_conf *conf, const struct lb_op *op);
 
+/* Reads the configuration, applies op to it and writes the result (what
+ * the CLI does for each ipvsadm command). */
+int lb_op_commit(struct sl_ctx *ctx, const char *inst, const struct lb_op *op);
+
 /* Parses `ipvsadm-save -n` output (-A/-E/-a/-e/-d/-D/-C lines, comments)
  * and applies it on top of conf, in memory. Errors name the line. */
 int lb_restore_parse(FILE *f, const char *name, struct lb_conf *conf);
