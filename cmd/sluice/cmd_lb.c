@@ -5,6 +5,7 @@
  *   sluice lb [--name NAME] -a|-e|-d -t|-u VIP:PORT -r RIP[:PORT] [-m|-g|-i] [-w W]
  *   sluice lb [--name NAME] -L|-l [-n] [--stats] [-t|-u VIP:PORT]   (-j: JSON)
  *   sluice lb [--name NAME] -C | save | restore [FILE] | attach DEV... | detach DEV
+ *   sluice lb [--name NAME] decap on|off   (a backend of an IPIP service)
  * Every write is checked whole before anything changes. Writes go straight
  * through libsluice under the writer lock (sluiced has no lb routes). */
 #include <errno.h>
@@ -95,6 +96,21 @@ static int lb_detach_cmd(int argc, char **argv)
 	if (argc != 1 || argv[0][0] == '-')
 		return cli_bad_usage("lb detach: need DEV");
 	return lb_write(detach_fn, argv[0]);
+}
+
+static int decap_fn(struct sl_ctx *ctx, void *arg)
+{
+	return lb_set_decap(ctx, lb_inst, *(bool *)arg);
+}
+
+static int lb_decap_cmd(int argc, char **argv)
+{
+	bool on;
+
+	if (argc != 1 || (strcmp(argv[0], "on") && strcmp(argv[0], "off")))
+		return cli_bad_usage("lb decap: on|off");
+	on = !strcmp(argv[0], "on");
+	return lb_write(decap_fn, &on);
 }
 
 /* ---- listing --------------------------------------------------------------- */
@@ -385,6 +401,7 @@ static int lb_ipvsadm(int argc, char **argv)
 static const struct cmd lb_cmds[] = {
 	{ "attach", lb_attach_cmd, " DEV [DEV ...] [--tc]   (XDP ingress; --tc: TC ingress)" },
 	{ "detach", lb_detach_cmd, " DEV" },
+	{ "decap", lb_decap_cmd, " on|off   (backends: strip IP-in-IP where attached)" },
 	{ "save", lb_save_cmd, " [-n]   (ipvsadm-save -n format)" },
 	{ "restore", lb_restore_cmd, " [FILE]   (ipvsadm-save -n lines; all or nothing)" },
 	{ "list", lb_list_cmd, " [--stats] [-t|-u VIP:PORT]   (as -L -n)" },

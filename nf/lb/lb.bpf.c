@@ -102,6 +102,7 @@ struct {
 
 enum lb_action {
 	LB_NONE, /* not ours: next NF */
+	LB_DECAP, /* IP-in-IP to strip (backend side of an IPIP service) */
 	LB_FORWARD, /* to backend be */
 	LB_REPLY, /* NAT reply: source becomes vip:vport */
 };
@@ -202,8 +203,6 @@ static __always_inline int lb_decide(struct sl_meta *m, struct lb_plan *p)
 	if (!(m->flags & (SL_F_IPV4 | SL_F_IPV6)) || !(m->flags & SL_F_L4) ||
 	    (m->flags & SL_F_FRAG))
 		return 0;
-	if (m->ip_proto != IPPROTO_TCP && m->ip_proto != IPPROTO_UDP)
-		return 0;
 	fk.family = m->flags & SL_F_IPV4 ? 4 : 6;
 	__builtin_memcpy(fk.saddr, m->saddr, sizeof(fk.saddr));
 	__builtin_memcpy(fk.daddr, m->daddr, sizeof(fk.daddr));
@@ -211,6 +210,17 @@ static __always_inline int lb_decide(struct sl_meta *m, struct lb_plan *p)
 	fk.dport = m->dport;
 	fk.proto = m->ip_proto;
 	p->family = fk.family;
+	if ((fk.family == 4 && m->ip_proto == LB_IPPROTO_IPIP) ||
+	    (fk.family == 6 && m->ip_proto == LB_IPPROTO_IPV6)) {
+		__u32 zero = 0;
+		struct lb_state *st = bpf_map_lookup_elem(&lb_state, &zero);
+
+		if (st && st->decap)
+			p->action = LB_DECAP;
+		return 0;
+	}
+	if (m->ip_proto != IPPROTO_TCP && m->ip_proto != IPPROTO_UDP)
+		return 0;
 
 	rn = bpf_map_lookup_elem(&lb_rnat, &fk);
 	if (rn) {
@@ -492,12 +502,50 @@ static __always_inline int lb_xdp_mac(struct xdp_md *ctx, struct sl_meta *m,
 	return SL_REDIRECT;
 }
 
+/* Outer header length of an IP-in-IP packet: 20 or 40, or 0 when it
+ * carries options or extension headers (not ours to strip). */
+static __always_inline __u32 lb_outer_len(const struct sl_meta *m)
+{
+	__u32 olen = m->l4_off - m->l3_off;
+
+	if (m->flags & SL_F_IPV4)
+		return olen == sizeof(struct iphdr) ? sizeof(struct iphdr) : 0;
+	return olen == sizeof(struct ipv6hdr) ? sizeof(struct ipv6hdr) : 0;
+}
+
+/* Strips the outer header: the L2 header moves down over it and the
+ * inner packet goes to the kernel (the chain ends: meta described the
+ * outer packet). */
+static __always_inline int lb_xdp_decap(struct xdp_md *ctx, struct sl_meta *m)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	__u32 olen = lb_outer_len(m), l2 = m->l3_off;
+	__u8 *src = data, *dst;
+	int i;
+
+	if (!olen || olen > sizeof(struct ipv6hdr) || l2 > LB_L2_MAX)
+		return SL_NEXT;
+	dst = data + olen;
+	if ((void *)(dst + LB_L2_MAX) > data_end)
+		return SL_NEXT;
+	/* Backward copy: dst is above src. */
+	for (i = LB_L2_MAX - 1; i >= 0; i--)
+		if (i < l2)
+			dst[i] = src[i];
+	if (bpf_xdp_adjust_head(ctx, olen))
+		return -SL_DROP_ENCAP_FAILED;
+	return SL_PASS;
+}
+
 static __always_inline int lb_xdp_apply(struct xdp_md *ctx, struct sl_meta *m,
 					const struct lb_plan *p)
 {
 	const struct lb_be *be = p->be;
 	int err;
 
+	if (p->action == LB_DECAP)
+		return lb_xdp_decap(ctx, m);
 	if (p->action == LB_REPLY) {
 		err = lb_xdp_nat(ctx, m, true, p->vip, p->vport);
 		if (err)
@@ -636,6 +684,15 @@ static __always_inline int lb_tc_apply(struct __sk_buff *skb, struct sl_meta *m,
 	const struct lb_be *be = p->be;
 	int err;
 
+	if (p->action == LB_DECAP) {
+		__u32 olen = lb_outer_len(m);
+
+		if (!olen)
+			return SL_NEXT;
+		if (bpf_skb_adjust_room(skb, -(int)olen, BPF_ADJ_ROOM_MAC, 0))
+			return -SL_DROP_ENCAP_FAILED;
+		return SL_PASS;
+	}
 	if (p->action == LB_REPLY) {
 		err = lb_tc_nat(skb, m, true, p->vip, p->vport);
 		if (err)

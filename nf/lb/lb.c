@@ -1035,6 +1035,42 @@ int lb_backend_set_up(struct sl_ctx *ctx, const char *inst,
 	return err;
 }
 
+int lb_set_decap(struct sl_ctx *ctx, const char *inst, bool on)
+{
+	struct lb_state st = {};
+	struct lb_maps m;
+	__u32 zero = 0;
+	int err;
+
+	inst = inst_name(inst);
+	err = lb_create(ctx, inst);
+	err = err ?: maps_open(ctx, inst, &m);
+	if (err)
+		return err;
+	bpf_map_lookup_elem(m.state, &zero, &st);
+	st.decap = on;
+	if (bpf_map_update_elem(m.state, &zero, &st, BPF_ANY))
+		err = sl_err(-errno, "cannot write lb_state: %s", strerror(errno));
+	maps_close(&m);
+	return err;
+}
+
+int lb_get_decap(struct sl_ctx *ctx, const char *inst, bool *on)
+{
+	struct lb_state st = {};
+	struct lb_maps m;
+	__u32 zero = 0;
+	int err = maps_open(ctx, inst_name(inst), &m);
+
+	if (err)
+		return err;
+	if (bpf_map_lookup_elem(m.state, &zero, &st))
+		err = sl_err(-errno, "cannot read lb_state: %s", strerror(errno));
+	*on = st.decap;
+	maps_close(&m);
+	return err;
+}
+
 /* ---- attaching ---------------------------------------------------------- */
 
 int lb_attach(struct sl_ctx *ctx, const char *inst, const char *dev, enum sl_hook hook)

@@ -131,6 +131,12 @@ int lb_attach(struct sl_ctx *ctx, const char *inst, const char *dev,
 	      enum sl_hook hook);
 int lb_detach(struct sl_ctx *ctx, const char *inst, const char *dev);
 
+/* Backends of an IPIP service run an lb instance with decap on (where
+ * the kernel has no ipip/ip6tnl device): IP-in-IP packets (4in4, 6in6)
+ * arriving where it is attached lose their outer header. */
+int lb_set_decap(struct sl_ctx *ctx, const char *inst, bool on);
+int lb_get_decap(struct sl_ctx *ctx, const char *inst, bool *on);
+
 /* ---- parsing and formatting (CLI, restore, tests) ------------------- */
 
 /* "10.0.0.1:80", "[2001:db8::1]:80", "10.0.0.1" (port 0 when optional). */

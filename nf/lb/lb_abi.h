@@ -119,10 +119,12 @@ struct lb_counters {
 	__u64 conns; /* flows scheduled */
 };
 
-/* Control-plane bookkeeping (lb_state[0]); the data plane never reads it. */
+/* Instance settings and bookkeeping (lb_state[0]). */
 struct lb_state {
-	__u32 next_backend; /* where the id allocator looks first */
-	__u32 pad;
+	__u32 next_backend; /* control plane: where the id allocator looks */
+	__u32 decap; /* data plane: strip IP-in-IP (4in4, 6in6) headers; for
+		      * backends of an IPIP service, where no tunnel device
+		      * is available */
 };
 
 /* One hash for the flow (BPF and user space share it, so tests can tell

@@ -399,6 +399,46 @@ static void test_dsr(void)
 	}
 }
 
+/* Backends without tunnel devices: decap on strips 4in4 and 6in6. */
+static void test_decap(void)
+{
+	struct pkt_spec t4 = { .family = 4, .src = "192.0.2.20", .dst = "10.0.0.200",
+			       .proto = 6, .sport = 7, .dport = 80, .tcp_flags = 0x02, .payload = 9 };
+	struct pkt_spec u6 = { .family = 6, .src = "2001:db8::20", .dst = "fd00::200",
+			       .proto = 17, .sport = 7, .dport = 80, .payload = 20 };
+	const struct pkt_spec *inner[2] = { &t4, &u6 };
+	uint8_t pin[PKT_MAX], enc[OUT_MAX];
+	char name[128];
+	struct run r;
+	bool on = false;
+	int err = lb_set_decap(ctx, LB, true);
+
+	err = err ?: lb_get_decap(ctx, LB, &on);
+	if (!check_report(!err && on, "decap/on", err ? sl_errmsg() : NULL))
+		return;
+	for (int hook = SL_HOOK_XDP; hook <= SL_HOOK_TC_IN; hook++) {
+		for (int k = 0; k < 2; k++) {
+			size_t lin = pkt_build(inner[k], pin);
+			size_t lenc = ipip_expect(pin, lin, inner[k]->family,
+						  k ? "fd00::9" : "10.0.0.9",
+						  k ? "fd00::1" : "10.0.0.1", enc);
+
+			snprintf(name, sizeof(name), "%s/decap: %s stripped to the inner packet",
+				 sl_hook_name(hook), k ? "6in6" : "4in4");
+			if (check_report(!run_pkt(hook, enc, lenc, 1, &r), name, NULL))
+				compare(name, enc, lenc, &r, pin, lin, pass_ret(hook));
+		}
+	}
+	size_t lin = pkt_build(&t4, pin);
+	size_t lenc = ipip_expect(pin, lin, 4, "10.0.0.9", "10.0.0.1", enc);
+
+	err = lb_set_decap(ctx, LB, false);
+	err = err ?: run_pkt(SL_HOOK_XDP, enc, lenc, 1, &r);
+	if (check_report(!err, "decap/off: ip-in-ip goes on untouched", NULL))
+		compare("decap/off: ip-in-ip goes on untouched", enc, lenc, &r, enc, lenc,
+			XDP_PASS_RET);
+}
+
 /* ---- no backend ----------------------------------------------------------- */
 
 static __u64 lb_drops(int reason)
@@ -799,6 +839,7 @@ int main(void)
 	if (check_report(!err, "attach to " DEV " (XDP and TC)", err ? sl_errmsg() : NULL)) {
 		test_nat();
 		test_dsr();
+		test_decap();
 		test_no_backend();
 		test_rr_wrr();
 		test_maglev_table();
