@@ -113,6 +113,22 @@ static int lb_decap_cmd(int argc, char **argv)
 	return lb_write(decap_fn, &on);
 }
 
+static int flush_fn(struct sl_ctx *ctx, void *arg)
+{
+	int n = lb_flush_flows(ctx, lb_inst);
+
+	if (n >= 0 && !out_json())
+		printf("%d flow%s forgotten\n", n, n == 1 ? "" : "s");
+	return n < 0 ? n : 0;
+}
+
+static int lb_flush_cmd(int argc, char **argv)
+{
+	if (argc)
+		return cli_bad_usage("lb flush: takes no argument");
+	return lb_write(flush_fn, NULL);
+}
+
 /* ---- listing --------------------------------------------------------------- */
 
 static void ep_text(__u8 family, const __u8 *addr, __u16 port, char *buf, size_t len)
@@ -402,6 +418,7 @@ static const struct cmd lb_cmds[] = {
 	{ "attach", lb_attach_cmd, " DEV [DEV ...] [--tc]   (XDP ingress; --tc: TC ingress)" },
 	{ "detach", lb_detach_cmd, " DEV" },
 	{ "decap", lb_decap_cmd, " on|off   (backends: strip IP-in-IP where attached)" },
+	{ "flush", lb_flush_cmd, "   (forget every flow, as conntrack -F)" },
 	{ "save", lb_save_cmd, " [-n]   (ipvsadm-save -n format)" },
 	{ "restore", lb_restore_cmd, " [FILE]   (ipvsadm-save -n lines; all or nothing)" },
 	{ "list", lb_list_cmd, " [--stats] [-t|-u VIP:PORT]   (as -L -n)" },

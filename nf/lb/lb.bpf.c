@@ -23,6 +23,10 @@ const volatile __u32 lb_slot = 0;
 #define LB_IPPROTO_IPV6 41
 #define LB_ETH_ALEN 6
 #define LB_L2_MAX 22 /* Ethernet and two VLAN tags */
+#define LB_TCP_FIN 0x01
+#define LB_TCP_SYN 0x02
+#define LB_TCP_RST 0x04
+#define LB_TCP_ACK 0x10
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -185,6 +189,23 @@ static __always_inline void lb_remember(const struct lb_flow_key *fk,
 	bpf_map_update_elem(&lb_rnat, &rk, &rn, BPF_ANY);
 }
 
+/* TCP reusing a 5-tuple (clients closing with RST or quickly after FIN
+ * do): a SYN on a flow that was closing or reset is a new connection and
+ * is scheduled afresh (as IPVS's conn_reuse_mode). Notes FIN and RST. */
+static __always_inline bool lb_tcp_reused(const struct sl_meta *m,
+					  struct lb_flow *f)
+{
+	__u8 fl = m->tcp_flags;
+
+	if (m->ip_proto != IPPROTO_TCP)
+		return false;
+	if ((fl & (LB_TCP_SYN | LB_TCP_ACK)) == LB_TCP_SYN)
+		return f->closing;
+	if (fl & (LB_TCP_FIN | LB_TCP_RST))
+		f->closing = 1;
+	return false;
+}
+
 /* Decides what happens to the packet; returns a negative drop reason or 0
  * with the plan filled. */
 static __always_inline int lb_decide(struct sl_meta *m, struct lb_plan *p)
@@ -246,6 +267,8 @@ static __always_inline int lb_decide(struct sl_meta *m, struct lb_plan *p)
 		be = bpf_map_lookup_elem(&lb_backends, &id);
 		if (be && be->gen != f->gen)
 			be = NULL; /* the id was given to another backend */
+		if (lb_tcp_reused(m, f))
+			be = NULL;
 	}
 	if (!be) {
 		id = lb_pick(svc, &fk);
@@ -412,51 +435,6 @@ static __always_inline int lb_inner_len(void *data, void *data_end,
 	return bpf_ntohs(ip6->payload_len) + sizeof(*ip6);
 }
 
-/* IP-in-IP: room for an outer header in front of the inner one (the L2
- * header moves up), outer destination the backend, protocol 4 or 41. The
- * kernel then routes the outer packet to the backend. */
-static __always_inline int lb_xdp_ipip(struct xdp_md *ctx, struct sl_meta *m,
-				       const struct lb_be *be)
-{
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
-	int olen = m->flags & SL_F_IPV4 ? sizeof(struct iphdr) :
-					  sizeof(struct ipv6hdr);
-	__u32 l2 = m->l3_off;
-	int inner = lb_inner_len(data, data_end, m), i;
-	__u8 *src, *dst, *ohdr;
-
-	if (inner < 0 || l2 > LB_L2_MAX || inner > 0xffff - olen)
-		return -SL_DROP_MALFORMED_L3;
-	if (bpf_xdp_adjust_head(ctx, -olen))
-		return -SL_DROP_ENCAP_FAILED;
-	data = (void *)(long)ctx->data;
-	data_end = (void *)(long)ctx->data_end;
-	dst = data;
-	src = data + olen;
-	if ((void *)(src + LB_L2_MAX) > data_end)
-		return -SL_DROP_ENCAP_FAILED;
-	/* Forward copy: dst is below src, so overlapping bytes are safe. */
-	for (i = 0; i < LB_L2_MAX; i++)
-		if (i < l2)
-			dst[i] = src[i];
-	ohdr = dst + (l2 & 0x1f);
-	if (m->flags & SL_F_IPV4) {
-		if ((void *)(ohdr + sizeof(struct iphdr)) > data_end)
-			return -SL_DROP_ENCAP_FAILED;
-		lb_ip4_outer((void *)ohdr, be, LB_IPPROTO_IPIP, inner);
-	} else {
-		if ((void *)(ohdr + sizeof(struct ipv6hdr)) > data_end)
-			return -SL_DROP_ENCAP_FAILED;
-		lb_ip6_outer((void *)ohdr, be, LB_IPPROTO_IPV6, inner);
-	}
-	/* meta keeps describing the inner flow, now further in. */
-	m->l3_off += olen;
-	m->l4_off += olen;
-	m->pkt_len += olen;
-	return SL_NEXT;
-}
-
 /* Same-L2 DSR: the frame goes to the backend's MAC, out of the interface
  * the kernel's FIB and neighbour table name for the backend address
  * (bpf_fib_lookup answers on interfaces with forwarding enabled). */
@@ -500,6 +478,53 @@ static __always_inline int lb_xdp_mac(struct xdp_md *ctx, struct sl_meta *m,
 	__builtin_memcpy(eth->h_source, fib.smac, LB_ETH_ALEN);
 	m->redirect_ifindex = fib.ifindex;
 	return SL_REDIRECT;
+}
+
+/* IP-in-IP: room for an outer header in front of the inner one (the L2
+ * header moves up), outer destination the backend, protocol 4 or 41, then
+ * out to the backend's MAC as in MAC mode (the outer source is one of this
+ * host's addresses, which its own stack would take for a martian). */
+static __always_inline int lb_xdp_ipip(struct xdp_md *ctx, struct sl_meta *m,
+				       const struct lb_be *be)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	int olen = m->flags & SL_F_IPV4 ? sizeof(struct iphdr) :
+					  sizeof(struct ipv6hdr);
+	__u32 l2 = m->l3_off;
+	int inner = lb_inner_len(data, data_end, m), i, verdict;
+	__u8 *src, *dst, *ohdr;
+
+	if (inner < 0 || l2 > LB_L2_MAX || inner > 0xffff - olen)
+		return -SL_DROP_MALFORMED_L3;
+	if (bpf_xdp_adjust_head(ctx, -olen))
+		return -SL_DROP_ENCAP_FAILED;
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	dst = data;
+	src = data + olen;
+	if ((void *)(src + LB_L2_MAX) > data_end)
+		return -SL_DROP_ENCAP_FAILED;
+	/* Forward copy: dst is below src, so overlapping bytes are safe. */
+	for (i = 0; i < LB_L2_MAX; i++)
+		if (i < l2)
+			dst[i] = src[i];
+	ohdr = dst + (l2 & 0x1f);
+	if (m->flags & SL_F_IPV4) {
+		if ((void *)(ohdr + sizeof(struct iphdr)) > data_end)
+			return -SL_DROP_ENCAP_FAILED;
+		lb_ip4_outer((void *)ohdr, be, LB_IPPROTO_IPIP, inner);
+	} else {
+		if ((void *)(ohdr + sizeof(struct ipv6hdr)) > data_end)
+			return -SL_DROP_ENCAP_FAILED;
+		lb_ip6_outer((void *)ohdr, be, LB_IPPROTO_IPV6, inner);
+	}
+	m->pkt_len += olen;
+	verdict = lb_xdp_mac(ctx, m, be);
+	/* meta keeps describing the inner flow, now further in. */
+	m->l3_off += olen;
+	m->l4_off += olen;
+	return verdict;
 }
 
 /* Outer header length of an IP-in-IP packet: 20 or 40, or 0 when it
@@ -627,6 +652,23 @@ static __always_inline int lb_tc_nat(struct __sk_buff *skb, struct sl_meta *m,
 	return 0;
 }
 
+static __always_inline int lb_tc_mac(struct __sk_buff *skb, struct sl_meta *m,
+				     const struct lb_be *be)
+{
+	struct bpf_fib_lookup fib;
+	int rc;
+
+	lb_fib_fill(&fib, m, be);
+	rc = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
+		return -SL_DROP_REDIRECT_FAILED;
+	if (bpf_skb_store_bytes(skb, 0, fib.dmac, LB_ETH_ALEN, 0) ||
+	    bpf_skb_store_bytes(skb, LB_ETH_ALEN, fib.smac, LB_ETH_ALEN, 0))
+		return -SL_DROP_MALFORMED_L2;
+	m->redirect_ifindex = fib.ifindex;
+	return SL_REDIRECT;
+}
+
 static __always_inline int lb_tc_ipip(struct __sk_buff *skb, struct sl_meta *m,
 				      const struct lb_be *be)
 {
@@ -638,7 +680,7 @@ static __always_inline int lb_tc_ipip(struct __sk_buff *skb, struct sl_meta *m,
 		struct iphdr ip;
 		struct ipv6hdr ip6;
 	} outer;
-	int olen;
+	int olen, verdict;
 
 	if (inner < 0)
 		return -SL_DROP_MALFORMED_L3;
@@ -655,27 +697,11 @@ static __always_inline int lb_tc_ipip(struct __sk_buff *skb, struct sl_meta *m,
 		return -SL_DROP_ENCAP_FAILED;
 	if (bpf_skb_store_bytes(skb, m->l3_off, &outer, olen, 0))
 		return -SL_DROP_ENCAP_FAILED;
+	m->pkt_len += olen;
+	verdict = lb_tc_mac(skb, m, be);
 	m->l3_off += olen;
 	m->l4_off += olen;
-	m->pkt_len += olen;
-	return SL_NEXT;
-}
-
-static __always_inline int lb_tc_mac(struct __sk_buff *skb, struct sl_meta *m,
-				     const struct lb_be *be)
-{
-	struct bpf_fib_lookup fib;
-	int rc;
-
-	lb_fib_fill(&fib, m, be);
-	rc = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
-	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
-		return -SL_DROP_REDIRECT_FAILED;
-	if (bpf_skb_store_bytes(skb, 0, fib.dmac, LB_ETH_ALEN, 0) ||
-	    bpf_skb_store_bytes(skb, LB_ETH_ALEN, fib.smac, LB_ETH_ALEN, 0))
-		return -SL_DROP_MALFORMED_L2;
-	m->redirect_ifindex = fib.ifindex;
-	return SL_REDIRECT;
+	return verdict;
 }
 
 static __always_inline int lb_tc_apply(struct __sk_buff *skb, struct sl_meta *m,

@@ -836,7 +836,7 @@ static int apply_service(const struct lb_maps *m, const struct lb_conf *cur,
 		rec.weight = b->conf.weight;
 		rec.flags = LB_BE_LIVE | (b->up ? LB_BE_UP : 0);
 		if (rec.fwd != LB_FWD_NAT)
-			err = local_toward(&b->addr, rec.fwd == LB_FWD_MAC, rec.local);
+			err = local_toward(&b->addr, true, rec.local);
 		if (!err && bpf_map_update_elem(m->backends, &ids[i], &rec, BPF_ANY))
 			err = sl_err(-errno, "cannot write a backend: %s", strerror(errno));
 	}
@@ -1033,6 +1033,30 @@ int lb_backend_set_up(struct sl_ctx *ctx, const char *inst,
 	}
 	lb_conf_free(&conf);
 	return err;
+}
+
+static int flush_map(int fd)
+{
+	struct lb_flow_key k;
+	int n = 0;
+
+	while (!bpf_map_get_next_key(fd, NULL, &k))
+		if (!bpf_map_delete_elem(fd, &k))
+			n++;
+	return n;
+}
+
+int lb_flush_flows(struct sl_ctx *ctx, const char *inst)
+{
+	struct lb_maps m;
+	int err = maps_open(ctx, inst_name(inst), &m), n;
+
+	if (err)
+		return err;
+	n = flush_map(m.flows);
+	flush_map(m.rnat);
+	maps_close(&m);
+	return n;
 }
 
 int lb_set_decap(struct sl_ctx *ctx, const char *inst, bool on)

@@ -131,6 +131,11 @@ int lb_attach(struct sl_ctx *ctx, const char *inst, const char *dev,
 	      enum sl_hook hook);
 int lb_detach(struct sl_ctx *ctx, const char *inst, const char *dev);
 
+/* Forgets every flow (as conntrack -F): established connections are
+ * scheduled again by their next packet; NAT replies of forgotten flows
+ * are no longer translated. Returns the number of flows removed. */
+int lb_flush_flows(struct sl_ctx *ctx, const char *inst);
+
 /* Backends of an IPIP service run an lb instance with decap on (where
  * the kernel has no ipip/ip6tnl device): IP-in-IP packets (4in4, 6in6)
  * arriving where it is attached lose their outer header. */

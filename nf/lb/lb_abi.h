@@ -97,7 +97,7 @@ struct lb_flow {
 	__u32 backend;
 	__u32 gen;
 	__u32 svc_id;
-	__u32 pad;
+	__u32 closing; /* TCP FIN seen: a later SYN is a new connection */
 };
 
 /* NAT reply path: key is the reply's tuple (backend -> client). */

@@ -35,6 +35,7 @@ static struct sl_ctx *ctx;
 static int ifindex;
 static uint8_t dev_mac[6];
 static const uint8_t be_mac[6] = { 0x02, 0, 0, 0, 0, 0x05 };
+static const uint8_t be7_mac[6] = { 0x02, 0, 0, 0, 0, 0x07 };
 
 struct run {
 	uint8_t out[OUT_MAX];
@@ -188,6 +189,11 @@ static bool compare(const char *name, const uint8_t *in, size_t inlen, const str
 static __u32 pass_ret(int hook)
 {
 	return hook == SL_HOOK_XDP ? XDP_PASS_RET : TC_NEXT_RET;
+}
+
+static __u32 redirect_ret(int hook)
+{
+	return hook == SL_HOOK_XDP ? XDP_REDIRECT_RET : TC_REDIRECT_RET;
 }
 
 /* One packet in, one expected packet out (both built by pktbuild). */
@@ -358,19 +364,23 @@ static void test_dsr(void)
 				       .tcp_flags = 0x02, .payload = 9 };
 		lin = pkt_build(&t4, pin);
 		lwant = ipip_expect(pin, lin, 4, "10.0.0.1", "10.0.0.7", want);
-		snprintf(name, sizeof(name), "%s/ipip4: outer header to the backend, protocol 4",
+		memcpy(want, be7_mac, 6);
+		memcpy(want + 6, dev_mac, 6);
+		snprintf(name, sizeof(name), "%s/ipip4: outer header to the backend, protocol 4, its MAC",
 			 sl_hook_name(hook));
 		if (check_report(!run_pkt(hook, pin, lin, 1, &r), name, NULL))
-			compare(name, pin, lin, &r, want, lwant, pass_ret(hook));
+			compare(name, pin, lin, &r, want, lwant, redirect_ret(hook));
 
 		struct pkt_spec u6 = { .family = 6, .src = "2001:db8::20", .dst = "fd00::200",
 				       .proto = 17, .sport = 1000 + hook, .dport = 80, .payload = 20 };
 		lin = pkt_build(&u6, pin);
 		lwant = ipip_expect(pin, lin, 6, "fd00::1", "fd00::7", want);
-		snprintf(name, sizeof(name), "%s/ip6ip6: outer header to the backend, protocol 41",
+		memcpy(want, be7_mac, 6);
+		memcpy(want + 6, dev_mac, 6);
+		snprintf(name, sizeof(name), "%s/ip6ip6: outer header to the backend, protocol 41, its MAC",
 			 sl_hook_name(hook));
 		if (check_report(!run_pkt(hook, pin, lin, 1, &r), name, NULL))
-			compare(name, pin, lin, &r, want, lwant, pass_ret(hook));
+			compare(name, pin, lin, &r, want, lwant, redirect_ret(hook));
 
 		struct pkt_spec m4 = { .family = 4, .src = "192.0.2.20", .dst = "10.0.0.201",
 				       .proto = 6, .sport = 1000 + hook, .dport = 80,
@@ -536,21 +546,9 @@ static int spread(const char *vip, const char *client, int nflows, __u16 base,
 
 static int flows_flush(void)
 {
-	int dir = sl_instance_open_dir(ctx, LB), fd;
-	struct lb_flow_key k, next;
+	int n = lb_flush_flows(ctx, LB);
 
-	if (dir < 0)
-		return dir;
-	fd = sl_obj_get_at(dir, "lb_flows");
-	close(dir);
-	if (fd < 0)
-		return fd;
-	while (!bpf_map_get_next_key(fd, NULL, &next)) {
-		k = next;
-		bpf_map_delete_elem(fd, &k);
-	}
-	close(fd);
-	return 0;
+	return n < 0 ? n : 0;
 }
 
 static void test_rr_wrr(void)
@@ -824,6 +822,8 @@ int main(void)
 		   " && ip addr add fd00::1/64 dev " DEV " nodad"
 		   " && ip neigh replace 10.0.0.5 lladdr 02:00:00:00:00:05 dev " DEV " nud permanent"
 		   " && ip neigh replace fd00::5 lladdr 02:00:00:00:00:05 dev " DEV " nud permanent"
+		   " && ip neigh replace 10.0.0.7 lladdr 02:00:00:00:00:07 dev " DEV " nud permanent"
+		   " && ip neigh replace fd00::7 lladdr 02:00:00:00:00:07 dev " DEV " nud permanent"
 		   " && sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1") ||
 	    read_mac(DEV, dev_mac)) {
 		printf("FAIL: cannot create the test interfaces\n");
