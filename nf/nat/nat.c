@@ -1076,7 +1076,7 @@ static void mapping_of(struct nat_mapping *m, const struct nat_key *k,
 		       const struct nat_rev *v, bool snat, __u64 now)
 {
 	memset(m, 0, sizeof(*m));
-	m->kind = v->kind;
+	m->kind = snat ? NAT_SNAT : NAT_DNAT; /* masquerade is SNAT here */
 	m->state = v->state;
 	m->ifindex = v->ifindex;
 	m->expires_in_ns = v->expires - now;

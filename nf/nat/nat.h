@@ -49,7 +49,7 @@ int nat_reload(struct sl_ctx *ctx);
 
 /* A mapping: the flow as its first packet had it, and as translated. */
 struct nat_mapping {
-	__u8 kind; /* enum nat_kind: NAT_SNAT covers masquerade */
+	__u8 kind; /* NAT_SNAT (masquerade too) or NAT_DNAT */
 	__u8 state; /* enum nat_state */
 	struct nat_key orig;
 	struct nat_key xlat;

@@ -128,7 +128,7 @@ start() { # NS MODE NAME-OR-LOG
 jqok() { jq -e "$@" >/dev/null; } # FILTER FILE: the filter holds
 
 pingok() { # NS ADDR
-	if sl_in "$1" ping -q -c 2 -i 0.2 -W 2 "$2" >/dev/null 2>&1; then echo ok; else echo lost; fi
+	if sl_in "$1" ping -q -c 3 -i 0.2 -W 2 "$2" >/dev/null 2>&1; then echo ok; else echo lost; fi
 }
 
 # The flows; one "name: result" line each, in $TMP/result.VARIANT.
@@ -157,8 +157,7 @@ flows() { # VARIANT
 	wait "$pa"
 	r "200 udp flows, answers to A" "$(cat "$TMP/many.a")"
 	r "200 udp flows, answers to B" "$(cat "$TMP/many.b")"
-	r "200 udp flows, distinct outside tuples at the server" \
-		"$(sort -u "$log" | wc -l) of $(wc -l <"$log")"
+	r "200 udp flows, distinct outside tuples at the server" "$(sort -u "$log" | wc -l)"
 	r "dnat from the server side" "$(sl_in "$sv" "$PY" "$PEER" get 198.51.100.1 8080)"
 	r "hairpin from client B" "$(sl_in "$b" "$PY" "$PEER" get 198.51.100.1 8080)"
 	# A connection open while the rules change.
@@ -209,7 +208,7 @@ declare -A WANT=(
 	["udp6 to a closed port"]="refused"
 	["200 udp flows, answers to A"]="100"
 	["200 udp flows, answers to B"]="100"
-	["200 udp flows, distinct outside tuples at the server"]="200 of 200"
+	["200 udp flows, distinct outside tuples at the server"]="200"
 	["dnat from the server side"]="client-A 198.51.100.2"
 	["hairpin from client B"]="client-A 10.70.0.1"
 	["tcp4 across a rule change"]="ok 198.51.100.1"

@@ -8,7 +8,8 @@
 #                            prints "ok PEER" when the hash matches
 #   udp HOST PORT            prints the peer address the server saw
 #   udpmany HOST PORT BASE N N sockets bound to BASE..BASE+N-1, one datagram
-#                            each; prints how many got their own answer back
+#                            each (sent again while unanswered); prints how
+#                            many got their own answer back
 #   refused HOST PORT        UDP to a closed port: "refused" when the ICMP
 #                            port unreachable came back to this socket
 #   get HOST PORT            prints the line a web server answered
@@ -125,10 +126,13 @@ def udpmany(host, port, base, n):
         s.bind(('', base + i))
         s.setblocking(False)
         socks.append(s)
-    for i, s in enumerate(socks):
-        s.sendto(b'%d' % i, (host, port))
-    got, end = set(), time.time() + 5
+    got, end, resend = set(), time.time() + 6, 0
     while len(got) < n and time.time() < end:
+        if time.time() >= resend:  # the unanswered again, once a second
+            for i, s in enumerate(socks):
+                if i not in got:
+                    s.sendto(b'%d' % i, (host, port))
+            resend = time.time() + 1
         for i, s in enumerate(socks):
             try:
                 d, _ = s.recvfrom(2048)

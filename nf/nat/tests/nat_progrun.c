@@ -725,7 +725,7 @@ static void test_state(void)
 	int err;
 
 	nat_mappings_foreach(ctx, find_map_cb, &f);
-	check_report(f.count == 1 && f.m.kind == NAT_MASQ &&
+	check_report(f.count == 1 && f.m.kind == NAT_SNAT &&
 			     addr_is((uint8_t *)f.m.xlat.saddr, 4, "203.0.113.1") &&
 			     f.m.xlat.sport == 40000 && (f.m.state & NAT_ST_REPLIED) &&
 			     f.m.expires_in_ns > (NAT_TO_TCP_EST - 60) * 1000000000ULL,
