@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /* sluice nat: SNAT, masquerade and DNAT rules, their mappings.
- * Writes go straight through libsluice under the writer lock (sluiced has
- * no NAT routes yet; it holds no state, so this is safe beside it). */
+ * Writes go straight through libsluice under the writer lock, also when
+ * sluiced runs (it holds no state of its own; its /v1/nat routes run the
+ * same library calls). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>

@@ -266,4 +266,39 @@ check "flush leaves no mapping" test "$(sl_in "$GWS" "$SLUICE" -j nat mappings |
 check "traffic after a flush gets new mappings" \
 	test "$(sl_in "$(ns ca s)" "$PY" "$PEER" udp 198.51.100.2 7001)" = 198.51.100.1
 check "nat del removes a rule" sl_in "$GWS" "$SLUICE" nat del extra
+
+# ---- the same through sluiced's REST API ------------------------------------
+
+SOCK=$TMP/sluiced.sock
+nsenter --net="/run/netns/$GWS" "$PWD/build/sluiced" --socket "$SOCK" --foreground \
+	--log-level warn 2>>"$TMP/sluiced.log" &
+PIDS+=($!)
+for _ in $(seq 100); do
+	curl -sf --unix-socket "$SOCK" http://sluiced/v1/health >/dev/null 2>&1 && break
+	sleep 0.05
+done
+api() { # METHOD PATH [BODY]: prints the status; the body goes to $TMP/body
+	local data=()
+	[ $# -ge 3 ] && data=(-H 'Content-Type: application/json' --data-binary "$3")
+	curl -s --unix-socket "$SOCK" -X "$1" -o "$TMP/body" -w '%{http_code}' \
+		"${data[@]}" "http://sluiced$2"
+}
+check "api: PUT /v1/nat/rules/extra adds a rule" \
+	test "$(api PUT /v1/nat/rules/extra '{"rule":"snat --out out0 --to 198.51.100.98 --src 10.98.0.0/16"}')" = 201
+check "api: GET /v1/nat lists it, as nat show does" \
+	jqok '.rules | map(select(.name == "extra")) | .[0].compiled[0].to == "198.51.100.98"' \
+	<(api GET /v1/nat >/dev/null; cat "$TMP/body")
+check "api: a bad rule is a 400 naming the field" \
+	test "$(api PUT /v1/nat/rules/bad '{"rule":"dnat --in out0 --to 10.70.0.2:80"}')" = 400 -a \
+	"$(jq -r .field "$TMP/body")" = rule
+check "api: an unknown key is refused" test "$(api PUT /v1/nat/rules/bad '{"rules":"x"}')" = 400
+sl_in "$(ns ca s)" "$PY" "$PEER" udp 198.51.100.2 7001 >/dev/null
+check "api: GET /v1/nat/mappings lists the live mappings" \
+	jqok 'map(select(.kind == "snat" and .orig.src == "10.70.0.2")) | length >= 1' \
+	<(api GET /v1/nat/mappings >/dev/null; cat "$TMP/body")
+check "api: DELETE /v1/nat/rules/extra" test "$(api DELETE /v1/nat/rules/extra)" = 204
+check "api: DELETE of a missing rule is a 404" test "$(api DELETE /v1/nat/rules/extra)" = 404
+check "api: POST /v1/nat/reload" test "$(api POST /v1/nat/reload)" = 204
+check "api: POST /v1/nat/flush" \
+	test "$(api POST /v1/nat/flush)" = 200 -a "$(jq '.flushed >= 1' "$TMP/body")" = true
 sl_exit
