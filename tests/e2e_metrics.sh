@@ -9,7 +9,8 @@
 # quotes, backslashes (an interface name in a rule's text) read back
 # unchanged; the conntrack collector shows a held TCP connection as
 # ESTABLISHED and 3 UDP flows as unreplied; the NAT collector counts the 3
-# flows an SNAT rule translated; --metrics-listen serves /metrics and
+# flows an SNAT rule translated; the LB collector counts 5 datagrams to a
+# virtual service and its backend; --metrics-listen serves /metrics and
 # nothing else, no token.
 #
 # Topology: client ns (CDEV, 10.204.0.1) <-veth-> server ns (SDEV, 10.204.0.2);
@@ -226,6 +227,32 @@ check "metrics: conntrack saw the 3 UDP flows, unreplied" \
 	grep -q '^sluice_ct_entries{instance="ct",proto="udp",state="unreplied"} 3$' "$TMP/page4"
 check "metrics: nat: no port shortage" grep -q '^sluice_nat_rule_no_port_total{rule="m1",.*} 0$' "$TMP/page4"
 check "metrics: nat: the page passes promtool" sh -c "promtool check metrics <'$TMP/page4' >/dev/null 2>&1"
+
+# ---- load balancer (nf/lb): per service and backend ----------------------
+
+# A UDP service on 10.204.0.100:53 with one backend, the server itself on
+# 5353 (nobody listens: the datagrams only have to arrive).
+sl_in "$CNS" ip neigh replace 10.204.0.100 lladdr \
+	"$(sl_in "$SNS" ip -j link show dev "$SDEV" | jq -r '.[0].address')" dev "$CDEV"
+{ sc lb -A -u 10.204.0.100:53 -s rr &&
+  sc lb -a -u 10.204.0.100:53 -r 10.204.0.2:5353 -m -w 3 &&
+  sc lb attach "$SDEV"; } >/dev/null 2>"$TMP/err" || fail "metrics: lb setup: $(cat "$TMP/err")"
+sl_in "$CNS" $PY -c '
+import socket
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("10.204.0.1", 4053))
+for i in range(5):
+    u.sendto(b"q" * 20, ("10.204.0.100", 53))'
+curl -s --unix-socket "$SOCK" http://sluiced/metrics >"$TMP/pagelb"
+LBL='instance="lb",service="udp/10.204.0.100:53"'
+check "metrics: lb: 5 packets into the service" \
+	grep -q "^sluice_lb_service_packets_total{$LBL,direction=\"in\"} 5\$" "$TMP/pagelb"
+check "metrics: lb: the same 5 to the backend, one connection" \
+	sh -c "grep -q '^sluice_lb_backend_packets_total{$LBL,backend=\"10.204.0.2:5353\",direction=\"in\"} 5\$' '$TMP/pagelb' &&
+	       grep -q '^sluice_lb_backend_connections_total{$LBL,backend=\"10.204.0.2:5353\"} 1\$' '$TMP/pagelb'"
+check "metrics: lb: backend up, weight 3" \
+	sh -c "grep -q '^sluice_lb_backend_up{$LBL,backend=\"10.204.0.2:5353\"} 1\$' '$TMP/pagelb' &&
+	       grep -q '^sluice_lb_backend_weight{$LBL,backend=\"10.204.0.2:5353\"} 3\$' '$TMP/pagelb'"
+check "metrics: lb: the page passes promtool" sh -c "promtool check metrics <'$TMP/pagelb' >/dev/null 2>&1"
 
 # ---- a large rule set: per-rule series bounded ---------------------------
 
