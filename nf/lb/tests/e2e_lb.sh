@@ -240,4 +240,27 @@ lbl lb save | sed 's/^/  /'
 lbl lb -L -n --stats | sed 's/^/  /'
 check "detach lb0" lbl lb detach lb0
 check "detach lb0 again is refused" bash -c "! nsenter --net=/run/netns/$L $SLUICE lb detach lb0 2>/dev/null"
+
+# ---- the same at TC, with checksum offload on: the skb helpers keep the
+# senders' partial checksums right ----
+check "detach lc0" lbl lb detach lc0
+check "attach --tc lc0 lb0" lbl lb attach --tc lc0 lb0
+sl_in "$C" ethtool -K c0 tx on >/dev/null
+sl_in "$C2" ethtool -K e0 tx on >/dev/null
+for ns in "${B[@]}"; do
+	sl_in "$ns" ethtool -K e0 tx on >/dev/null
+	sl_in "$ns" "$SLUICE" lb --name decap detach e0 >/dev/null
+	sl_in "$ns" "$SLUICE" lb --name decap attach --tc e0 >/dev/null
+done
+out=$(sl_in "$C" timeout 60 $PY "$HTTP" many 10.77.9.1 80 300 4)
+check "tc nat, checksum offload on: 300 requests ($out)" \
+	[ "$(echo "$out" | jq '.errors == 0 and ([.counts[]] | add) == 300')" = true ]
+out=$(sl_in "$C" timeout 60 $PY "$HTTP" many fd77:9::1 80 100 4)
+check "tc nat ipv6: 100 requests ($out)" [ "$(echo "$out" | jq '.errors == 0')" = true ]
+out=$(sl_in "$C2" timeout 60 $PY "$HTTP" many 10.77.9.2 80 100 4)
+check "tc dsr ipip (decap at TC): 100 requests ($out)" \
+	[ "$(echo "$out" | jq '.errors == 0 and .counts.b1 > 0 and .counts.b2 > 0')" = true ]
+out=$(sl_in "$C2" timeout 60 $PY "$HTTP" many 10.77.9.3 80 100 4)
+check "tc dsr mac: 100 requests ($out)" \
+	[ "$(echo "$out" | jq '.errors == 0 and .counts.b2 > 0 and .counts.b3 > 0')" = true ]
 sl_exit

@@ -583,6 +583,44 @@ static void test_rr_wrr(void)
 	      "rr: established flows keep their backend");
 }
 
+/* A TCP 5-tuple used again after RST or FIN is a new connection. */
+static void test_reuse(void)
+{
+	const char *vip = "10.0.1.2:80";
+	struct pkt_spec p = { .family = 4, .src = "192.0.2.45", .dst = "10.0.1.2", .proto = 6,
+			      .sport = 5000, .dport = 80, .tcp_flags = 0x02 };
+	__u32 first, again, after_rst, after_fin;
+	uint8_t pin[PKT_MAX];
+	struct run r;
+	int err = add_svc(IPPROTO_TCP, vip, LB_SCHED_RR, 0);
+
+	err = err ?: add_be(IPPROTO_TCP, vip, "10.0.0.40:80", LB_FWD_NAT, 1);
+	err = err ?: add_be(IPPROTO_TCP, vip, "10.0.0.41:80", LB_FWD_NAT, 1);
+	err = err ?: run_pkt(SL_HOOK_XDP, pin, pkt_build(&p, pin), 1, &r);
+	first = meta_backend(SL_HOOK_XDP);
+	err = err ?: run_pkt(SL_HOOK_XDP, pin, pkt_build(&p, pin), 1, &r);
+	again = meta_backend(SL_HOOK_XDP);
+	CHECK(!err && first && again == first, "reuse: a retransmitted SYN keeps its backend");
+	p.tcp_flags = 0x14; /* RST ACK */
+	err = err ?: run_pkt(SL_HOOK_XDP, pin, pkt_build(&p, pin), 1, &r);
+	p.tcp_flags = 0x02;
+	err = err ?: run_pkt(SL_HOOK_XDP, pin, pkt_build(&p, pin), 1, &r);
+	after_rst = meta_backend(SL_HOOK_XDP);
+	CHECK(!err && after_rst && after_rst != first,
+	      "reuse: a SYN after RST is scheduled again (rr: the other backend)");
+	p.tcp_flags = 0x11; /* FIN ACK */
+	err = err ?: run_pkt(SL_HOOK_XDP, pin, pkt_build(&p, pin), 1, &r);
+	p.tcp_flags = 0x10; /* the last ACK still goes to the same backend */
+	err = err ?: run_pkt(SL_HOOK_XDP, pin, pkt_build(&p, pin), 1, &r);
+	CHECK(!err && meta_backend(SL_HOOK_XDP) == after_rst,
+	      "reuse: packets after FIN stay on the backend");
+	p.tcp_flags = 0x02;
+	err = err ?: run_pkt(SL_HOOK_XDP, pin, pkt_build(&p, pin), 1, &r);
+	after_fin = meta_backend(SL_HOOK_XDP);
+	CHECK(!err && after_fin && after_fin != after_rst,
+	      "reuse: a SYN after FIN is scheduled again");
+}
+
 #define MH_BE 10
 #define MH_FLOWS 20000
 
@@ -842,6 +880,7 @@ int main(void)
 		test_decap();
 		test_no_backend();
 		test_rr_wrr();
+		test_reuse();
 		test_maglev_table();
 		test_maglev_packets();
 		test_cost();
