@@ -35,6 +35,7 @@ cleanup() {
 		kill "$p" 2>/dev/null && wait "$p" 2>/dev/null
 	done
 	sl_cleanup
+	rm -f "/run/sluice/test-ct-$$.sock"
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -117,7 +118,7 @@ while time.time() < deadline:
 EOF
 
 cat >"$TMP/cli.py" <<'EOF'
-# cli.py tcp ADDR HOLD_SECONDS | udp ADDR PORT
+# cli.py tcp ADDR CLOSE_FILE (closes once CLOSE_FILE exists) | udp ADDR PORT
 import socket, sys, time
 kind, addr = sys.argv[1], sys.argv[2]
 fam = socket.AF_INET6 if ':' in addr else socket.AF_INET
@@ -125,7 +126,10 @@ if kind == 'tcp':
     s = socket.create_connection((addr, 8080), timeout=3)
     s.sendall(b'hi'); s.recv(16)
     print('connected', flush=True)
-    time.sleep(float(sys.argv[3]))
+    import os
+    deadline = time.time() + 30
+    while not os.path.exists(sys.argv[3]) and time.time() < deadline:
+        time.sleep(0.05)
     s.close()
 else:
     s = socket.socket(fam, socket.SOCK_DGRAM); s.settimeout(1)
@@ -203,7 +207,8 @@ for key in sorted(set(k) | set(s)):
 sys.exit(1 if bad else 0)
 EOF
 
-sl_in "$SNS" "$PY" "$TMP/srv.py" "$TMP/ready" &
+# Background processes run nsenter directly, so $! is theirs to stop.
+nsenter --net="/run/netns/$SNS" "$PY" "$TMP/srv.py" "$TMP/ready" &
 PIDS+=($!)
 for _ in $(seq 50); do [ -s "$TMP/ready" ] && break; sleep 0.1; done
 [ -s "$TMP/ready" ] || { fail "setup: server did not start"; exit 1; }
@@ -222,9 +227,9 @@ check "chain unchanged ($chain2)" [ "$chain2" = "$chain" ]
 
 # ---- traffic, then both tables --------------------------------------------
 
-sl_in "$CNS" "$PY" "$TMP/cli.py" tcp 10.203.0.1 3 >"$TMP/tcp4.out" 2>&1 &
+nsenter --net="/run/netns/$CNS" "$PY" "$TMP/cli.py" tcp 10.203.0.1 "$TMP/close" >"$TMP/tcp4.out" 2>&1 &
 PIDS+=($!); TCP4=$!
-sl_in "$CNS" "$PY" "$TMP/cli.py" tcp fd00:203::1 3 >"$TMP/tcp6.out" 2>&1 &
+nsenter --net="/run/netns/$CNS" "$PY" "$TMP/cli.py" tcp fd00:203::1 "$TMP/close" >"$TMP/tcp6.out" 2>&1 &
 PIDS+=($!); TCP6=$!
 u4=$(sl_in "$CNS" "$PY" "$TMP/cli.py" udp 10.203.0.1 5353)
 u6=$(sl_in "$CNS" "$PY" "$TMP/cli.py" udp fd00:203::1 5353)
@@ -241,6 +246,7 @@ rt -j conntrack list >"$TMP/s1.json"
 "$PY" "$TMP/cmp.py" open "$TMP/k1.txt" "$TMP/s1.json" || SL_FAILS=$((SL_FAILS + 1))
 
 # The clients close; the server closes back: TIME_WAIT on both sides.
+touch "$TMP/close"
 wait "$TCP4" "$TCP6" 2>/dev/null
 sleep 0.5
 sl_in "$RNS" conntrack -L -p tcp >"$TMP/k2.txt" 2>/dev/null
@@ -304,6 +310,38 @@ bad "unexpected argument" "unexpected" rt conntrack flush extra
 after=$(rt -j nf list | jq -c '[.[].name] | sort')
 check "bad arguments created or removed no instance ($after)" [ "$before" = "$after" ]
 check "bad arguments changed no option" [ "$(rt -j conntrack config)" = "$cfg_before" ]
+
+# ---- the daemon: GET and DELETE /v1/conntrack -----------------------------------
+
+SLUICED=$(dirname "$SLUICE")/sluiced
+SOCK=/run/sluice/test-ct-$$.sock
+mkdir -p /run/sluice
+nsenter --net="/run/netns/$RNS" "$SLUICED" --socket "$SOCK" --foreground --log-level warn \
+	>/dev/null 2>>"$TMP/sluiced.log" &
+PIDS+=($!)
+for _ in $(seq 50); do curl -sf --unix-socket "$SOCK" http://sluiced/v1/health >/dev/null 2>&1 && break; sleep 0.1; done
+api() { # api METHOD PATH: prints the status, the body goes to $TMP/body
+	curl -s --unix-socket "$SOCK" -X "$1" -o "$TMP/body" -w '%{http_code}' "http://sluiced$2"
+}
+code=$(api GET /v1/conntrack)
+check "api: GET /v1/conntrack ($code)" [ "$code" = 200 ]
+check "api: the same entries as the CLI" \
+	[ "$(jq -c '[.[] | .orig.src + " " + .proto] | sort' "$TMP/body")" = "$(rt -j conntrack list | jq -c '[.[] | .orig.src + " " + .proto] | sort')" ]
+code=$(api GET '/v1/conntrack?proto=tcp')
+check "api: ?proto=tcp ($code)" jqe 'length >= 2 and all(.[]; .proto == "tcp" and .state)' "$TMP/body"
+code=$(api GET '/v1/conntrack?proto=nope')
+check "api: bad proto is a 400 naming it ($code)" jqe '.field == "proto"' "$TMP/body"
+code=$(api GET "/v1/conntrack?name=fw-$RC")
+check "api: a firewall is not a conntrack ($code)" [ "$code" = 400 ]
+code=$(api GET '/v1/conntrack?name=nosuch')
+check "api: unknown instance is a 404 ($code)" [ "$code" = 404 ]
+code=$(api DELETE '/v1/conntrack?name=nosuch')
+check "api: flush of an unknown instance is a 404 ($code)" [ "$code" = 404 ]
+n_before=$(rt -j conntrack list | jq length)
+code=$(api DELETE '/v1/conntrack?name=ct')
+check "api: DELETE flushes ($code, $(cat "$TMP/body"))" jqe ".deleted == $n_before" "$TMP/body"
+check "api: table empty" [ "$(rt -j conntrack list | jq length)" -eq 0 ]
+cping -c 1 10.203.0.1
 
 # ---- flush, and the table keeps working --------------------------------------------
 
