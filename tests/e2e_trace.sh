@@ -193,8 +193,9 @@ why=$($PY - "$TMP/ev3" 2>&1 <<'EOF'
 import json, sys
 ev = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
 path = [e for e in ev if e["type"] == "path"]
-# One in 2 per CPU of the 10 passed packets: 5, or 4 when split over CPUs.
-if not 4 <= len(path) <= 5:
+# One in 2 per CPU of the 10 passed packets: 5, or 4 when split over CPUs,
+# or 6 when a stray packet (IPv6 neighbour discovery) shifted the phase.
+if not 4 <= len(path) <= 6:
     sys.exit(f"{len(path)} path events")
 for e in path:
     if e["policy"] != "must-fx" or e["dport"] != 9003 or not e["trace_id"] & (1 << 31):
@@ -204,7 +205,7 @@ EOF
 check "policy watch: sampled packets raise path events with no trace running${why:+: $why}" test -z "$why"
 w=$(sc -j trace policy watch)
 check "policy watch status: on, sample 2, violations counted" \
-	test "$($PY -c 'import json,sys; d=json.load(sys.stdin); print(d["on"], d["sample"], d["rate"], 4 <= d["violations"] <= 5, d["checked"] >= 9)' <<<"$w")" = "True 2 1000 True True"
+	test "$($PY -c 'import json,sys; d=json.load(sys.stdin); print(d["on"], d["sample"], d["rate"], 4 <= d["violations"] <= 6, d["checked"] >= 9)' <<<"$w")" = "True 2 1000 True True"
 check "policy watch off" sc trace policy watch off
 events_bg "$TMP/ev4"
 send_udp 10.233.0.2 9003 10
