@@ -66,7 +66,6 @@ static int number_opt(const char *o, const char *v, long min, long max,
 struct find_conf {
 	const struct hc_addr *svc;
 	struct hc_conf *c;
-	bool found;
 };
 
 static int find_conf_cb(const struct hc_addr *svc, const struct hc_conf *c,
@@ -77,7 +76,6 @@ static int find_conf_cb(const struct hc_addr *svc, const struct hc_conf *c,
 	if (memcmp(svc, f->svc, sizeof(*svc)))
 		return 0;
 	*f->c = *c;
-	f->found = true;
 	return 0;
 }
 
@@ -85,7 +83,7 @@ static int find_conf_cb(const struct hc_addr *svc, const struct hc_conf *c,
  * state must exist: a check needs an LB service. */
 static int current_conf(const struct hc_addr *svc, struct hc_conf *c)
 {
-	struct find_conf f = { svc, c, false };
+	struct find_conf f = { svc, c };
 	struct sl_ctx *ctx;
 	char name[64];
 	int err = sl_open(&ctx, 0);
