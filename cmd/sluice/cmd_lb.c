@@ -15,6 +15,7 @@
 #include <netinet/in.h>
 #include "sluice.h"
 #include "lb.h"
+#include "health.h"
 #include "out.h"
 #include "cli.h"
 
@@ -422,6 +423,7 @@ static const struct cmd lb_cmds[] = {
 	{ "save", lb_save_cmd, " [-n]   (ipvsadm-save -n format)" },
 	{ "restore", lb_restore_cmd, " [FILE]   (ipvsadm-save -n lines; all or nothing)" },
 	{ "list", lb_list_cmd, " [--stats] [-t|-u VIP:PORT]   (as -L -n)" },
+	{ "healthcheck", lb_healthcheck_cmd, " set|del|show|run ...   (active health checks)", true },
 	{ NULL, NULL, NULL },
 };
 
