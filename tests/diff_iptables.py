@@ -1096,7 +1096,7 @@ def main_import(args, topo):
     h.tot_answers = 0
     for s in range(first, first + args.seeds):
         rnd = random.Random(1000003 * s + 7)
-        n = rnd.randint(1, 4 * args.rules) if args.soak else args.rules
+        n = rnd.randint(1, 4 * args.rules) if args.soak or args.vary else args.rules
         f4 = ipt_gen_file(rnd, 4, n)
         f6 = ipt_gen_file(rnd, 6, n)
         pk = h.make_packets(rnd, args.packets, back=0.4)
@@ -1128,6 +1128,8 @@ def main():
     ap.add_argument("--chunk", type=int, default=2000)
     ap.add_argument("--quiet", type=float, default=0.15)
     ap.add_argument("--wait-max", type=float, default=5.0)
+    ap.add_argument("--vary", action="store_true",
+                    help="rule counts from 1 to 4x --rules, as --soak (to split a soak)")
     ap.add_argument("--import", dest="imp", action="store_true",
                     help="random iptables-save files: sluice iptables import vs iptables-restore")
     ap.add_argument("--show", type=int, default=10, help="mismatching packets to print")

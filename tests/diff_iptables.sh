@@ -42,7 +42,7 @@ done
 
 # Bounded time: the default run takes well under 3 minutes; --soak longer.
 LIMIT=600
-for a in "$@"; do [ "$a" = --soak ] && LIMIT=14400; done
+for a in "$@"; do [ "$a" = --soak ] || [ "$a" = --vary ] && LIMIT=14400; done
 SLUICE="$SLUICE" timeout --kill-after=10 "$LIMIT" \
 	/usr/bin/python3 "$HERE/diff_iptables.py" --id "$ID" "$@" &
 PY_PID=$!

@@ -807,10 +807,13 @@ static __noinline int fw_reject(struct xdp_md *ctx, struct sl_meta *m,
 			return -1; /* only fragment 0 is answered */
 		if (!fw_v4_unicast(m->saddr[0]) || !fw_v4_unicast(m->daddr[0]))
 			return -1;
-		if (m->ip_proto == 1 && (m->icmp_type > 18 || m->icmp_type == 3 ||
-					 m->icmp_type == 4 || m->icmp_type == 5 ||
+		/* No error about an error: the kernel's icmp_pointers[] marks
+		 * types 1-7, 11 and 12 as errors and treats unknown ones (> 18)
+		 * as errors too. */
+		if (m->ip_proto == 1 && (m->icmp_type > 18 ||
+					 (m->icmp_type >= 1 && m->icmp_type <= 7) ||
 					 m->icmp_type == 11 || m->icmp_type == 12))
-			return -1; /* no error about an error */
+			return -1;
 		return fw_icmp4(ctx, m, code, src);
 	}
 	__u8 code;
