@@ -248,16 +248,6 @@ static int parse_proto(const char *v, __u8 *proto)
 	return 0;
 }
 
-/* The family of an option's address must agree with what came before. */
-static int join_family(const struct nat_spec *s, const char *opt, __u8 *have,
-		       __u8 f)
-{
-	if (*have && *have != f)
-		return spec_err(s, opt, -EINVAL, "IPv%u address in an IPv%u rule", f, *have);
-	*have = f;
-	return 0;
-}
-
 static int parse_option(const struct nat_spec *s, struct nat_parsed *p,
 			const char *opt, const char *v)
 {
@@ -300,7 +290,8 @@ static int parse_option(const struct nat_spec *s, struct nat_parsed *p,
 			p->has_src = true;
 		else
 			p->has_dst = true;
-		return join_family(s, opt, &p->family, f);
+		p->family = f; /* checked against the others by spec_parse */
+		return 0;
 	}
 	if (!strcmp(opt, "--proto")) {
 		if (parse_proto(v, &p->proto))
