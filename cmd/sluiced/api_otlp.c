@@ -113,8 +113,8 @@ static void *otlp_job(void *arg)
 	pthread_mutex_lock(&exp_lock);
 	exporter = NULL;
 	pthread_mutex_unlock(&exp_lock);
-	/* Stopping: a POST under way gets 0.7 s, as jobs end within ~1 s. */
-	otlp_exporter_free(e, 700);
+	/* Stopping: a POST under way gets 0.5 s, as jobs end within ~1 s. */
+	otlp_exporter_free(e, 500);
 	return NULL;
 }
 

@@ -180,6 +180,7 @@ struct otlp_exporter {
 	bool sending;
 	bool stopping;
 	long stop_timeout_ms;
+	__u64 stop_deadline_ns; /* CLOCK_MONOTONIC; 0: not stopping */
 	struct otlp_stats st;
 	char host[256];
 };
@@ -194,6 +195,22 @@ static void curl_init_once(void)
 static size_t discard(char *p, size_t size, size_t n, void *arg)
 {
 	return size * n;
+}
+
+static __u64 now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+/* Whether a stop's deadline has passed. */
+static bool past_deadline(struct otlp_exporter *e)
+{
+	__u64 deadline = __atomic_load_n(&e->stop_deadline_ns, __ATOMIC_RELAXED);
+
+	return deadline && now_ns() > deadline;
 }
 
 static char *batch_body(struct otlp_exporter *e, char **spans, size_t n)
@@ -221,15 +238,20 @@ static char *batch_body(struct otlp_exporter *e, char **spans, size_t n)
 	return j.p;
 }
 
-/* One POST; returns whether the collector took it (2xx). */
+/* One POST; returns whether the collector took it (2xx). Driven through
+ * a multi handle in 100 ms steps, so a stop's deadline ends it in time
+ * however slow the collector. */
 static bool post(struct otlp_exporter *e, const char *body, long timeout_ms)
 {
 	struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
+	CURLM *multi = curl_multi_init();
 	CURL *c = curl_easy_init();
+	CURLMsg *msg;
+	int running = 1, left;
 	long code = 0;
-	bool ok = false;
+	bool ok = false, added = false;
 
-	if (!c || !hdr)
+	if (!c || !hdr || !multi)
 		goto out;
 	curl_easy_setopt(c, CURLOPT_URL, e->url);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
@@ -238,11 +260,24 @@ static bool post(struct otlp_exporter *e, const char *body, long timeout_ms)
 	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms < 2000 ? timeout_ms : 2000);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
-	if (curl_easy_perform(c) == CURLE_OK &&
-	    !curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code))
-		ok = code >= 200 && code < 300;
+	if (curl_multi_add_handle(multi, c) != CURLM_OK)
+		goto out;
+	added = true;
+	while (running && !past_deadline(e)) {
+		if (curl_multi_perform(multi, &running) != CURLM_OK)
+			goto out;
+		if (running && curl_multi_poll(multi, NULL, 0, 100, NULL) != CURLM_OK)
+			goto out;
+	}
+	while (!running && (msg = curl_multi_info_read(multi, &left)))
+		if (msg->msg == CURLMSG_DONE && msg->data.result == CURLE_OK &&
+		    !curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code))
+			ok = code >= 200 && code < 300;
 out:
+	if (added)
+		curl_multi_remove_handle(multi, c);
 	curl_easy_cleanup(c);
+	curl_multi_cleanup(multi);
 	curl_slist_free_all(hdr);
 	return ok;
 }
@@ -413,6 +448,8 @@ void otlp_exporter_free(struct otlp_exporter *e, int timeout_ms)
 	pthread_mutex_lock(&e->lock);
 	e->stopping = true;
 	e->stop_timeout_ms = timeout_ms > 0 ? timeout_ms : 1;
+	__atomic_store_n(&e->stop_deadline_ns, now_ns() + e->stop_timeout_ms * 1000000ULL,
+			 __ATOMIC_RELAXED);
 	pthread_cond_signal(&e->wake);
 	pthread_mutex_unlock(&e->lock);
 	pthread_join(e->thread, NULL);

@@ -452,6 +452,34 @@ done
 check "collector away: 3 spans counted as failed (got $failed)" test "${failed:-0}" -eq 3
 kill "$DPID"
 wait "$DPID"
+# ---- a collector that never answers: the daemon still stops within ~1 s ---
+nsenter --net="/run/netns/$SNS" $PY -c "
+import socket, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('127.0.0.1', 4398)); s.listen(16); open('$TMP/mute.ready', 'w').write('ready')
+conns = []
+end = time.time() + 300
+while time.time() < end:
+    s.settimeout(1)
+    try: conns.append(s.accept()[0])
+    except OSError: pass
+" &
+PIDS+=($!)
+wait_file "$TMP/mute.ready" 10
+nsenter --net="/run/netns/$SNS" "$SLUICED" --foreground --socket "$SOCK" --log-level warn \
+	--otlp-endpoint http://127.0.0.1:4398 2>>"$TMP/sluiced.log" &
+DPID=$!
+PIDS+=($DPID)
+wait_sock && sleep 1.2
+printf '2 GET /users/{i} new tp=%s\n' "$TP3" >"$TMP/plan9"
+run_plan 8080 "$TMP/plan9" "$TMP/out9"
+sleep 0.6 # the sender's POST is now waiting for the mute collector
+t=$(date +%s%N)
+kill "$DPID"
+wait "$DPID"
+drc=$?
+t=$((($(date +%s%N) - t) / 1000000))
+check "mute collector: daemon stops within 1.5 s (${t} ms, rc $drc)" test "$drc" -eq 0 -a "$t" -lt 1500
 check "refused: sluiced --otlp-endpoint not-a-url" \
 	bash -c "! $SLUICED --otlp-endpoint not-a-url --socket $TMP/x.sock 2>/dev/null"
 
