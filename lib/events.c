@@ -211,6 +211,14 @@ static void path_fields(struct sl_ctx *ctx, const struct sl_event *e,
 	v->reason = v->policy;
 }
 
+/* A LOG event: the rule's prefix stands as its reason. */
+static void log_fields(const struct sl_event *e, struct sl_event_view *v)
+{
+	memcpy(v->prefix, e->data, SL_EVENT_LOG_PREFIX - 1);
+	v->prefix[SL_EVENT_LOG_PREFIX - 1] = '\0';
+	v->reason = v->prefix;
+}
+
 void sl_event_decode(struct sl_ctx *ctx, const struct sl_event *raw,
 		     struct sl_event_view *view)
 {
@@ -218,6 +226,8 @@ void sl_event_decode(struct sl_ctx *ctx, const struct sl_event *raw,
 	name_slot(ctx, raw->slot, view->instance);
 	if (raw->type == SL_EVENT_PATH)
 		path_fields(ctx, raw, view);
+	if (raw->type == SL_EVENT_LOG)
+		log_fields(raw, view);
 	view->realtime_ns = raw->ts_ns + realtime_offset();
 }
 
@@ -314,12 +324,14 @@ static int ring_cb(void *arg, void *data, size_t size)
 	memcpy(&e, data, size < sizeof(e) ? size : sizeof(e));
 	if (e.cap_len > SL_EVENT_SNAPLEN)
 		e.cap_len = SL_EVENT_SNAPLEN;
-	if (e.type != SL_EVENT_DROP && e.type != SL_EVENT_PATH)
+	if (e.type != SL_EVENT_DROP && e.type != SL_EVENT_PATH && e.type != SL_EVENT_LOG)
 		return 0; /* no other type is written yet */
 	decode_fields(&e, &v);
 	sl_slot_name(ev->names, e.slot, v.instance);
 	if (e.type == SL_EVENT_PATH)
 		path_fields(ev->ctx, &e, &v);
+	if (e.type == SL_EVENT_LOG)
+		log_fields(&e, &v);
 	v.realtime_ns = e.ts_ns + ev->rt_offset;
 	return ev->cb(&v, ev->arg);
 }

@@ -41,6 +41,8 @@ struct sl_event_view {
 	 * policy, the policy's name. */
 	char policy[32];
 	__u32 trace_id;
+	/* "log" events: reason points to prefix, the LOG rule's prefix. */
+	char prefix[SL_EVENT_LOG_PREFIX];
 };
 
 /* Called for each event; a negative return stops sl_events_poll(), which

@@ -13,11 +13,14 @@
 /* Leading packet bytes copied into a drop event (for pcap capture). */
 #define SL_EVENT_SNAPLEN 128
 /* 2: path-policy events (trace_id, policy). */
+#define SL_EVENT_LOG_PREFIX 32
 #define SL_EVENT_VERSION 2
 
 enum sl_event_type {
 	SL_EVENT_DROP = 1, /* a packet dropped, with its reason */
-	SL_EVENT_LOG = 2, /* reserved: a rule asked to log the packet */
+	SL_EVENT_LOG = 2, /* a rule asked to log the packet (iptables LOG):
+			   * data[] holds its prefix, NUL-terminated, up to
+			   * SL_EVENT_LOG_PREFIX bytes; cap_len is 0 */
 	SL_EVENT_HEALTH = 3, /* reserved */
 	SL_EVENT_ANOMALY = 4, /* reserved */
 	/* A traced packet left a chain alive without passing the instance a

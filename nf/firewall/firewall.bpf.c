@@ -259,7 +259,8 @@ static __always_inline bool fw_limit_take(__u32 id)
 	return ok;
 }
 
-/* A LOG rule: an event with the rule's prefix and the packet's fields. */
+/* A LOG rule: an event with the rule's prefix (in data[], cap_len 0) and
+ * the packet's fields. */
 static __always_inline void fw_log(struct sl_meta *m, const struct fw_rule *r)
 {
 	struct fw_log_prefix *p = bpf_map_lookup_elem(&fw_logs, &r->log);
@@ -267,12 +268,9 @@ static __always_inline void fw_log(struct sl_meta *m, const struct fw_rule *r)
 
 	if (!p)
 		return;
-	e = sl_event_drop_begin(m, fw_slot, 0);
+	e = sl_event_begin(m, SL_EVENT_LOG, fw_slot, 0);
 	if (!e)
 		return;
-	e->type = SL_EVENT_LOG;
-	e->reason = 0;
-	e->cap_len = 0;
 	__builtin_memcpy(e->data, p->text, FW_LOG_PREFIX);
 	bpf_ringbuf_submit(e, 0);
 }

@@ -47,6 +47,7 @@ cat > "$TMP/r1.v4" <<'EOF'
 -A INPUT -p tcp -m tcp --dport 7002 -j REJECT --reject-with tcp-reset
 -A INPUT -p udp -m multiport --dports 7003,7004 -j SVC
 -A INPUT -p icmp -m icmp --icmp-type 8 -m comment --comment "no ping" -j DROP
+-A INPUT -p udp -m udp --dport 7005 -j LOG --log-prefix "sl-ipt-log "
 -A SVC -p udp -m udp --dport 7003 -j RETURN
 -A SVC -j DROP
 -A OUTPUT -p udp -m udp --dport 7100 -j DROP
@@ -94,6 +95,16 @@ check "ipt INPUT icmp echo dropped" \
 	test "$(sl_in "$CNS" ping -c 2 -i 0.2 -W 1 -q 10.203.0.2 | grep -o '[0-9]* received')" = "0 received"
 check "ipt INPUT other traffic passes (ICMPv6 echo)" \
 	sl_in "$CNS" ping -6 -c 1 -W 2 -q fd00:203::2 >/dev/null
+# LOG: an event with the prefix, then the packet goes on (no answer: the
+# port is closed, so the kernel refuses it).
+sc events --count 1 --timeout 5 > "$TMP/ev" 2>&1 &
+EV_PID=$!
+sleep 0.5
+check "ipt LOG goes on to the next rules (the kernel refuses the closed port)" \
+	test "$(cli udp 7005)" = refused
+wait "$EV_PID"
+check "ipt LOG: sluice events shows a log event with the prefix: $(cat "$TMP/ev")" \
+	grep -q ' log .*sl-ipt-log' "$TMP/ev"
 # OUTPUT: the server's own packets to port 7100 are dropped at egress.
 sl_in "$SNS" "$PY" -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); [s.sendto(b"o", ("10.203.0.1", p)) for p in (7100, 7100, 7101)]'
 sleep 0.3
