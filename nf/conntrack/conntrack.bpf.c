@@ -62,6 +62,34 @@ struct {
 	__type(value, struct ct_gc_timer);
 } ct_gc SEC(".maps");
 
+/* Fragments: what the first fragment of a packet was classified as, for
+ * the later fragments, which carry no L4 header. */
+struct ct_frag_key {
+	__u32 saddr[4];
+	__u32 daddr[4];
+	__u32 id; /* IPv4 identification or IPv6 fragment header id */
+	__u8 proto;
+	__u8 family;
+	__u16 pad;
+};
+
+struct ct_frag_val {
+	__u64 expires_ns;
+	__u8 state;
+	__u8 dir;
+	__u8 pad[6];
+};
+
+/* The kernel gives a datagram 30 s to be reassembled (ipfrag_time). */
+#define CT_FRAG_TIMEOUT_NS (30ULL * 1000000000ULL)
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, struct ct_frag_key);
+	__type(value, struct ct_frag_val);
+} ct_frags SEC(".maps");
+
 /* ---- TCP: the kernel's state machine (nf_conntrack_proto_tcp.c) -------- */
 
 /* Which of RST/SYN/FIN/ACK decides the transition (the kernel's
@@ -659,7 +687,7 @@ static __always_inline __u32 ct_parse(void *data, void *data_end,
 	if (m->l3_off + p->l3_len > m->pkt_len)
 		return SL_CT_INVALID;
 	if (!(m->flags & SL_F_L4))
-		return SL_CT_UNTRACKED; /* a later fragment: see docs/conntrack.md */
+		return SL_CT_UNTRACKED; /* a later fragment: ct_frag() decides */
 	switch (m->ip_proto) {
 	case SL_IPPROTO_TCP: {
 		struct tcphdr *th = ct_ptr(data, data_end, m->l4_off, sizeof(*th));
@@ -722,6 +750,64 @@ static __always_inline __u32 ct_parse(void *data, void *data_end,
 	return 0;
 }
 
+/* Fills the fragment key; -1 when the fragment header is not found (an
+ * IPv6 fragment header after other extension headers). */
+static __always_inline int ct_frag_key_fill(void *data, void *data_end,
+					    const struct sl_meta *m,
+					    struct ct_frag_key *k)
+{
+	__builtin_memcpy(k->saddr, m->saddr, 16);
+	__builtin_memcpy(k->daddr, m->daddr, 16);
+	k->proto = m->ip_proto;
+	k->pad = 0;
+	if (m->flags & SL_F_IPV4) {
+		struct iphdr *ip = ct_ptr(data, data_end, m->l3_off, sizeof(*ip));
+
+		if (!ip)
+			return -1;
+		k->id = ip->id;
+		k->family = 4;
+	} else {
+		struct ipv6hdr *ip6 = ct_ptr(data, data_end, m->l3_off, sizeof(*ip6));
+		struct frag_hdr *fh;
+
+		if (!ip6 || ip6->nexthdr != SL_IPPROTO_FRAGMENT)
+			return -1;
+		fh = ct_ptr(data, data_end, m->l3_off + sizeof(*ip6), sizeof(*fh));
+		if (!fh)
+			return -1;
+		k->id = fh->identification;
+		k->family = 6;
+	}
+	return 0;
+}
+
+/* A first fragment records its class; a later one takes it (or is
+ * UNTRACKED when its first fragment was not seen). */
+static __always_inline __u32 ct_frag(void *data, void *data_end,
+				     const struct sl_meta *m, __u32 state,
+				     __u32 *dir)
+{
+	__u64 now = bpf_ktime_get_coarse_ns();
+	struct ct_frag_key k = {};
+	struct ct_frag_val v = {}, *f;
+
+	if (ct_frag_key_fill(data, data_end, m, &k))
+		return state;
+	if (m->flags & SL_F_L4) {
+		v.expires_ns = now + CT_FRAG_TIMEOUT_NS;
+		v.state = state;
+		v.dir = *dir;
+		bpf_map_update_elem(&ct_frags, &k, &v, BPF_ANY);
+		return state;
+	}
+	f = bpf_map_lookup_elem(&ct_frags, &k);
+	if (!f || f->expires_ns <= now)
+		return SL_CT_UNTRACKED;
+	*dir = f->dir;
+	return f->state;
+}
+
 static __always_inline void ct_count(struct ct_stats *st, __u32 state)
 {
 	if (!st)
@@ -754,6 +840,8 @@ static __always_inline int conntrack_run(void *data, void *data_end,
 	state = ct_parse(data, data_end, m, &p, &dir);
 	if (!state)
 		state = ct_lookup_track(cfg, &p, &dir, st);
+	if ((m->flags & SL_F_FRAG) && state != SL_CT_INVALID)
+		state = ct_frag(data, data_end, m, state, &dir);
 	ct_count(st, state);
 	m->ct_state = state;
 	m->ct_dir = state == SL_CT_INVALID || state == SL_CT_UNTRACKED ? 0 : dir;

@@ -83,6 +83,10 @@ static void fix_l4_csum(uint8_t *buf, size_t len, int family)
 			proto = l4[0];
 			l4 += 8;
 		}
+		if (proto == 44) { /* a fragment header */
+			proto = l4[0];
+			l4 += 8;
+		}
 		l4len = get16(l3 + 4) - (l4 - l3 - 40);
 	}
 	if (l4 + l4len > buf + len)
@@ -551,7 +555,15 @@ static const struct ct_step icmp_errors[] = {
 static const struct ct_step other[] = {
 	{ "gre first", XDP, { .s = { .family = 4, .src = C4, .dst = S4, .proto = 47 } }, NEW, 0, E_ANY, F_UNREPLIED, 600 },
 	{ "gre back", XDP, { .s = { .family = 4, .src = S4, .dst = C4, .proto = 47 } }, EST, 1, E_ANY, 0, 600 },
-	{ "later fragment", XDP, { .s = { .family = 4, .src = C4, .dst = S4, .proto = 17, .frag_offset = 10 } }, UNT, 0, E_ANY },
+	{ "later fragment without its first", XDP, { .s = { .family = 4, .src = R4, .dst = S4, .proto = 17, .frag_offset = 10 } }, UNT, 0, E_ANY },
+	{ "first fragment", XDP, { .s = { .family = 4, .src = C4, .dst = S4, .proto = 17, .sport = 7777, .dport = 7778, .more_frags = true, .payload = 16 } }, NEW, 0, E_ANY },
+	{ "its later fragment takes its class", XDP, { .s = { .family = 4, .src = C4, .dst = S4, .proto = 17, .frag_offset = 3 } }, NEW, 0, E_ANY },
+	{ "reply", XDP, U4(S4, C4, 7778, 7777), EST, 1, E_ANY },
+	{ "reply's first fragment", XDP, { .s = { .family = 4, .src = S4, .dst = C4, .proto = 17, .sport = 7778, .dport = 7777, .more_frags = true, .payload = 16 } }, EST, 1, E_ANY },
+	{ "reply's later fragment", XDP, { .s = { .family = 4, .src = S4, .dst = C4, .proto = 17, .frag_offset = 3 } }, EST, 1, E_ANY },
+	{ "ipv6 first fragment", XDP, { .s = { .family = 6, .src = C6, .dst = S6, .proto = 17, .sport = 7777, .dport = 7778, .more_frags = true, .payload = 16 } }, NEW, 0, E_ANY },
+	{ "ipv6 later fragment", TCI, { .s = { .family = 6, .src = C6, .dst = S6, .proto = 17, .frag_offset = 3 } }, NEW, 0, E_ANY },
+	{ "ipv6 later fragment of another datagram", XDP, { .s = { .family = 6, .src = R6, .dst = S6, .proto = 17, .frag_offset = 3 } }, UNT, 0, E_ANY },
 	{ "arp is not tracked", XDP, { .s = { .family = 0 } }, 0, 0, E_ANY },
 };
 
