@@ -176,19 +176,52 @@ static int fm_list_add(struct fm_list *l, struct fm_flow_view **out)
 	return 0;
 }
 
+static int fm_key_cmp(const void *a, const void *b)
+{
+	return memcmp(&((const struct fm_flow_view *)a)->key,
+		      &((const struct fm_flow_view *)b)->key, sizeof(struct fm_key));
+}
+
+/* Drops the flows read twice in v[from..n): a key evicted under the walk
+ * makes the kernel restart it from the first key. */
+static void fm_list_dedup(struct fm_list *l, size_t from)
+{
+	size_t out = from;
+
+	qsort(l->v + from, l->n - from, sizeof(*l->v), fm_key_cmp);
+	for (size_t i = from; i < l->n; i++)
+		if (out == from || fm_key_cmp(&l->v[out - 1], &l->v[i]))
+			l->v[out++] = l->v[i];
+		else
+			l->v[out - 1] = l->v[i]; /* the later read is newer */
+	l->n = out;
+}
+
 /* Appends the flows of one instance. Entries evicted while we walk are
- * skipped: the table moves under us, a snapshot is never exact. */
+ * skipped: the table moves under us, a snapshot is never exact, but each
+ * flow is listed once and the walk is bounded by the table's size. */
 static int fm_read_one(struct sl_ctx *ctx, const char *name, struct fm_list *l)
 {
 	struct fm_key key, next;
 	struct fm_flow flow;
 	struct fm_flow_view *v = NULL;
 	int fd = fm_open_pin(ctx, name, "fm_flows"), err = 0;
+	struct bpf_map_info mi = {};
+	__u32 mlen = sizeof(mi);
+	size_t from = l->n;
+	__u64 steps = 0;
 	void *prev = NULL;
 
 	if (fd < 0)
 		return fd;
-	while (!bpf_map_get_next_key(fd, prev, &next)) {
+	if (bpf_obj_get_info_by_fd(fd, &mi, &mlen)) {
+		err = sl_err(-errno, "cannot read flowmon '%s': %s", name, strerror(errno));
+		close(fd);
+		return err;
+	}
+	/* Restarts under churn: at most twice the table, then stop. */
+	while (steps++ < 2ULL * mi.max_entries &&
+	       !bpf_map_get_next_key(fd, prev, &next)) {
 		key = next;
 		prev = &key;
 		if (bpf_map_lookup_elem(fd, &key, &flow))
@@ -199,6 +232,8 @@ static int fm_read_one(struct sl_ctx *ctx, const char *name, struct fm_list *l)
 		fm_view(name, &key, &flow, v);
 	}
 	close(fd);
+	if (!err)
+		fm_list_dedup(l, from);
 	return err;
 }
 
@@ -243,14 +278,18 @@ int fm_flows_read(struct sl_ctx *ctx, const char *name,
 int fm_info_read(struct sl_ctx *ctx, const char *name, struct fm_info *info)
 {
 	int ncpu = libbpf_num_possible_cpus();
-	struct fm_stats *per = calloc(ncpu > 0 ? ncpu : 1, sizeof(*per));
 	int flows_fd = -1, stats_fd = -1, err = 0;
 	struct bpf_map_info mi = {};
 	__u32 mlen = sizeof(mi), zero = 0;
 	struct fm_key key, next;
+	struct fm_stats *per;
 	void *prev = NULL;
 
 	memset(info, 0, sizeof(*info));
+	/* The per-CPU lookup writes ncpu values: no guess when unknown. */
+	if (ncpu < 1)
+		return sl_err(ncpu < 0 ? ncpu : -EINVAL, "cannot count CPUs");
+	per = calloc(ncpu, sizeof(*per));
 	if (!per)
 		return sl_err(-ENOMEM, "out of memory");
 	flows_fd = fm_open_pin(ctx, name, "fm_flows");
@@ -274,7 +313,10 @@ int fm_info_read(struct sl_ctx *ctx, const char *name, struct fm_info *info)
 		for (int b = 0; b < FM_RTT_BUCKETS; b++)
 			info->stats.rtt_buckets[b] += per[c].rtt_buckets[b];
 	}
-	while (!bpf_map_get_next_key(flows_fd, prev, &next)) {
+	/* A walk restarted by an eviction counts some flows twice: the
+	 * table never holds more than its size. */
+	while (info->flows < mi.max_entries &&
+	       !bpf_map_get_next_key(flows_fd, prev, &next)) {
 		key = next;
 		prev = &key;
 		info->flows++;

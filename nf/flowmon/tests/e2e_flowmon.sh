@@ -296,4 +296,39 @@ check "flowmon: /metrics: handshake histogram: 2 timed (8080, 8181), 1 under 10 
 	       grep -q '^sluice_flowmon_handshake_seconds_bucket{instance=\"fm1\",le=\"0.01\"} 1\$' '$TMP/cmetrics'"
 check "flowmon: the client's page passes promtool" sh -c "promtool check metrics <'$TMP/cmetrics' >/dev/null 2>&1"
 check "flowmon: the page with flows passes promtool" sh -c "promtool check metrics <'$TMP/metrics' >/dev/null 2>&1"
+
+# ---- a full table under churn ------------------------------------------------
+
+# 64 entries and a flood of new UDP flows: flows are evicted while the
+# readers walk the table, which restarts the kernel's walk. Each flow must
+# still be listed once, the walk stay bounded (twice the table: flows that
+# came in while it ran are in, those gone are not), and /metrics keep
+# unique series (Prometheus refuses a whole page with a duplicate).
+sd flowmon attach "$SDEV" --hook tc-ingress --name fmchurn --max-flows 64 >"$TMP/att" 2>&1 ||
+	fail "flowmon: attach fmchurn: $(cat "$TMP/att")"
+sl_in "$CNS" timeout 30 $PY -c '
+import socket, time
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+end = time.time() + 25
+while time.time() < end:
+    for p in range(1, 4000):
+        u.sendto(b"x", ("10.205.0.2", p))' 2>/dev/null &
+UDP_PID=$!
+dup=0 over=0 bad_page=0 reads=0
+for _ in $(seq 40); do
+	nsenter --net="/run/netns/$SNS" "$SLUICE" -j flows --name fmchurn >"$TMP/churn" 2>/dev/null || continue
+	reads=$((reads + 1))
+	jq -e '[.[] | [.proto, .src, .sport, .dst, .dport]] | length == (unique | length)' "$TMP/churn" >/dev/null ||
+		dup=$((dup + 1))
+	[ "$(jq length "$TMP/churn")" -le 128 ] || over=$((over + 1))
+	curl -s --unix-socket "$SOCK" http://x/metrics >"$TMP/churnm"
+	promtool check metrics <"$TMP/churnm" >/dev/null 2>&1 || bad_page=$((bad_page + 1))
+done
+kill "$UDP_PID" 2>/dev/null; wait "$UDP_PID" 2>/dev/null; UDP_PID=
+check "flowmon: churn: 40 reads of the table worked ($reads)" test "$reads" = 40
+check "flowmon: churn: the table filled up and churned" \
+	sh -c "[ \$(curl -s --unix-socket '$SOCK' http://x/v1/flowmons/fmchurn | jq .flows_created) -gt 1000 ]"
+check "flowmon: churn: no flow listed twice ($dup reads had duplicates)" test "$dup" = 0
+check "flowmon: churn: the walk is bounded by twice the table ($over reads over)" test "$over" = 0
+check "flowmon: churn: every /metrics page passes promtool ($bad_page did not)" test "$bad_page" = 0
 sl_exit
