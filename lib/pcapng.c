@@ -151,6 +151,9 @@ int sl_pcapng_open(const char *path, __u32 snaplen, struct sl_pcapng **out)
 	}
 	p->snaplen = snaplen;
 	write_shb(p);
+	/* On disk now: a file being written is a valid (empty) capture. */
+	if (fflush(p->f) && !p->err)
+		p->err = -errno;
 	if (p->err) {
 		int err = p->err;
 

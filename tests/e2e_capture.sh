@@ -204,6 +204,12 @@ out=$(sl_in "$SNS" "$SLUICE" capture -w "$TMP/two.pcapng" --duration 1 2>&1)
 rc=$?
 check "capture: a second session is refused while one runs" \
 	test "$rc" -eq 1 -a -n "$(grep 'another process is reading the capture' <<<"$out")"
+check "capture: the refused session created no file" test ! -e "$TMP/two.pcapng"
+# The same -w FILE by mistake: the running capture's file is not truncated.
+cp "$TMP/one.pcapng" "$TMP/one.before"
+sl_in "$SNS" "$SLUICE" capture -w "$TMP/one.pcapng" --duration 1 >/dev/null 2>&1
+check "capture: a refused session leaves the running one's file alone" \
+	sh -c "[ -s '$TMP/one.pcapng' ] && cmp -s '$TMP/one.pcapng' '$TMP/one.before'"
 kill -INT "$CAP_PID"
 capture_wait
 

@@ -14,6 +14,8 @@
 #include "obs_cli.h"
 
 struct capture {
+	const char *file;
+	__u32 snaplen;
 	struct sl_pcapng *pcap;
 	struct sl_slot_names *names;
 	__s64 rt_offset;
@@ -65,6 +67,16 @@ static int capture_record(const void *rec, size_t size, void *arg)
 	}
 	c->written++;
 	return c->count && c->written >= c->count ? -ECANCELED : 0;
+}
+
+/* The file is made only once the session is ours: a refused capture (one
+ * already running, perhaps writing this very file) leaves it alone. */
+static int capture_start(void *arg)
+{
+	struct capture *c = arg;
+
+	c->rt_offset = sl_obs_realtime_offset();
+	return sl_pcapng_open(c->file, c->snaplen, &c->pcap);
 }
 
 static int capture_opt(int argc, char **argv, int *i, struct obs_args *a)
@@ -147,15 +159,13 @@ static int do_capture(int argc, char **argv)
 		sl_close(ctx);
 		return cli_fail(sl_err(-ENOMEM, "out of memory"));
 	}
-	err = sl_pcapng_open(a.file, a.opts.snaplen ?: SL_CAPTURE_SNAPLEN_MAX,
-			     &c.pcap);
-	if (!err) {
-		c.rt_offset = sl_obs_realtime_offset();
-		err = obs_run(ctx, &a, capture_record, &c, NULL, &st);
-		err = c.err ?: err;
-		if (sl_pcapng_close(c.pcap) && !err)
-			err = -EIO;
-	}
+	c.file = a.file;
+	c.snaplen = a.opts.snaplen ?: SL_CAPTURE_SNAPLEN_MAX;
+	a.start = capture_start;
+	err = obs_run(ctx, &a, capture_record, &c, NULL, &st);
+	err = c.err ?: err;
+	if (c.pcap && sl_pcapng_close(c.pcap) && !err)
+		err = -EIO;
 	sl_slot_names_free(c.names);
 	sl_close(ctx);
 	if (err)

@@ -126,6 +126,11 @@ int obs_run(struct sl_ctx *ctx, struct obs_args *a, sl_obs_cb cb, void *arg,
 	err = sl_obs_open(ctx, &a->opts, cb, arg, &obs);
 	if (err)
 		return err;
+	err = a->start ? a->start(arg) : 0;
+	if (err) {
+		sl_obs_close(obs);
+		return err;
+	}
 	sigaction(SIGINT, &sa, NULL); /* no SA_RESTART: the wait ends */
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);

@@ -14,6 +14,9 @@ struct obs_args {
 	long duration; /* seconds; 0: until interrupted */
 	const char *file; /* capture: -w */
 	const char *dev;
+	/* Called once the session is open, before the first record: what
+	 * must not happen when the session is refused (creating -w FILE). */
+	int (*start)(void *arg);
 };
 
 /* Parses argv (options and filter words) into a; mode is set by the
