@@ -71,7 +71,8 @@ check "metrics: pings are dropped by the firewall" \
 nsenter --net="/run/netns/$SNS" "$SLUICED" --socket "$SOCK" --foreground \
 	--log-level warn --metrics-listen "127.0.0.1:$PORT" 2>>"$TMP/sluiced.log" &
 DPID=$!
-for _ in $(seq 100); do
+# Up to 20 s: a loaded CI machine starts the daemon slowly.
+for _ in $(seq 400); do
 	curl -sf --unix-socket "$SOCK" http://sluiced/v1/health >/dev/null 2>&1 && break
 	sleep 0.05
 done
@@ -187,20 +188,28 @@ check "metrics: 3 more pings: rule 2 counts $((N + 3))" \
 sc conntrack attach "$SDEV" --hook tc-ingress >/dev/null 2>"$TMP/err" &&
 	sc conntrack attach "$SDEV" --hook egress >/dev/null 2>>"$TMP/err" ||
 	fail "metrics: conntrack attach: $(cat "$TMP/err")"
-# One TCP connection held open for 3 s (both ends end by themselves).
+# One TCP connection held open (both ends end by themselves after 20 s, or
+# are killed after the checks). No fixed sleeps: on a loaded machine the
+# listener and the handshake take what they take, within bounds.
 nsenter --net="/run/netns/$SNS" $PY -c '
 import socket, time
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("10.204.0.2", 5555)); s.listen(1); s.settimeout(5)
-c, _ = s.accept(); c.recv(10); time.sleep(3)' &
+s.bind(("10.204.0.2", 5555)); s.listen(1); s.settimeout(20)
+c, _ = s.accept(); c.recv(10); time.sleep(20)' &
 CT_SRV=$!
-sleep 0.3
+for _ in $(seq 100); do
+	sl_in "$SNS" ss -Hltn 'sport = :5555' | grep -q . && break
+	sleep 0.1
+done
 nsenter --net="/run/netns/$CNS" $PY -c '
 import socket, time
-c = socket.create_connection(("10.204.0.2", 5555), timeout=5); c.send(b"hi"); time.sleep(3)' &
+c = socket.create_connection(("10.204.0.2", 5555), timeout=10); c.send(b"hi"); time.sleep(20)' &
 CT_CLI=$!
-sleep 0.5
-curl -s --unix-socket "$SOCK" http://sluiced/metrics >"$TMP/pagect"
+for _ in $(seq 100); do
+	curl -s --unix-socket "$SOCK" http://sluiced/metrics >"$TMP/pagect"
+	grep -q '^sluice_ct_entries{instance="ct",proto="tcp",state="ESTABLISHED"} 1$' "$TMP/pagect" && break
+	sleep 0.1
+done
 check "metrics: conntrack: the open connection is tcp ESTABLISHED" \
 	grep -q '^sluice_ct_entries{instance="ct",proto="tcp",state="ESTABLISHED"} 1$' "$TMP/pagect"
 check "metrics: conntrack: packets classified new and established" \
@@ -288,6 +297,15 @@ if nsenter --net="/run/netns/$SNS" timeout 5 "$SLUICED" --socket "$TMP/x.sock" -
 else
 	check "metrics: --metrics-listen nonsense is refused with a message" grep -q "metrics-listen nonsense" "$TMP/bad"
 fi
+
+for spec in 127.0.0.1:0 127.0.0.1:65536 127.0.0.1: 127.0.0.1:80x; do
+	if nsenter --net="/run/netns/$SNS" timeout 5 "$SLUICED" --socket "$TMP/x.sock" --foreground \
+		--metrics-listen "$spec" >"$TMP/bad" 2>&1; then
+		fail "metrics: --metrics-listen $spec is refused"
+	else
+		check "metrics: --metrics-listen $spec is refused naming it" grep -qF "metrics-listen $spec:" "$TMP/bad"
+	fi
+done
 
 # ---- a namespace without state: headers, no samples, still valid ----------
 

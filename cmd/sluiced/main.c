@@ -487,7 +487,9 @@ static int tcp_listen(const char *spec, const char *opt, bool any_addr)
 	memcpy(host, spec, colon - spec);
 	host[colon - spec] = 0;
 	port = strtoul(colon + 1, &end, 10);
-	if (*end || !colon[1] || port > 65535 || inet_pton(AF_INET, host, &sa.sin_addr) != 1)
+	/* Port 0 would bind a port nobody is told about. */
+	if (*end || !colon[1] || !port || port > 65535 ||
+	    inet_pton(AF_INET, host, &sa.sin_addr) != 1)
 		goto bad;
 	if (!any_addr && (ntohl(sa.sin_addr.s_addr) >> 24) != 127) {
 		logm(LOG_LVL_ERROR, "%s %s: only loopback addresses (127.0.0.0/8)", opt, spec);
