@@ -829,6 +829,12 @@ int sl_config_write(const struct sl_config *cfg, FILE *f, bool json)
 
 /* ---- the loaded state ---------------------------------------------------- */
 
+/* The NF types this schema describes; apply refuses to run beside others. */
+static bool describable(const char *type)
+{
+	return !strcmp(type, FW_TYPE);
+}
+
 struct inst_list {
 	struct sl_instance *v;
 	__u32 n;
@@ -959,7 +965,7 @@ int sl_config_read_state(struct sl_ctx *ctx, struct sl_config **cfg)
 	if (err)
 		return err;
 	for (__u32 i = 0; i < insts.n; i++) {
-		if (strcmp(insts.v[i].type, FW_TYPE)) {
+		if (!describable(insts.v[i].type)) {
 			err = sl_err(-EOPNOTSUPP, "instance '%s' is a %s, which the configuration cannot describe yet",
 				     insts.v[i].name, insts.v[i].type);
 			sl_config_free(*cfg);
@@ -1293,17 +1299,14 @@ int sl_config_diff(struct sl_ctx *ctx, const struct sl_config *cfg,
 		if (err)
 			goto fail;
 	}
+	/* The document cannot name them, so it would always delete them: an
+	 * operator applying firewalls would wipe a load balancer. */
 	for (__u32 k = 0; k < insts.n; k++) {
-		if (!strcmp(insts.v[k].type, FW_TYPE))
+		if (describable(insts.v[k].type))
 			continue;
-		c = add_inst(plan);
-		if (!c) {
-			err = sl_err(-ENOMEM, "out of memory");
-			goto fail;
-		}
-		c->op = SL_CFG_DELETE;
-		snprintf(c->name, sizeof(c->name), "%s", insts.v[k].name);
-		snprintf(c->type, sizeof(c->type), "%s", insts.v[k].type);
+		err = sl_err(-EBUSY, "instance '%s' is a %s, which the configuration cannot describe: the document cannot keep it, and apply never deletes it (nothing applied; delete it first, or manage this namespace without apply)",
+			     insts.v[k].name, insts.v[k].type);
+		goto fail;
 	}
 	err = plan_chains(ctx, cfg, cur, plan);
 	if (err)

@@ -5,6 +5,7 @@
 set -u
 . "$(dirname "$0")/lib.sh"
 sl_setup
+SLUICED=${SLUICED:-$(pwd)/build/sluiced}
 
 NA=$(sl_name slapA)
 NB=$(sl_name slapB)
@@ -28,7 +29,7 @@ fw_field() {
 state() {
 	S -j chain show
 	S -j nf list
-	for n in $(S -j nf list | /usr/bin/python3 -c 'import json,sys; print(" ".join(sorted(i["name"] for i in json.load(sys.stdin))))'); do
+	for n in $(S -j nf list | /usr/bin/python3 -c 'import json,sys; print(" ".join(sorted(i["name"] for i in json.load(sys.stdin) if i["type"] == "firewall")))'); do
 		S -j firewall show --name "$n"
 	done
 }
@@ -163,6 +164,43 @@ check "keep-out removed" test -z "$(S nf list | grep '^keep-out ')"
 check "egress chain removed" test "$(S chain show)" = "$DB ingress: web-in"
 check "ping allowed again" ping_ok
 check "v3: no changes after apply" test "$(S diff -f "$TMP/v3.yaml")" = "no changes"
+
+# 6b. an instance of a type the document cannot describe (NAT) is never
+# deleted by apply: the whole apply is refused, naming it, nothing changes
+S nat add keepme masquerade --out "$DB" >/dev/null
+check "nat instance created" test -n "$(S nf list | grep '^nat ')"
+before=$(state)
+out=$(S apply -f "$TMP/v1.yaml" 2>&1)
+check "apply beside a nat instance refused" test $? -eq 1
+check "... naming the instance and its type" grep -qF "instance 'nat' is a nat, which the configuration cannot describe" <<<"$out" || echo "$out"
+out=$(S diff -f "$TMP/v1.yaml" 2>&1)
+check "diff beside a nat instance refused too" test $? -eq 1
+check "... with the same message" grep -qF "instance 'nat' is a nat" <<<"$out" || echo "$out"
+out=$(echo 'firewalls: {}' | S apply -f - 2>&1)
+check "empty document beside a nat instance refused" test $? -eq 1
+check "export beside a nat instance refused" grep -qF "instance 'nat' is a nat" <<<"$(S export 2>&1)"
+check "state unchanged after the refusals (nat kept)" test "$before" = "$(state)"
+# The same through the daemon: POST /v1/apply answers 409 and changes nothing.
+SOCK=/run/sluice/test-apply-$$.sock
+nsenter --net="/run/netns/$NB" "$SLUICED" --socket "$SOCK" --foreground \
+	--log-level warn 2>>"$TMP/sluiced.log" &
+DPID=$!
+for _ in $(seq 100); do
+	curl -sf --unix-socket "$SOCK" http://sluiced/v1/health >/dev/null 2>&1 && break
+	sleep 0.05
+done
+code=$(curl -s --unix-socket "$SOCK" -X POST -H 'Content-Type: application/yaml' \
+	--data-binary "@$TMP/v1.yaml" -o "$TMP/body" -w '%{http_code}' http://sluiced/v1/apply)
+check "sluiced: POST /v1/apply beside a nat instance: 409" test "$code" = 409 || cat "$TMP/body"
+check "sluiced: the error names the instance" grep -qF "instance 'nat' is a nat" "$TMP/body"
+code=$(curl -s --unix-socket "$SOCK" -X POST -H 'Content-Type: application/yaml' \
+	--data-binary "@$TMP/v1.yaml" -o "$TMP/body" -w '%{http_code}' http://sluiced/v1/diff)
+check "sluiced: POST /v1/diff beside a nat instance: 409" test "$code" = 409 || cat "$TMP/body"
+kill "$DPID"
+wait "$DPID" 2>/dev/null
+check "state unchanged after the daemon's refusals" test "$before" = "$(state)"
+S nat del keepme && S nf del nat
+check "nat instance deleted by hand" test -z "$(S nf list | grep '^nat ')"
 
 # 7. an empty document removes everything
 echo 'firewalls: {}' | S apply -q -f -
