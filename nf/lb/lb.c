@@ -446,6 +446,39 @@ static int add_backend_info(struct lb_conf *conf, const struct lb_maps *m,
 	return 0; /* a record of a service being removed: not listed */
 }
 
+/* Every live backend record, read in batches (65,536 single lookups
+ * would take a noticeable time at every change). */
+static int list_backends(const struct lb_maps *m, struct lb_conf *conf)
+{
+	enum { CHUNK = 4096 };
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	__u32 *keys = calloc(CHUNK, sizeof(*keys)), out_batch, count;
+	struct lb_be *recs = calloc(CHUNK, sizeof(*recs));
+	void *in = NULL;
+	int err = 0, rc;
+
+	if (!keys || !recs) {
+		err = sl_err(-ENOMEM, "out of memory");
+		goto out;
+	}
+	do {
+		count = CHUNK;
+		rc = bpf_map_lookup_batch(m->backends, in, &out_batch, keys, recs, &count, &opts);
+		if (rc && errno != ENOENT) {
+			err = sl_err(-errno, "cannot read the backends: %s", strerror(errno));
+			break;
+		}
+		for (__u32 i = 0; i < count && !err; i++)
+			if (keys[i] && (recs[i].flags & LB_BE_LIVE))
+				err = add_backend_info(conf, m, keys[i], &recs[i]);
+		in = &out_batch;
+	} while (!rc && !err);
+out:
+	free(keys);
+	free(recs);
+	return err;
+}
+
 static int list_maps(const struct lb_maps *m, struct lb_conf *out)
 {
 	struct lb_conf conf = {};
@@ -477,13 +510,8 @@ static int list_maps(const struct lb_maps *m, struct lb_conf *out)
 	}
 	if (conf.n)
 		qsort(conf.svcs, conf.n, sizeof(*conf.svcs), cmp_svc);
-	for (__u32 id = 1; id < LB_MAX_BACKENDS && !err && conf.n; id++) {
-		struct lb_be be;
-
-		if (bpf_map_lookup_elem(m->backends, &id, &be) || !(be.flags & LB_BE_LIVE))
-			continue;
-		err = add_backend_info(&conf, m, id, &be);
-	}
+	if (conf.n)
+		err = err ?: list_backends(m, &conf);
 	if (err) {
 		lb_conf_free(&conf);
 		return err;
@@ -673,14 +701,11 @@ static int alloc_backend(const struct lb_maps *m, const __u8 *taken, __u32 *id,
 	return sl_err(-ENOSPC, "no free backend id");
 }
 
-static int alloc_service(const struct lb_conf *cur, const __u8 *taken, __u32 *id)
+/* taken marks the ids of the services kept and of those given out. */
+static int alloc_service(const __u8 *taken, __u32 *id)
 {
 	for (__u32 c = 1; c < LB_MAX_SERVICES; c++) {
-		bool used = taken[c];
-
-		for (__u32 i = 0; i < cur->n && !used; i++)
-			used = cur->svcs[i].id == c;
-		if (!used) {
+		if (!taken[c]) {
 			*id = c;
 			return 0;
 		}
@@ -746,17 +771,30 @@ static int put_table(const struct lb_maps *m, __u32 tid, const __u32 *table,
 		     __u32 len)
 {
 	LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_INNER_MAP);
+	LIBBPF_OPTS(bpf_map_batch_opts, bopts);
 	int fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "lb_table", 4, 4, len ?: 1, &opts);
+	__u32 *keys = calloc(len + 1, sizeof(*keys)), count = len;
 	int err = 0;
 
-	if (fd < 0)
-		return sl_err(-errno, "cannot create a lookup table: %s", strerror(errno));
-	for (__u32 j = 0; j < len && !err; j++)
-		if (bpf_map_update_elem(fd, &j, &table[j], BPF_ANY))
-			err = sl_err(-errno, "cannot fill a lookup table: %s", strerror(errno));
+	if (fd < 0 || !keys) {
+		err = fd < 0 ? sl_err(-errno, "cannot create a lookup table: %s", strerror(errno)) :
+			       sl_err(-ENOMEM, "out of memory");
+		goto out;
+	}
+	for (__u32 j = 0; j < len; j++)
+		keys[j] = j;
+	/* One call for the whole table; entry by entry if batches fail. */
+	if (len && bpf_map_update_batch(fd, keys, table, &count, &bopts))
+		for (__u32 j = 0; j < len && !err; j++)
+			if (bpf_map_update_elem(fd, &j, &table[j], BPF_ANY))
+				err = sl_err(-errno, "cannot fill a lookup table: %s",
+					     strerror(errno));
 	if (!err && bpf_map_update_elem(m->tables, &tid, &fd, BPF_ANY))
 		err = sl_err(-errno, "cannot install a lookup table: %s", strerror(errno));
-	close(fd);
+out:
+	free(keys);
+	if (fd >= 0)
+		close(fd);
 	return err;
 }
 
@@ -788,6 +826,26 @@ static const struct lb_backend_info *find_be(const struct lb_service_info *s,
 	return NULL;
 }
 
+/* Whether s is what the maps hold already (same order, same settings):
+ * then nothing is written, which keeps a one-backend edit of a large
+ * configuration to that one service (each table switch of a map-in-map
+ * waits for an RCU grace period). */
+static bool svc_unchanged(const struct lb_service_info *old,
+			  const struct lb_service_info *s)
+{
+	if (!old || old->nbackends != s->nbackends || old->conf.sched != s->conf.sched ||
+	    old->conf.mh_size != (s->conf.mh_size ?: LB_MH_DEFAULT))
+		return false;
+	for (__u32 i = 0; i < s->nbackends; i++) {
+		const struct lb_backend_info *a = &old->backends[i], *b = &s->backends[i];
+
+		if (!same_be(&a->addr, &b->addr) || a->conf.fwd != b->conf.fwd ||
+		    a->conf.weight != b->conf.weight || a->up != b->up)
+			return false;
+	}
+	return true;
+}
+
 /* Writes one service: backends, table, then the switch, then cleanup. */
 static int apply_service(const struct lb_maps *m, const struct lb_conf *cur,
 			 const struct lb_service_info *s, __u8 *svc_taken,
@@ -801,12 +859,17 @@ static int apply_service(const struct lb_maps *m, const struct lb_conf *cur,
 
 	if (!ids)
 		return sl_err(-ENOMEM, "out of memory");
+	if (svc_unchanged(old, s)) {
+		for (__u32 i = 0; i < s->nbackends; i++)
+			be_taken[old->backends[i].id] = 1;
+		goto out;
+	}
 	key_to_vip(&s->key, &vk);
 	if (old) {
 		sv.id = old->id;
 		bpf_map_lookup_elem(m->svcs, &vk, &prev);
 	} else {
-		err = alloc_service(cur, svc_taken, &sv.id);
+		err = alloc_service(svc_taken, &sv.id);
 		if (err)
 			goto out;
 		zero_stats(m->svc_stats, sv.id);
@@ -888,9 +951,12 @@ static int apply_maps(const struct lb_maps *m, const struct lb_conf *conf)
 	err = err ?: list_maps(m, &cur);
 	if (err)
 		goto out;
-	for (__u32 i = 0; i < cur.n; i++)
+	for (__u32 i = 0; i < cur.n; i++) {
 		if (!find_svc(conf, &cur.svcs[i].key))
 			remove_service(m, &cur.svcs[i]);
+		else
+			svc_taken[cur.svcs[i].id] = 1;
+	}
 	for (__u32 i = 0; i < conf->n && !err; i++)
 		err = apply_service(m, &cur, &conf->svcs[i], svc_taken, be_taken);
 	lb_conf_free(&cur);

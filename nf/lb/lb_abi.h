@@ -16,9 +16,11 @@
 #define __always_inline inline __attribute__((always_inline))
 #endif
 
-/* 1,000 services x 10 backends with room to spare; ids 0 are "none". */
+/* 1,000 services x 10 backends with room to spare; ids 0 are "none".
+ * Half the backend ids at most are live: the rest let removed backends'
+ * records (and their flows) live on before their ids are reused. */
 #define LB_MAX_SERVICES 4096
-#define LB_MAX_BACKENDS 16384
+#define LB_MAX_BACKENDS 65536
 /* Per service: two table slots (the live one and the one being built). */
 #define LB_MAX_TABLES (2 * LB_MAX_SERVICES + 2)
 /* Flows remembered (LRU): one entry per connection, another per NAT reply. */
