@@ -276,6 +276,22 @@ static __always_inline int rewrite_port(struct nat_pkt *p, bool src,
 	return 0;
 }
 
+/* Meta after a translation of the source (src) or the destination. */
+static __always_inline void meta_set(struct sl_meta *m, __u8 proto, bool src,
+				     const __u32 *addr, __u16 port)
+{
+	if (src)
+		__builtin_memcpy(m->saddr, addr, 16);
+	else
+		__builtin_memcpy(m->daddr, addr, 16);
+	if (proto == SL_IPPROTO_TCP || proto == SL_IPPROTO_UDP) {
+		if (src)
+			m->sport = port;
+		else
+			m->dport = port;
+	}
+}
+
 /* Rewrites the source or destination of the packet whose tuple is k, and
  * keeps meta in step for the NFs after this one. */
 static __always_inline int rewrite(struct nat_pkt *p, const struct nat_key *k,
@@ -286,16 +302,7 @@ static __always_inline int rewrite(struct nat_pkt *p, const struct nat_key *k,
 	if (rewrite_addr(p, src, addr) ||
 	    rewrite_port(p, src, src ? k->sport : k->dport, port))
 		return -SL_DROP_MALFORMED_L4;
-	if (src)
-		__builtin_memcpy(m->saddr, addr, 16);
-	else
-		__builtin_memcpy(m->daddr, addr, 16);
-	if (p->proto == SL_IPPROTO_TCP || p->proto == SL_IPPROTO_UDP) {
-		if (src)
-			m->sport = port;
-		else
-			m->dport = port;
-	}
+	meta_set(m, p->proto, src, addr, port);
 	return 0;
 }
 
@@ -552,13 +559,29 @@ static __always_inline void count_rule(__u32 rule, bool no_port)
 		c->flows++;
 }
 
-/* A packet of a translated flow, original direction: SNAT rewrites its
- * source, DNAT its destination. Returns 1 when a live mapping applied, 0
- * when there is none, or a drop verdict. */
-static __noinline int nat_known(struct nat_pkt *p, const struct nat_key *k,
-				     bool snat, __u64 now)
+/* A packet's flow as the lookups below need it, whichever hook runs them. */
+struct nat_flow {
+	struct nat_key k;
+	__u64 now;
+	__u32 ifindex; /* the rule's interface: ingress (DNAT), egress (SNAT) */
+	__u8 tcp_flags;
+	bool has_ports;
+};
+
+/* A translation: the new address and port of one side of the packet. */
+struct nat_xlat {
+	__u32 addr[4];
+	__u16 port;
+};
+
+/* A packet of a translated flow, original direction: SNAT gives its new
+ * source, DNAT its new destination. With same_if, only a mapping made on
+ * fl->ifindex applies. Returns 1 when a live mapping applies, 0 when none. */
+static __noinline int nat_known(const struct nat_flow *fl, bool snat,
+				 bool same_if, struct nat_xlat *x)
 {
 	void *fwd_map = snat ? (void *)&nat_snat_fwd : (void *)&nat_dnat_fwd;
+	const struct nat_key *k = &fl->k;
 	struct nat_fwd *f = bpf_map_lookup_elem(fwd_map, k);
 	struct nat_key rk;
 	struct nat_rev *r;
@@ -578,22 +601,29 @@ static __noinline int nat_known(struct nat_pkt *p, const struct nat_key *k,
 				&rk);
 	/* The reverse entry is the allocation: without it (expired, evicted,
 	 * flushed or taken by another flow since) this cache entry is stale. */
-	if (!r || r->expires < now ||
+	if (!r || r->expires < fl->now ||
 	    !addr_eq(r->addr, snat ? k->saddr : k->daddr) ||
 	    r->port != (snat ? k->sport : k->dport)) {
 		bpf_map_delete_elem(fwd_map, k);
 		return 0;
 	}
-	nat_touch(r, k->proto, p->m->tcp_flags, false, now);
-	return rewrite(p, k, snat, f->addr, f->port) ?: 1;
+	if (same_if && r->ifindex != fl->ifindex)
+		return 0;
+	nat_touch(r, k->proto, fl->tcp_flags, false, fl->now);
+	__builtin_memcpy(x->addr, f->addr, 16);
+	x->port = f->port;
+	return 1;
 }
 
-/* A flow's first packet: the first matching rule translates it. Not
- * inlined (nor is ICMP error handling) to keep each frame's stack small. */
-static __noinline int nat_new(struct nat_pkt *p, const struct nat_key *k,
-			      bool snat, bool has_ports, __u64 now)
+/* A flow's first packet: the first matching rule of fl->ifindex translates
+ * it. Returns 1 with the translation, 0 when no rule matches, or a drop
+ * verdict. Not inlined (nor is ICMP error handling) to keep each frame's
+ * stack small. */
+static __noinline int nat_new(const struct nat_flow *fl, bool snat,
+			      struct nat_xlat *x)
 {
 	struct nat_scratch *sc = scratch();
+	const struct nat_key *k = &fl->k;
 	const struct nat_config *cfg;
 	const struct nat_rule *rule;
 	struct nat_alloc *a;
@@ -604,15 +634,15 @@ static __noinline int nat_new(struct nat_pkt *p, const struct nat_key *k,
 	if (!cfg || !sc)
 		return -SL_DROP_NF_STATE;
 	sc->s.k = *k;
-	sc->s.ifindex = p->m->ifindex;
+	sc->s.ifindex = fl->ifindex;
 	sc->s.ingress = !snat;
-	sc->s.has_ports = has_ports;
+	sc->s.has_ports = fl->has_ports;
 	sc->s.found = ~0U;
 	bpf_loop(cfg->nrules < NAT_MAX_RULES ? cfg->nrules : NAT_MAX_RULES,
 		 nat_match_one, NULL, 0);
 	found = sc->s.found;
 	if (found == ~0U)
-		return SL_NEXT;
+		return 0;
 	rule = bpf_map_lookup_elem(&nat_rules, &found);
 	if (!rule)
 		return -SL_DROP_NF_STATE;
@@ -620,16 +650,16 @@ static __noinline int nat_new(struct nat_pkt *p, const struct nat_key *k,
 	a = &sc->a;
 	__builtin_memset(a, 0, sizeof(*a));
 	a->snat = snat;
-	a->now = now;
-	alloc_prepare(a, rule, k, has_ports);
+	a->now = fl->now;
+	alloc_prepare(a, rule, k, fl->has_ports);
 	a->rk = *k;
 	key_swap(&a->rk);
 	a->val.kind = rule->kind;
 	a->val.rule = found;
-	a->val.ifindex = p->m->ifindex;
+	a->val.ifindex = fl->ifindex;
 	__builtin_memcpy(a->val.addr, snat ? k->saddr : k->daddr, 16);
 	a->val.port = snat ? k->sport : k->dport;
-	nat_touch(&a->val, k->proto, p->m->tcp_flags, false, now);
+	nat_touch(&a->val, k->proto, fl->tcp_flags, false, fl->now);
 	tries = a->total < NAT_MAX_TRIES ? a->total : NAT_MAX_TRIES;
 	bpf_loop(tries, snat ? nat_try_snat : nat_try_dnat, NULL, 0);
 	if (!a->found) {
@@ -649,28 +679,28 @@ static __noinline int nat_new(struct nat_pkt *p, const struct nat_key *k,
 	bpf_map_update_elem(snat ? (void *)&nat_snat_fwd : (void *)&nat_dnat_fwd,
 			    k, &f, BPF_ANY);
 	count_rule(found, false);
-	return rewrite(p, k, snat, f.addr, f.port) ?: SL_NEXT;
+	__builtin_memcpy(x->addr, f.addr, 16);
+	x->port = f.port;
+	return 1;
 }
 
-/* A reply of a translated flow: k is its tuple as it arrives, which is the
- * reverse entry's key. SNAT replies get their destination back, DNAT
- * replies their source. Returns 1 when translated, 0 when not a reply. */
-static __always_inline int nat_reply(struct nat_pkt *p, const struct nat_key *k,
-				     bool snat, __u64 now)
+/* A reply of a translated flow: its tuple as it arrives is the reverse
+ * entry's key. SNAT replies get their destination back, DNAT replies their
+ * source. Returns 1 with the translation, 0 when not a reply. */
+static __always_inline int nat_reply(const struct nat_flow *fl, bool snat,
+				     struct nat_xlat *x)
 {
 	void *rev_map = snat ? (void *)&nat_snat_rev : (void *)&nat_dnat_rev;
-	struct nat_rev *r = bpf_map_lookup_elem(rev_map, k);
-	__u32 addr[4];
-	__u16 port;
+	struct nat_rev *r = bpf_map_lookup_elem(rev_map, &fl->k);
 
 	if (!r)
 		return 0;
-	if (r->expires < now)
+	if (r->expires < fl->now)
 		return 0; /* reused or evicted in time */
-	__builtin_memcpy(addr, r->addr, 16);
-	port = r->port;
-	nat_touch(r, k->proto, p->m->tcp_flags, true, now);
-	return rewrite(p, k, !snat, addr, port) ?: 1;
+	__builtin_memcpy(x->addr, r->addr, 16);
+	x->port = r->port;
+	nat_touch(r, fl->k.proto, fl->tcp_flags, true, fl->now);
+	return 1;
 }
 
 /* ---- ICMP errors -------------------------------------------------------- */
@@ -825,52 +855,270 @@ static __noinline int nat_icmp_error(struct nat_pkt *p, bool snat, __u64 now)
 
 /* ---- entry ------------------------------------------------------------- */
 
+/* The flow of the packet meta describes; false when NAT cannot apply (not
+ * IP, a later fragment, an ICMP header too short). l4 holds the first 8
+ * bytes of an ICMP header. */
+static __always_inline bool flow_of(struct nat_flow *fl, const struct sl_meta *m,
+				    const __u8 *l4, bool l4_ok)
+{
+	struct nat_key *k = &fl->k;
+	__u8 family;
+
+	if (!(m->flags & (SL_F_IPV4 | SL_F_IPV6)) || !(m->flags & SL_F_L4))
+		return false; /* not IP, or a later fragment: no ports */
+	family = m->flags & SL_F_IPV4 ? 4 : 6;
+	k->family = family;
+	k->proto = m->ip_proto;
+	__builtin_memcpy(k->saddr, m->saddr, 16);
+	__builtin_memcpy(k->daddr, m->daddr, 16);
+	if (k->proto == SL_IPPROTO_TCP || k->proto == SL_IPPROTO_UDP) {
+		k->sport = m->sport;
+		k->dport = m->dport;
+	} else if (k->proto == icmp_proto(family)) {
+		if (!l4_ok)
+			return false; /* shorter than an echo header */
+		key_ports(k, l4);
+	}
+	fl->has_ports = k->proto == SL_IPPROTO_TCP || k->proto == SL_IPPROTO_UDP ||
+			(k->proto == icmp_proto(family) &&
+			 is_echo_req(family, m->icmp_type));
+	fl->tcp_flags = m->tcp_flags;
+	fl->now = bpf_ktime_get_ns();
+	return true;
+}
+
 static __always_inline int nat_run(struct __sk_buff *skb, struct sl_meta *m)
 {
 	struct nat_pkt p = { .skb = skb, .m = m, .proto = m->ip_proto,
 			     .l3 = m->l3_off, .l4 = m->l4_off };
-	struct nat_key k = {};
-	bool ingress = m->hook != SL_HOOK_TC_OUT, has_ports;
+	bool ingress = m->hook != SL_HOOK_TC_OUT;
+	struct nat_flow fl = {};
+	struct nat_xlat x;
 	__u8 l4[8] = {};
-	__u64 now;
+	bool l4_ok;
 	int ret;
 
-	if (!(m->flags & (SL_F_IPV4 | SL_F_IPV6)) || !(m->flags & SL_F_L4))
-		return SL_NEXT; /* not IP, or a later fragment: no ports */
-	p.family = m->flags & SL_F_IPV4 ? 4 : 6;
-	k.family = p.family;
-	k.proto = m->ip_proto;
-	__builtin_memcpy(k.saddr, m->saddr, 16);
-	__builtin_memcpy(k.daddr, m->daddr, 16);
-	if (k.proto == SL_IPPROTO_TCP || k.proto == SL_IPPROTO_UDP) {
-		k.sport = m->sport;
-		k.dport = m->dport;
-	} else if (k.proto == icmp_proto(p.family)) {
-		if (bpf_skb_load_bytes(skb, p.l4, l4, sizeof(l4)))
-			return SL_NEXT; /* shorter than an echo header */
-		key_ports(&k, l4);
-	}
-	has_ports = k.proto == SL_IPPROTO_TCP || k.proto == SL_IPPROTO_UDP ||
-		    (k.proto == icmp_proto(p.family) &&
-		     is_echo_req(p.family, m->icmp_type));
-	now = bpf_ktime_get_ns();
+	l4_ok = m->ip_proto == SL_IPPROTO_ICMP || m->ip_proto == SL_IPPROTO_ICMPV6 ?
+		!bpf_skb_load_bytes(skb, p.l4, l4, sizeof(l4)) : true;
+	if (!flow_of(&fl, m, l4, l4_ok))
+		return SL_NEXT;
+	p.family = fl.k.family;
+	fl.ifindex = m->ifindex;
 
 	/* Replies first: a reply is never a new flow. */
-	ret = nat_reply(&p, &k, ingress, now);
-	if (!ret && k.proto == icmp_proto(p.family) &&
-	    is_icmp_error(p.family, m->icmp_type))
-		ret = nat_icmp_error(&p, ingress, now);
+	ret = nat_reply(&fl, ingress, &x);
 	if (ret)
-		return ret < 0 ? ret : SL_NEXT;
-	if (k.proto == icmp_proto(p.family) && !is_echo_req(p.family, m->icmp_type))
+		return rewrite(&p, &fl.k, !ingress, x.addr, x.port) ?: SL_NEXT;
+	if (fl.k.proto == icmp_proto(p.family) &&
+	    is_icmp_error(p.family, m->icmp_type)) {
+		ret = nat_icmp_error(&p, ingress, fl.now);
+		if (ret)
+			return ret < 0 ? ret : SL_NEXT;
+	}
+	if (fl.k.proto == icmp_proto(p.family) &&
+	    !is_echo_req(p.family, m->icmp_type))
 		return SL_NEXT; /* other ICMP starts no flow */
-	ret = nat_known(&p, &k, !ingress, now);
-	if (ret)
+	ret = nat_known(&fl, !ingress, false, &x);
+	if (!ret)
+		ret = nat_new(&fl, !ingress, &x);
+	if (ret <= 0)
 		return ret < 0 ? ret : SL_NEXT;
-	return nat_new(&p, &k, !ingress, has_ports, now);
+	return rewrite(&p, &fl.k, !ingress, x.addr, x.port) ?: SL_NEXT;
 }
 
-/* The NAT runs at TC only; chained at XDP it leaves packets untouched. */
+/* ---- XDP: the fast path ------------------------------------------------- */
+
+/*
+ * At XDP ingress, before the router NF, for packets the router will forward
+ * itself (skipping the TC egress hook where SNAT normally runs):
+ *   replies of SNAT and DNAT flows are translated back;
+ *   originals get DNAT (a rule of the arriving interface), then, when the
+ *   FIB names an egress interface, SNAT by a rule of that interface.
+ * Nothing is rewritten unless bpf_fib_lookup succeeds for the translated
+ * packet, exactly as the router will ask: what the kernel routes keeps the
+ * TC path (a source rewritten to a local address would look spoofed to the
+ * kernel's routing). Both paths share the maps, so a flow can move between
+ * them. ICMP errors stay on the TC path.
+ */
+
+#define NAT_ETH_HLEN 14
+#define NAT_AF_INET 2
+#define NAT_AF_INET6 10
+
+/* bpf_fib_lookup for the packet with destination to (address, port),
+ * filled as the router NF fills it (same refusals: VLAN tags, fragments,
+ * TTL 1). Returns the lookup's result; 0 (success) names fib->ifindex. */
+static __noinline int nat_fib(struct xdp_md *ctx, const struct sl_meta *m,
+			      const struct nat_flow *fl, const struct nat_xlat *to,
+			      struct bpf_fib_lookup *fib)
+{
+	const struct nat_key *k = &fl->k;
+	union {
+		struct iphdr v4;
+		struct ipv6hdr v6;
+	} h;
+
+	__builtin_memset(fib, 0, sizeof(*fib));
+	if (m->l3_off != NAT_ETH_HLEN || (m->flags & SL_F_FRAG))
+		return -1;
+	fib->ifindex = m->ifindex;
+	fib->l4_protocol = k->proto;
+	fib->sport = bpf_htons(k->sport);
+	fib->dport = bpf_htons(to->port);
+	if (k->family == 4) {
+		if (bpf_xdp_load_bytes(ctx, NAT_ETH_HLEN, &h.v4, sizeof(h.v4)) ||
+		    h.v4.ttl <= 1)
+			return -1;
+		fib->family = NAT_AF_INET;
+		fib->tos = h.v4.tos;
+		fib->tot_len = bpf_ntohs(h.v4.tot_len);
+		fib->ipv4_src = k->saddr[0];
+		fib->ipv4_dst = to->addr[0];
+	} else {
+		if (bpf_xdp_load_bytes(ctx, NAT_ETH_HLEN, &h.v6, sizeof(h.v6)) ||
+		    h.v6.hop_limit <= 1)
+			return -1;
+		fib->family = NAT_AF_INET6;
+		fib->flowinfo = *(__be32 *)&h.v6 & bpf_htonl(0x0fffffff);
+		fib->tot_len = sizeof(h.v6) + bpf_ntohs(h.v6.payload_len);
+		__builtin_memcpy(fib->ipv6_src, k->saddr, 16);
+		__builtin_memcpy(fib->ipv6_dst, to->addr, 16);
+	}
+	return bpf_fib_lookup(ctx, fib, sizeof(*fib), 0);
+}
+
+/* Rewrites the source (src) or destination address and port of the packet
+ * whose tuple is k, with incremental checksums (RFC 1624): the IPv4 header's,
+ * and the L4 one over the pseudo-header (not ICMPv4's), a zero UDP checksum
+ * staying zero. Every byte is read before any is written: a short packet
+ * fails unchanged. */
+static __noinline int xdp_rewrite(struct xdp_md *ctx, const struct sl_meta *m,
+				  const struct nat_key *k, bool src,
+				  const struct nat_xlat *x)
+{
+	int coff = l4_csum_off(k->proto);
+	__u16 oport = bpf_htons(src ? k->sport : k->dport);
+	__u16 nport = bpf_htons(x->port), ipc = 0, l4c = 0;
+	__u32 old[4] = {}, l3 = m->l3_off, l4 = m->l4_off;
+	__u32 aoff, poff, adiff, pdiff = 0;
+
+	if (k->family == 4) {
+		aoff = l3 + (src ? IP4_SADDR : IP4_DADDR);
+		if (bpf_xdp_load_bytes(ctx, aoff, old, 4) ||
+		    bpf_xdp_load_bytes(ctx, l3 + IP4_CSUM, &ipc, 2))
+			return -1;
+		adiff = bpf_csum_diff(old, 4, (__u32 *)x->addr, 4, 0);
+	} else {
+		aoff = l3 + (src ? IP6_SADDR : IP6_DADDR);
+		if (bpf_xdp_load_bytes(ctx, aoff, old, 16))
+			return -1;
+		adiff = bpf_csum_diff(old, 16, (__u32 *)x->addr, 16, 0);
+	}
+	if (coff < 0)
+		return -1; /* no ports: not a protocol NAT translates */
+	if (k->proto == SL_IPPROTO_TCP || k->proto == SL_IPPROTO_UDP)
+		poff = l4 + (src ? 0 : 2);
+	else
+		poff = l4 + ICMP_ECHO_ID;
+	if (bpf_xdp_load_bytes(ctx, l4 + coff, &l4c, 2))
+		return -1;
+	if (oport != nport) {
+		pdiff = diff16(oport, nport);
+		if (bpf_xdp_store_bytes(ctx, poff, &nport, 2))
+			return -1;
+	}
+	if (!(k->proto == SL_IPPROTO_UDP && !l4c)) {
+		__u64 d = (__u64)pdiff + (k->proto == SL_IPPROTO_ICMP ? 0 : adiff);
+
+		l4c = csum_apply(l4c, csum_fold(d));
+		if (k->proto == SL_IPPROTO_UDP && !l4c)
+			l4c = 0xffff;
+		if (bpf_xdp_store_bytes(ctx, l4 + coff, &l4c, 2))
+			return -1;
+	}
+	if (k->family == 6)
+		return bpf_xdp_store_bytes(ctx, aoff, (void *)x->addr, 16) ? -1 : 0;
+	ipc = csum_apply(ipc, adiff);
+	if (bpf_xdp_store_bytes(ctx, aoff, (void *)x->addr, 4) ||
+	    bpf_xdp_store_bytes(ctx, l3 + IP4_CSUM, &ipc, 2))
+		return -1;
+	return 0;
+}
+
+/* Rewrites the packet and keeps meta in step for the NFs after this one
+ * (the router reads the ports from meta). */
+static __always_inline int xdp_apply(struct xdp_md *ctx, struct sl_meta *m,
+				     const struct nat_key *k, bool src,
+				     const struct nat_xlat *x)
+{
+	if (xdp_rewrite(ctx, m, k, src, x))
+		return -SL_DROP_MALFORMED_L4;
+	meta_set(m, k->proto, src, x->addr, x->port);
+	return 0;
+}
+
+/* The fast path's NAT; see above. */
+static __always_inline int nat_xdp_run(struct xdp_md *ctx, struct sl_meta *m)
+{
+	struct bpf_fib_lookup fib;
+	struct nat_flow fl = {};
+	struct nat_xlat dx, sx, to;
+	__u8 l4[8] = {};
+	bool l4_ok, dnat, reply_snat;
+	int ret;
+
+	l4_ok = m->ip_proto == SL_IPPROTO_ICMP || m->ip_proto == SL_IPPROTO_ICMPV6 ?
+		!bpf_xdp_load_bytes(ctx, m->l4_off, l4, sizeof(l4)) : true;
+	if (!flow_of(&fl, m, l4, l4_ok))
+		return SL_NEXT;
+	fl.ifindex = m->ifindex;
+	__builtin_memcpy(to.addr, fl.k.daddr, 16);
+	to.port = fl.k.dport;
+
+	/* Replies: an SNAT reply gets its destination back (what TC ingress
+	 * would do), a DNAT reply its source (TC egress would). */
+	reply_snat = nat_reply(&fl, true, &dx);
+	if (reply_snat || nat_reply(&fl, false, &sx)) {
+		if (nat_fib(ctx, m, &fl, reply_snat ? &dx : &to, &fib))
+			return SL_NEXT; /* the kernel's: the TC path translates */
+		if (reply_snat)
+			return xdp_apply(ctx, m, &fl.k, false, &dx) ?: SL_NEXT;
+		return xdp_apply(ctx, m, &fl.k, true, &sx) ?: SL_NEXT;
+	}
+	if (fl.k.proto == icmp_proto(fl.k.family) &&
+	    !is_echo_req(fl.k.family, m->icmp_type))
+		return SL_NEXT; /* errors and other ICMP: the TC path */
+
+	/* Originals: DNAT by a rule of the arriving interface (before
+	 * routing, as at TC ingress), then the route, then SNAT. */
+	ret = nat_known(&fl, false, false, &dx);
+	if (!ret)
+		ret = nat_new(&fl, false, &dx);
+	if (ret < 0)
+		return ret;
+	dnat = ret;
+	if (nat_fib(ctx, m, &fl, dnat ? &dx : &to, &fib))
+		return SL_NEXT; /* TC ingress finds the DNAT mapping made */
+	fl.ifindex = fib.ifindex;
+	ret = nat_known(&fl, true, true, &sx);
+	if (!ret)
+		ret = nat_new(&fl, true, &sx);
+	if (ret < 0)
+		return ret;
+	if (dnat) {
+		int err = xdp_apply(ctx, m, &fl.k, false, &dx);
+
+		if (err)
+			return err;
+		/* SNAT's checksum diff starts from the packet as it is now. */
+		__builtin_memcpy(fl.k.daddr, dx.addr, 16);
+		fl.k.dport = dx.port;
+	}
+	if (ret)
+		return xdp_apply(ctx, m, &fl.k, true, &sx) ?: SL_NEXT;
+	return SL_NEXT;
+}
+
 SEC("xdp")
 int nat_xdp(struct xdp_md *ctx)
 {
@@ -878,7 +1126,7 @@ int nat_xdp(struct xdp_md *ctx)
 
 	if (!m)
 		return XDP_PASS;
-	return sl_finish_xdp(ctx, m, nat_slot, SL_NEXT);
+	return sl_finish_xdp(ctx, m, nat_slot, nat_xdp_run(ctx, m));
 }
 
 SEC("tc")
