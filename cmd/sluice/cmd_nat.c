@@ -261,6 +261,36 @@ static int nat_flush_cmd(int argc, char **argv)
 	return 0;
 }
 
+/* nat attach|detach DEV: the XDP fast path's placement. */
+static int nat_xdp_place(int argc, char **argv, bool attach)
+{
+	struct sl_ctx *ctx;
+	int err;
+
+	if (argc != 1)
+		return cli_bad_usage(attach ? "nat attach: need DEV" : "nat detach: need DEV");
+	err = sl_open(&ctx, SL_OPEN_WRITE);
+	if (err)
+		return cli_fail(err);
+	err = attach ? nat_attach(ctx, argv[0]) : nat_detach(ctx, argv[0]);
+	sl_close(ctx);
+	if (err)
+		return cli_fail(err);
+	if (!out_json())
+		printf("nat %s %s ingress (XDP)\n", attach ? "on" : "off", argv[0]);
+	return 0;
+}
+
+static int nat_attach_cmd(int argc, char **argv)
+{
+	return nat_xdp_place(argc, argv, true);
+}
+
+static int nat_detach_cmd(int argc, char **argv)
+{
+	return nat_xdp_place(argc, argv, false);
+}
+
 static const struct cmd nat_cmds[] = {
 	{ "add", nat_add,
 	  " NAME snat --out DEV --to ADDR[-ADDR] [--ports LO-HI] [MATCH...]\n"
@@ -268,6 +298,8 @@ static const struct cmd nat_cmds[] = {
 	  "  sluice nat add NAME dnat --in DEV --to ADDR[-ADDR][:PORT[-PORT]] [MATCH...]\n"
 	  "      MATCH: --src CIDR --dst CIDR --proto tcp|udp|icmp|icmpv6|N --dport P[-P]" },
 	{ "del", nat_del, " NAME" },
+	{ "attach", nat_attach_cmd, " DEV   (XDP ingress, before the router: the fast path)" },
+	{ "detach", nat_detach_cmd, " DEV" },
 	{ "show", nat_show, "   (rules, what they translate to, flow counters)" },
 	{ "mappings", nat_mappings, "   (live translations, as conntrack -L)" },
 	{ "flush", nat_flush_cmd, "   (forget every mapping)" },
@@ -280,4 +312,4 @@ static int do_nat(int argc, char **argv)
 	return cli_dispatch(nat_cmds, "nat ", argc, argv);
 }
 
-CLI_COMMAND(nat_cmd, "nat", do_nat, " add|del|show|mappings|flush|reload ...", true);
+CLI_COMMAND(nat_cmd, "nat", do_nat, " add|del|attach|detach|show|mappings|flush|reload ...", true);

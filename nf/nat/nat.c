@@ -28,6 +28,7 @@
 #include <bpf/libbpf.h>
 #include "nat.h"
 #include "nat.skel.h"
+#include "router.h"
 
 #define NAT_WORDS_MAX 32
 
@@ -558,7 +559,8 @@ static int find_unneeded_cb(__u32 ifindex, enum sl_hook hook,
 {
 	struct chain_off *c = arg;
 
-	if (devs_has(c->keep, ifindex) || c->n == 64)
+	/* XDP chains are the operator's (nat attach), not the rules'. */
+	if (hook == SL_HOOK_XDP || devs_has(c->keep, ifindex) || c->n == 64)
 		return 0;
 	for (__u32 i = 0; i < chain->len && i < SL_CHAIN_MAX; i++) {
 		if (chain->slots[i] == c->slot) {
@@ -1140,4 +1142,102 @@ int nat_flush(struct sl_ctx *ctx)
 		close(fd);
 	}
 	return n;
+}
+
+/* ---- the XDP fast path ------------------------------------------------- */
+
+/* The names of the chain of dev's XDP ingress, without the NAT instance;
+ * *router: where the first router is (n when there is none). */
+static int xdp_chain_names(struct sl_ctx *ctx, const char *dev,
+			   struct sl_instance *names, int *n, int *router)
+{
+	struct sl_chain chain;
+	int err = sl_chain_get(ctx, dev, SL_HOOK_XDP, &chain);
+	struct slot_name q;
+
+	*n = 0;
+	*router = -1;
+	if (err == -ENOENT)
+		chain.len = 0;
+	else if (err)
+		return err;
+	for (__u32 i = 0; i < chain.len && i < SL_CHAIN_MAX; i++) {
+		q.slot = chain.slots[i];
+		q.name[0] = 0;
+		sl_instance_foreach(ctx, slot_name_cb, &q);
+		if (!q.name[0] || sl_instance_get(ctx, q.name, &names[*n]))
+			return sl_err(-ENOENT, "slot %u of %s's chain has no instance", q.slot, dev);
+		if (!strcmp(q.name, NAT_INSTANCE))
+			continue;
+		if (*router < 0 && !strcmp(names[*n].type, RT_TYPE))
+			*router = *n;
+		(*n)++;
+	}
+	if (*router < 0)
+		*router = *n;
+	return 0;
+}
+
+static int xdp_chain_write(struct sl_ctx *ctx, const char *dev,
+			   const struct sl_instance *names, int n, int nat_at)
+{
+	const char *list[SL_CHAIN_MAX + 1];
+	int k = 0;
+
+	for (int i = 0; i <= n; i++) {
+		if (i == nat_at)
+			list[k++] = NAT_INSTANCE;
+		if (i < n)
+			list[k++] = names[i].name;
+	}
+	return sl_chain_set(ctx, dev, SL_HOOK_XDP, list, k);
+}
+
+int nat_attach(struct sl_ctx *ctx, const char *dev)
+{
+	struct sl_instance names[SL_CHAIN_MAX], inst;
+	struct nat_specs *specs;
+	int n, router, err = sl_ifindex(dev);
+
+	if (err < 0)
+		return err;
+	err = sl_chain_check(ctx, dev, SL_HOOK_XDP, NAT_INSTANCE);
+	err = err ?: xdp_chain_names(ctx, dev, names, &n, &router);
+	if (err)
+		return err;
+	if (sl_instance_get(ctx, NAT_INSTANCE, &inst)) {
+		/* No rules yet: an empty rule set makes the instance. */
+		specs = calloc(1, sizeof(*specs));
+		if (!specs)
+			return sl_err(-ENOMEM, "out of memory");
+		err = nat_load(ctx, specs);
+		free(specs);
+		if (err)
+			return err;
+	} else if (strcmp(inst.type, NAT_TYPE)) {
+		return sl_err(-EEXIST, "instance '%s' exists and is a %s, not a nat",
+			      NAT_INSTANCE, inst.type);
+	}
+	return xdp_chain_write(ctx, dev, names, n, router);
+}
+
+int nat_detach(struct sl_ctx *ctx, const char *dev)
+{
+	struct sl_instance names[SL_CHAIN_MAX];
+	struct sl_chain chain;
+	bool found = false;
+	int n, router, err = sl_ifindex(dev);
+	struct sl_instance inst;
+
+	if (err < 0)
+		return err;
+	if (sl_instance_get(ctx, NAT_INSTANCE, &inst) ||
+	    sl_chain_get(ctx, dev, SL_HOOK_XDP, &chain))
+		return sl_err(-ENOENT, "nat is not on the ingress chain of %s", dev);
+	for (__u32 i = 0; i < chain.len && i < SL_CHAIN_MAX; i++)
+		found |= chain.slots[i] == inst.slot;
+	if (!found)
+		return sl_err(-ENOENT, "nat is not on the ingress chain of %s", dev);
+	err = xdp_chain_names(ctx, dev, names, &n, &router);
+	return err ?: xdp_chain_write(ctx, dev, names, n, -1);
 }

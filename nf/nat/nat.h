@@ -47,6 +47,14 @@ int nat_rule_del(struct sl_ctx *ctx, const char *name);
 /* Compiles the loaded rules again (new masquerade addresses). */
 int nat_reload(struct sl_ctx *ctx);
 
+/* Puts the NAT instance on dev's XDP ingress chain, before the first
+ * router (moving it there if it is after one): the fast path, where flows
+ * the router forwards are translated (docs/nat.md). Makes the instance
+ * with no rules when there is none. */
+int nat_attach(struct sl_ctx *ctx, const char *dev);
+/* Takes it off dev's XDP ingress chain. */
+int nat_detach(struct sl_ctx *ctx, const char *dev);
+
 /* A mapping: the flow as its first packet had it, and as translated. */
 struct nat_mapping {
 	__u8 kind; /* NAT_SNAT (masquerade too) or NAT_DNAT */

@@ -18,6 +18,7 @@
 #include <bpf/libbpf.h>
 #include "sluice.h"
 #include "nat.h"
+#include "router.h"
 #include "check.h"
 #include "pktbuild.h"
 
@@ -31,7 +32,7 @@ static struct sl_ctx *ctx;
 static int if_out, if_in;
 static uint16_t echo_id_b; /* the id host 10.0.0.3's echo 0x4242 got */
 
-enum { V_PASS, V_DROP };
+enum { V_PASS, V_DROP, V_REDIRECT }; /* V_REDIRECT: the router forwards it */
 
 /* ---- running packets ---------------------------------------------------- */
 
@@ -45,22 +46,32 @@ struct run {
 static int run_tc(int ifindex, enum sl_hook hook, const uint8_t *pkt, size_t len,
 		  int repeat, struct run *r)
 {
+	struct xdp_md xmd = { .data_end = len, .ingress_ifindex = ifindex };
 	struct __sk_buff skb = { .ifindex = ifindex };
 	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = pkt, .data_size_in = len,
 		    .data_out = r->out, .data_size_out = sizeof(r->out),
 		    .ctx_in = &skb, .ctx_size_in = sizeof(skb), .repeat = repeat);
-	int fd = sl_obj_get(sl_base(ctx), hook == SL_HOOK_TC_IN ? "root_tc_in" : "root_tc_out");
+	static const char *const roots[] = { "root_xdp", "root_tc_in", "root_tc_out" };
+	int fd = sl_obj_get(sl_base(ctx), roots[hook]);
 	int err;
 
 	if (fd < 0)
 		return fd;
+	if (hook == SL_HOOK_XDP) {
+		opts.ctx_in = &xmd;
+		opts.ctx_size_in = sizeof(xmd);
+	}
 	err = bpf_prog_test_run_opts(fd, &opts);
 	close(fd);
 	if (err)
 		return -errno;
 	r->len = opts.data_size_out;
 	r->duration = opts.duration;
-	r->verdict = opts.retval == 2 ? V_DROP : (int)opts.retval == -1 ? V_PASS : -1;
+	if (hook == SL_HOOK_XDP)
+		r->verdict = opts.retval == XDP_PASS ? V_PASS : opts.retval == XDP_DROP ? V_DROP :
+			     opts.retval == XDP_REDIRECT ? V_REDIRECT : -1;
+	else
+		r->verdict = opts.retval == 2 ? V_DROP : (int)opts.retval == -1 ? V_PASS : -1;
 	return 0;
 }
 
@@ -238,9 +249,10 @@ static bool run_check(const char *name, int ifindex, enum sl_hook hook,
 		goto report;
 	}
 	if (r.verdict != w->verdict) {
+		static const char *const vname[] = { "pass", "drop", "redirect" };
+
 		snprintf(why, sizeof(why), "verdict %s, expected %s",
-			 r.verdict == V_DROP ? "drop" : r.verdict == V_PASS ? "pass" : "other",
-			 w->verdict == V_DROP ? "drop" : "pass");
+			 r.verdict >= 0 ? vname[r.verdict] : "other", vname[w->verdict]);
 		goto report;
 	}
 	if (w->verdict == V_DROP) {
@@ -755,6 +767,213 @@ static void test_state(void)
 
 /* Masquerade follows the interface's address on reload; mappings to the
  * old address go, as netfilter's do when the address goes. */
+/* ---- the XDP fast path -------------------------------------------------- */
+
+static bool chain_is(const char *dev, const char *first, const char *second)
+{
+	struct sl_instance a, b;
+	struct sl_chain ch;
+
+	return !sl_chain_get(ctx, dev, SL_HOOK_XDP, &ch) && ch.len == 2 &&
+	       !sl_instance_get(ctx, first, &a) && !sl_instance_get(ctx, second, &b) &&
+	       ch.slots[0] == a.slot && ch.slots[1] == b.slot;
+}
+
+static int mappings_of(const char *src, uint16_t sport, struct nat_mapping *m)
+{
+	struct find_map f = { .src = src, .sport = sport };
+
+	nat_mappings_foreach(ctx, find_map_cb, &f);
+	if (m)
+		*m = f.m;
+	return f.count;
+}
+
+/* Routes and neighbours for bpf_fib_lookup: servers beyond 203.0.113.2,
+ * inside hosts on IN; 192.0.2.0/24 beyond a next hop never resolved. */
+static bool xdp_setup(void)
+{
+	return !system("sysctl -qw net.ipv4.conf.all.forwarding=1 net.ipv6.conf.all.forwarding=1"
+		       " && ip route add 198.51.100.0/24 via 203.0.113.2"
+		       " && ip route add 192.0.2.0/24 via 203.0.113.3"
+		       " && ip -6 route add 2001:db8:1::/64 via 2001:db8:ff::2"
+		       " && ip neigh add 203.0.113.2 lladdr 02:00:00:00:00:0a dev " OUT " nud permanent"
+		       " && ip neigh add 2001:db8:ff::2 lladdr 02:00:00:00:00:0a dev " OUT " nud permanent"
+		       " && ip neigh add 10.0.0.2 lladdr 02:00:00:00:00:02 dev " IN " nud permanent"
+		       " && ip neigh add 10.0.0.3 lladdr 02:00:00:00:00:03 dev " IN " nud permanent"
+		       " && ip neigh add 10.0.0.80 lladdr 02:00:00:00:00:50 dev " IN " nud permanent"
+		       " && ip neigh add fd00::2 lladdr 02:00:00:00:00:02 dev " IN " nud permanent");
+}
+
+static void test_xdp_placement(void)
+{
+	int err;
+
+	/* Router first on OUT: nat attach goes before it. */
+	err = rt_attach(ctx, "router", OUT, SL_HOOK_XDP);
+	err = err ?: nat_attach(ctx, OUT);
+	err = err ?: nat_attach(ctx, IN);
+	err = err ?: rt_attach(ctx, "router", IN, SL_HOOK_XDP);
+	check_report(!err, "xdp/attach nat and router", err ? sl_errmsg() : NULL);
+	check_report(chain_is(OUT, NAT_INSTANCE, "router"),
+		     "xdp/nat attach after the router puts nat before it", NULL);
+	check_report(chain_is(IN, NAT_INSTANCE, "router"), "xdp/router attach after nat: last",
+		     NULL);
+	err = nat_attach(ctx, IN);
+	check_report(!err && chain_is(IN, NAT_INSTANCE, "router"),
+		     "xdp/attaching again changes nothing", NULL);
+	err = nat_attach(ctx, "sltn-none");
+	check_report(err < 0, "xdp/attach to a missing interface refused", sl_errmsg());
+}
+
+static void test_xdp_v4(void)
+{
+	struct nat_mapping m;
+	struct parsed got;
+	uint8_t pkt[PKT_MAX];
+	size_t len;
+
+	case_pkt("xdp/tcp new flow: source, checksums, forwarded", if_in, SL_HOOK_XDP,
+		 &(struct pkt_spec)V4("10.0.0.2", "198.51.100.2", TCP, .sport = 41000, .dport = 80,
+				      .tcp_flags = 0x02, .payload = 13),
+		 0, &(struct want){ V_REDIRECT, "203.0.113.1", "198.51.100.2", 41000, 80 }, NULL);
+	check_report(mappings_of("10.0.0.2", 41000, &m) == 1 && m.ifindex == (__u32)if_out,
+		     "xdp/the mapping is listed, made for the outside interface", NULL);
+	case_pkt("xdp/the TC path uses the XDP mapping", if_out, SL_HOOK_TC_OUT,
+		 &(struct pkt_spec)V4("10.0.0.2", "198.51.100.2", TCP, .sport = 41000, .dport = 80,
+				      .tcp_flags = 0x10),
+		 0, &(struct want){ V_PASS, "203.0.113.1", "198.51.100.2", 41000, 80 }, NULL);
+	case_pkt("xdp/tcp reply translated back, forwarded", if_out, SL_HOOK_XDP,
+		 &(struct pkt_spec)V4("198.51.100.2", "203.0.113.1", TCP, .sport = 80, .dport = 41000,
+				      .tcp_flags = 0x12, .payload = 7),
+		 0, &(struct want){ V_REDIRECT, "198.51.100.2", "10.0.0.2", 80, 41000 }, NULL);
+	/* Made by the TC path (the second one with another port): XDP
+	 * translates it the same way. */
+	case_pkt("xdp/flow made at TC egress", if_out, SL_HOOK_TC_OUT,
+		 &(struct pkt_spec)V4("10.0.0.2", "198.51.100.2", TCP, .sport = 41010, .dport = 80),
+		 0, &(struct want){ V_PASS, "203.0.113.1", "198.51.100.2", 41010, 80 }, NULL);
+	case_pkt("xdp/flow made at TC egress, another port", if_out, SL_HOOK_TC_OUT,
+		 &(struct pkt_spec)V4("10.0.0.3", "198.51.100.2", TCP, .sport = 41010, .dport = 80),
+		 0, &(struct want){ V_PASS, "203.0.113.1", "198.51.100.2", -1, 80 }, &got);
+	if (got.sport)
+		case_pkt("xdp/a flow the TC path made keeps its translation", if_in, SL_HOOK_XDP,
+			 &(struct pkt_spec)V4("10.0.0.3", "198.51.100.2", TCP, .sport = 41010,
+					      .dport = 80, .payload = 3),
+			 0, &(struct want){ V_REDIRECT, "203.0.113.1", "198.51.100.2", got.sport,
+					    80 }, NULL);
+	case_pkt("xdp/collision: another port", if_in, SL_HOOK_XDP,
+		 &(struct pkt_spec)V4("10.0.0.3", "198.51.100.2", TCP, .sport = 41000, .dport = 80,
+				      .tcp_flags = 0x02),
+		 0, &(struct want){ V_REDIRECT, "203.0.113.1", "198.51.100.2", -1, 80 }, &got);
+	if (got.sport)
+		case_pkt("xdp/collision: its reply goes to the second host", if_out, SL_HOOK_XDP,
+			 &(struct pkt_spec)V4("198.51.100.2", "203.0.113.1", TCP, .sport = 80,
+					      .dport = got.sport, .tcp_flags = 0x12),
+			 0, &(struct want){ V_REDIRECT, "198.51.100.2", "10.0.0.3", 80, 41000 },
+			 NULL);
+	case_pkt("xdp/udp new flow", if_in, SL_HOOK_XDP,
+		 &(struct pkt_spec)V4("10.0.0.2", "198.51.100.2", UDP, .sport = 6000, .dport = 53,
+				      .payload = 21),
+		 0, &(struct want){ V_REDIRECT, "203.0.113.1", "198.51.100.2", 6000, 53 }, NULL);
+	case_pkt("xdp/udp reply", if_out, SL_HOOK_XDP,
+		 &(struct pkt_spec)V4("198.51.100.2", "203.0.113.1", UDP, .sport = 53, .dport = 6000,
+				      .payload = 40),
+		 0, &(struct want){ V_REDIRECT, "198.51.100.2", "10.0.0.2", 53, 6000 }, NULL);
+	len = pkt_build(&(struct pkt_spec)V4("10.0.0.3", "198.51.100.2", UDP, .sport = 6000,
+					     .dport = 53, .payload = 9), pkt);
+	memset(pkt + 14 + 20 + 6, 0, 2);
+	run_check("xdp/udp zero checksum stays zero (port changed too)", if_in, SL_HOOK_XDP,
+		  pkt, len, &(struct want){ V_REDIRECT, "203.0.113.1", "198.51.100.2", -1, 53, 1 },
+		  NULL);
+	case_pkt("xdp/icmp echo request", if_in, SL_HOOK_XDP,
+		 &(struct pkt_spec)V4("10.0.0.2", "198.51.100.2", .proto = 1, .icmp_type = 8,
+				      .payload = 32),
+		 0x5151, &(struct want){ V_REDIRECT, "203.0.113.1", "198.51.100.2", 0x5151 }, NULL);
+	case_pkt("xdp/icmp echo reply", if_out, SL_HOOK_XDP,
+		 &(struct pkt_spec)V4("198.51.100.2", "203.0.113.1", .proto = 1, .icmp_type = 0,
+				      .payload = 32),
+		 0x5151, &(struct want){ V_REDIRECT, "198.51.100.2", "10.0.0.2", 0x5151 }, NULL);
+	case_pkt("xdp/source no rule matches: forwarded untouched", if_in, SL_HOOK_XDP,
+		 &(struct pkt_spec)V4("172.16.0.2", "198.51.100.2", TCP, .sport = 41000, .dport = 80),
+		 0, &(struct want){ V_REDIRECT, "172.16.0.2", "198.51.100.2", 41000, 80 }, NULL);
+	case_pkt("xdp/for this host, no mapping: untouched, to the kernel", if_out, SL_HOOK_XDP,
+		 &(struct pkt_spec)V4("198.51.100.2", "203.0.113.1", TCP, .sport = 80, .dport = 40999),
+		 0, &(struct want){ V_PASS, "198.51.100.2", "203.0.113.1", 80, 40999 }, NULL);
+}
+
+/* What the kernel routes stays untranslated at XDP: the TC path does it. */
+static void test_xdp_kernel(void)
+{
+	uint8_t pkt[PKT_MAX];
+	size_t len;
+
+	case_pkt("xdp/unresolved next hop: untouched, to the kernel", if_in, SL_HOOK_XDP,
+		 &(struct pkt_spec)V4("10.0.0.2", "192.0.2.5", TCP, .sport = 41001, .dport = 80,
+				      .tcp_flags = 0x02),
+		 0, &(struct want){ V_PASS, "10.0.0.2", "192.0.2.5", 41001, 80 }, NULL);
+	check_report(mappings_of("10.0.0.2", 41001, NULL) == 0,
+		     "xdp/unresolved next hop: no mapping made", NULL);
+	case_pkt("xdp/unresolved next hop: the TC egress path translates it", if_out,
+		 SL_HOOK_TC_OUT,
+		 &(struct pkt_spec)V4("10.0.0.2", "192.0.2.5", TCP, .sport = 41001, .dport = 80,
+				      .tcp_flags = 0x02),
+		 0, &(struct want){ V_PASS, "203.0.113.1", "192.0.2.5", 41001, 80 }, NULL);
+	len = pkt_build(&(struct pkt_spec)V4("10.0.0.2", "198.51.100.2", TCP, .sport = 41002,
+					     .dport = 80), pkt);
+	pkt[14 + 8] = 1; /* TTL 1: the kernel answers time exceeded */
+	memset(pkt + 14 + 10, 0, 2);
+	memcpy(pkt + 14 + 10, &(uint16_t){ csum_fold(csum_add(0, pkt + 14, 20)) }, 2);
+	run_check("xdp/TTL 1: untouched, to the kernel", if_in, SL_HOOK_XDP, pkt, len,
+		  &(struct want){ V_PASS, "10.0.0.2", "198.51.100.2", 41002, 80 }, NULL);
+	check_report(mappings_of("10.0.0.2", 41002, NULL) == 0, "xdp/TTL 1: no mapping made",
+		     NULL);
+}
+
+static void test_xdp_v6_dnat(void)
+{
+	case_pkt("xdp/ipv6 tcp new flow", if_in, SL_HOOK_XDP,
+		 &(struct pkt_spec)V6("fd00::2", "2001:db8:1::2", TCP, .sport = 41000, .dport = 443,
+				      .tcp_flags = 0x02, .payload = 9),
+		 0, &(struct want){ V_REDIRECT, "2001:db8:ff::1", "2001:db8:1::2", 41000, 443 },
+		 NULL);
+	case_pkt("xdp/ipv6 tcp reply", if_out, SL_HOOK_XDP,
+		 &(struct pkt_spec)V6("2001:db8:1::2", "2001:db8:ff::1", TCP, .sport = 443,
+				      .dport = 41000, .tcp_flags = 0x12, .payload = 3),
+		 0, &(struct want){ V_REDIRECT, "2001:db8:1::2", "fd00::2", 443, 41000 }, NULL);
+	case_pkt("xdp/ipv6 udp new flow", if_in, SL_HOOK_XDP,
+		 &(struct pkt_spec)V6("fd00::2", "2001:db8:1::2", UDP, .sport = 6000, .dport = 53,
+				      .payload = 12),
+		 0, &(struct want){ V_REDIRECT, "2001:db8:ff::1", "2001:db8:1::2", 6000, 53 }, NULL);
+	case_pkt("xdp/icmpv6 echo request", if_in, SL_HOOK_XDP,
+		 &(struct pkt_spec)V6("fd00::2", "2001:db8:1::2", .proto = 58, .icmp_type = 128,
+				      .payload = 16),
+		 0x6161, &(struct want){ V_REDIRECT, "2001:db8:ff::1", "2001:db8:1::2", 0x6161 },
+		 NULL);
+	case_pkt("xdp/icmpv6 echo reply", if_out, SL_HOOK_XDP,
+		 &(struct pkt_spec)V6("2001:db8:1::2", "2001:db8:ff::1", .proto = 58,
+				      .icmp_type = 129, .payload = 16),
+		 0x6161, &(struct want){ V_REDIRECT, "2001:db8:1::2", "fd00::2", 0x6161 }, NULL);
+	/* DNAT before routing, its reply's source back on the way out. */
+	case_pkt("xdp/dnat new flow: destination, forwarded inside", if_out, SL_HOOK_XDP,
+		 &(struct pkt_spec)V4("198.51.100.77", "203.0.113.1", TCP, .sport = 5555,
+				      .dport = 8080, .tcp_flags = 0x02, .payload = 10),
+		 0, &(struct want){ V_REDIRECT, "198.51.100.77", "10.0.0.80", 5555, 80 }, NULL);
+	case_pkt("xdp/dnat reply: source back", if_in, SL_HOOK_XDP,
+		 &(struct pkt_spec)V4("10.0.0.80", "198.51.100.77", TCP, .sport = 80, .dport = 5555,
+				      .tcp_flags = 0x12, .payload = 4),
+		 0, &(struct want){ V_REDIRECT, "203.0.113.1", "198.51.100.77", 8080, 5555 }, NULL);
+}
+
+static void test_xdp(void)
+{
+	if (!check_report(xdp_setup(), "xdp/routes and neighbours", NULL))
+		return;
+	test_xdp_placement();
+	test_xdp_v4();
+	test_xdp_kernel();
+	test_xdp_v6_dnat();
+}
+
 static void test_masq_address_change(void)
 {
 	struct find_map f = { .src = "10.0.0.5", .sport = 1234 };
@@ -891,6 +1110,7 @@ int main(void)
 		test_hairpin();
 		test_state();
 		test_bad_rules();
+		test_xdp();
 		test_masq_address_change();
 		measure();
 	}
