@@ -67,13 +67,28 @@ capture_bg() {
 	CAP_PID=$!
 	PIDS+=($CAP_PID)
 	for _ in $(seq 100); do
-		grep -q "capture started" "$out.err" 2>/dev/null && return 0
+		grep -q "capture started" "$out.err" 2>/dev/null && { CAP_P0=$(fw_packets); return 0; }
 		kill -0 "$CAP_PID" 2>/dev/null || break
 		sleep 0.1
 	done
 	return 1
 }
 capture_wait() { wait "$CAP_PID"; }
+# Packets the firewall has seen so far.
+fw_packets() {
+	sl_in "$SNS" "$SLUICE" -j nf list | jq "[.[] | select(.name == \"$FW\") | .packets] | add // 0"
+}
+# settle N: waits (up to 10 s) until the firewall has seen the N packets
+# just sent, so stopping the capture cannot race packets still queued for
+# the data plane on a loaded machine (a fixed sleep did).
+settle() {
+	local want=$((CAP_P0 + $1))
+	for _ in $(seq 100); do
+		[ "$(fw_packets)" -ge "$want" ] && return 0
+		sleep 0.1
+	done
+	echo "settle: the firewall saw $(fw_packets) packets, waiting for $want" >&2
+}
 nframes() { tshark -r "$1" -T fields -e frame.number 2>/dev/null | wc -l; }
 fields() { local f=$1; shift; tshark -r "$f" -T fields "$@" 2>/dev/null; }
 
@@ -89,7 +104,7 @@ send_udp 10.232.0.2 9001 10 # dropped, not matching
 send_udp 10.232.0.2 9002 10 # passed
 send_udp fd00:232::2 9000 3 # dropped, IPv6: not matching host 10.232.0.1
 sl_in "$CNS" ping -q -c 3 -i 0.05 -W 1 10.232.0.2 >/dev/null
-sleep 0.3
+settle 46
 kill -INT "$CAP_PID"
 capture_wait
 rc=$?
@@ -117,7 +132,7 @@ send_udp 10.232.0.2 9000 4
 send_udp 10.232.0.2 9001 5
 send_udp 10.232.0.2 9002 6
 send_udp fd00:232::2 9001 3
-sleep 0.3
+settle 18
 kill -INT "$CAP_PID"
 capture_wait
 check "capture (default --drops), no filter: 12 drops" test "$(nframes "$TMP/a.pcapng")" -eq 12
@@ -128,7 +143,7 @@ check "capture: IPv6 drops with their addresses" \
 capture_bg "$TMP/n6.pcapng" --duration 20 src net fd00:232::/64 || fail "capture did not start"
 send_udp 10.232.0.2 9000 4
 send_udp fd00:232::2 9000 3
-sleep 0.3
+settle 7
 kill -INT "$CAP_PID"
 capture_wait
 check "capture src net fd00:232::/64: the 3 IPv6 drops" test "$(nframes "$TMP/n6.pcapng")" -eq 3
@@ -139,7 +154,7 @@ capture_bg "$TMP/all.pcapng" --all --dev "$SDEV" --duration 20 dport 9002 or icm
 send_udp 10.232.0.2 9002 7
 send_udp 10.232.0.2 9000 5 # dropped: matches neither term
 sl_in "$CNS" ping -q -c 4 -i 0.05 -W 1 10.232.0.2 >/dev/null
-sleep 0.3
+settle 16
 kill -INT "$CAP_PID"
 capture_wait
 check "capture --all 'dport 9002 or icmp': 7 UDP + 4 echo requests" test "$(nframes "$TMP/all.pcapng")" -eq 11
@@ -149,7 +164,7 @@ check "capture --all: comments give the verdict" \
 
 capture_bg "$TMP/alld.pcapng" --all --duration 20 dport 9000 || fail "capture --all did not start"
 send_udp 10.232.0.2 9000 5
-sleep 0.3
+settle 5
 kill -INT "$CAP_PID"
 capture_wait
 check "capture --all: a dropped packet's verdict names the reason" \
@@ -169,7 +184,7 @@ check "capture --snaplen 64: 64 bytes kept of 342" \
 
 capture_bg "$TMP/s.pcapng" --sample 5 --duration 20 -j dport 9000 || fail "capture --sample did not start"
 send_udp 10.232.0.2 9000 30
-sleep 0.3
+settle 30
 kill -INT "$CAP_PID"
 capture_wait
 n=$(nframes "$TMP/s.pcapng")
