@@ -210,6 +210,12 @@ events_read "$TMP/ev4"
 check "policy watch off: no path event" test "$(grep -c '"type":"path"' "$TMP/ev4")" -eq 0
 out=$(sc trace policy watch on --rate x 2>&1)
 check "policy watch: a bad number is refused" test $? -eq 2
+for o in --rate --burst; do
+	out=$(sc trace policy watch on $o 0 2>&1)
+	check "policy watch: $o 0 is refused naming it, watching stays off" \
+		test $? -eq 2 -a -n "$(grep -F -- "$o: need a number above 0" <<<"$out")" -a \
+		"$(sc -j trace policy watch | jq .on)" = false
+done
 
 out=$(sc -j trace policy list)
 check "policy list -j: both policies" \

@@ -402,6 +402,11 @@ static int watch_opts(int argc, char **argv, long *sample, long *rate,
 					     "[--rate PPS] [--burst N]");
 		if (obs_num(argv[i], argv[i + 1], UINT32_MAX, v))
 			return 2;
+		/* As capture and trace: 0 is not "the default" in disguise. */
+		if (!*v && v != sample) {
+			fprintf(stderr, "sluice: %s: need a number above 0\n", argv[i]);
+			return 2;
+		}
 	}
 	return 0;
 }
