@@ -401,11 +401,17 @@ load_b() {
 		timeout "$LOAD_TIMEOUT" nsenter --net="/run/netns/$NSD" nft -f "$f" || rc=$?
 		;;
 	sluice-ctnat)
-		# Connection tracking where packets enter and leave, masquerade
-		# on the way out (as the nf-ctnat peer does with netfilter).
+		# Connection tracking where packets enter, masquerade on the way
+		# out (as the nf-ctnat peer does with netfilter), on the fast path
+		# (docs/nat.md): conntrack, nat, router on the XDP ingress of both
+		# interfaces; the NAT translates what the router forwards.
 		{ ind "$SLUICE" conntrack attach "$DB" >/dev/null &&
-		  ind "$SLUICE" conntrack attach "$DC" --hook egress >/dev/null &&
-		  ind "$SLUICE" nat add sbnat masquerade --out "$DC" >/dev/null; } || rc=$?
+		  ind "$SLUICE" conntrack attach "$DC" >/dev/null &&
+		  ind "$SLUICE" nat add sbnat masquerade --out "$DC" >/dev/null &&
+		  ind "$SLUICE" nat attach "$DB" >/dev/null &&
+		  ind "$SLUICE" nat attach "$DC" >/dev/null &&
+		  ind "$SLUICE" router attach "$DB" >/dev/null &&
+		  ind "$SLUICE" router attach "$DC" >/dev/null; } || rc=$?
 		;;
 	nf-ctnat)
 		ind "$SB" attach -i "$DB" -P pass -m "$PIN/b"
