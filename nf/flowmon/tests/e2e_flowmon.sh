@@ -169,8 +169,10 @@ check "flowmon: TCP flags: SYN,ACK,FIN both ways" \
 check "flowmon: SYN to SYN-ACK time measured, under 20 ms on a bare veth ($(echo "$T" | jq .rtt_us) us)" \
 	sh -c "echo '$T' | jq -e '.rtt_us > 0 and .rtt_us < 20000' >/dev/null"
 D=$(jq -c '[.[] | select(.proto == "tcp" and .dport == 8181)][0]' "$TMP/flows.json")
-check "flowmon: SYN to SYN-ACK time = the 20 ms scapy waited ($(echo "$D" | jq .rtt_us) us)" \
-	sh -c "echo '$D' | jq -e '.rtt_us >= 20000 and .rtt_us < 80000' >/dev/null"
+# At least the 20 ms scapy waited; scapy's own sendp can add tens of ms on
+# a loaded machine, so the upper bound (1 s) only rules out wrong units.
+check "flowmon: SYN to SYN-ACK time >= the 20 ms scapy waited ($(echo "$D" | jq .rtt_us) us)" \
+	sh -c "echo '$D' | jq -e '.rtt_us >= 20000 and .rtt_us < 1000000' >/dev/null"
 check "flowmon: no retransmission in the clean TCP flow" \
 	sh -c "echo '$T' | jq -e '.retrans_fwd == 0' >/dev/null"
 
@@ -219,12 +221,17 @@ badf --sort size "--sort"
 nsenter --net="/run/netns/$CNS" $PY -c '
 import socket, time
 u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-end = time.time() + 4
+end = time.time() + 20
 while time.time() < end:
     u.sendto(b"t" * 500, ("10.205.0.2", 9998)); time.sleep(0.002)
 ' &
 UDP_PID=$!
-sleep 0.3
+# The sender runs until killed below (20 s at most): wait for its flow, not
+# a fixed time, so that top sees it on a loaded machine.
+for _ in $(seq 100); do
+	[ "$(sc -j flows proto udp dport 9998 2>/dev/null | jq length)" = 1 ] && break
+	sleep 0.1
+done
 timeout 20 nsenter --net="/run/netns/$CNS" "$SLUICE" top --iterations 2 --interval 0.5 >"$TMP/top" 2>&1
 check "flowmon: top --iterations 2 prints two frames" test "$(grep -c '^sluice top' "$TMP/top")" = 2
 check "flowmon: top shows the busy UDP flow first with a rate" \
