@@ -45,10 +45,12 @@ int sl_events_config(struct sl_ctx *ctx, __u32 drop_sample)
 
 	if (fd < 0)
 		return fd;
-	/* obs belongs to a capture or trace session: keep it. */
-	bpf_map_lookup_elem(fd, &zero, &cfg);
+	/* obs belongs to a capture or trace session: keep it (a failed read
+	 * must not write obs = 0 and turn a session off). */
+	if (bpf_map_lookup_elem(fd, &zero, &cfg))
+		err = sl_err(-errno, "cannot read sl_evcfg: %s", strerror(errno));
 	cfg.drop_sample = drop_sample;
-	if (bpf_map_update_elem(fd, &zero, &cfg, BPF_ANY))
+	if (!err && bpf_map_update_elem(fd, &zero, &cfg, BPF_ANY))
 		err = sl_err(-errno, "cannot write sl_evcfg: %s", strerror(errno));
 	close(fd);
 	return err;
