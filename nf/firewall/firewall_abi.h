@@ -193,7 +193,7 @@ struct fw_node {
 
 /* Rounds of the scan (one per jump, return, log or limit miss), bounded
  * so the verifier sees an end; the importer refuses deeper rule sets. */
-#define FW_MAX_ROUNDS 256
+#define FW_MAX_ROUNDS 4096
 
 enum fw_mode {
 	FW_MODE_PLAIN = 0, /* one rule list, block 0, on any hook */
