@@ -73,6 +73,14 @@ NAT_MAPPING_MAP(nat_snat_rev);
 NAT_MAPPING_MAP(nat_dnat_rev);
 #undef VALUE
 
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct nat_flags);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} nat_flags SEC(".maps");
+
 #define NS_PER_SEC 1000000000ULL
 
 /* Offsets in the headers. */
@@ -574,6 +582,21 @@ struct nat_xlat {
 	__u16 port;
 };
 
+static __always_inline struct nat_flags *flags(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&nat_flags, &zero);
+}
+
+static __always_inline void dnat_mark_used(void)
+{
+	struct nat_flags *f = flags();
+
+	if (f && !f->dnat_used)
+		f->dnat_used = 1;
+}
+
 /* A packet of a translated flow, original direction: SNAT gives its new
  * source, DNAT its new destination. With same_if, only a mapping made on
  * fl->ifindex applies. Returns 1 when a live mapping applies, 0 when none. */
@@ -678,6 +701,8 @@ static __noinline int nat_new(const struct nat_flow *fl, bool snat,
 	f.rule = found;
 	bpf_map_update_elem(snat ? (void *)&nat_snat_fwd : (void *)&nat_dnat_fwd,
 			    k, &f, BPF_ANY);
+	if (!snat)
+		dnat_mark_used();
 	count_rule(found, false);
 	__builtin_memcpy(x->addr, f.addr, 16);
 	x->port = f.port;
@@ -1057,14 +1082,65 @@ static __always_inline int xdp_apply(struct xdp_md *ctx, struct sl_meta *m,
 	return 0;
 }
 
+struct nat_cover {
+	__u32 addr[4];
+	__u8 family;
+	bool hit;
+};
+
+static long nat_cover_one(__u32 i, void *arg)
+{
+	const struct nat_rule *r = bpf_map_lookup_elem(&nat_rules, &i);
+	struct nat_cover *c = arg;
+	__u32 a, lo;
+
+	if (!r)
+		return 1;
+	if (r->kind == NAT_DNAT || r->family != c->family)
+		return 0;
+	if (c->family == 4) {
+		a = bpf_ntohl(c->addr[0]);
+		lo = bpf_ntohl(r->to_lo[0]);
+	} else {
+		if (c->addr[0] != r->to_lo[0] || c->addr[1] != r->to_lo[1] ||
+		    c->addr[2] != r->to_lo[2])
+			return 0;
+		a = bpf_ntohl(c->addr[3]);
+		lo = bpf_ntohl(r->to_lo[3]);
+	}
+	if (a - lo < (r->naddrs ? r->naddrs : 1)) {
+		c->hit = true;
+		return 1;
+	}
+	return 0;
+}
+
+/* Whether addr is an address some SNAT/masquerade rule translates to: only
+ * then can the packet be an SNAT reply (a reload removes the mappings to
+ * addresses no rule gives any more). Scanning the few rules costs less
+ * than a hash lookup that misses the cache. */
+static __always_inline bool snat_addr(const struct nat_config *cfg,
+				      const struct nat_key *k)
+{
+	struct nat_cover c = { .family = k->family };
+
+	__builtin_memcpy(c.addr, k->daddr, 16);
+	bpf_loop(cfg->nrules < NAT_MAX_RULES ? cfg->nrules : NAT_MAX_RULES,
+		 nat_cover_one, &c, 0);
+	return c.hit;
+}
+
 /* The fast path's NAT; see above. */
 static __always_inline int nat_xdp_run(struct xdp_md *ctx, struct sl_meta *m)
 {
 	struct bpf_fib_lookup fib;
 	struct nat_flow fl = {};
 	struct nat_xlat dx, sx, to;
+	const struct nat_config *cfg;
+	bool l4_ok, dnat, reply_snat, dnat_used;
+	struct nat_flags *fg;
 	__u8 l4[8] = {};
-	bool l4_ok, dnat, reply_snat;
+	__u32 zero = 0;
 	int ret;
 
 	l4_ok = m->ip_proto == SL_IPPROTO_ICMP || m->ip_proto == SL_IPPROTO_ICMPV6 ?
@@ -1075,10 +1151,18 @@ static __always_inline int nat_xdp_run(struct xdp_md *ctx, struct sl_meta *m)
 	__builtin_memcpy(to.addr, fl.k.daddr, 16);
 	to.port = fl.k.dport;
 
+	cfg = bpf_map_lookup_elem(&nat_config, &zero);
+	fg = flags();
+	if (!cfg || !fg)
+		return -SL_DROP_NF_STATE;
+	/* Lookups that would miss are skipped: no DNAT mapping was ever made,
+	 * or the destination is no SNAT address. */
+	dnat_used = fg->dnat_used;
+
 	/* Replies: an SNAT reply gets its destination back (what TC ingress
 	 * would do), a DNAT reply its source (TC egress would). */
-	reply_snat = nat_reply(&fl, true, &dx);
-	if (reply_snat || nat_reply(&fl, false, &sx)) {
+	reply_snat = snat_addr(cfg, &fl.k) && nat_reply(&fl, true, &dx);
+	if (reply_snat || (dnat_used && nat_reply(&fl, false, &sx))) {
 		if (nat_fib(ctx, m, &fl, reply_snat ? &dx : &to, &fib))
 			return SL_NEXT; /* the kernel's: the TC path translates */
 		if (reply_snat)
@@ -1091,8 +1175,8 @@ static __always_inline int nat_xdp_run(struct xdp_md *ctx, struct sl_meta *m)
 
 	/* Originals: DNAT by a rule of the arriving interface (before
 	 * routing, as at TC ingress), then the route, then SNAT. */
-	ret = nat_known(&fl, false, false, &dx);
-	if (!ret)
+	ret = dnat_used ? nat_known(&fl, false, false, &dx) : 0;
+	if (!ret && cfg->ndnat)
 		ret = nat_new(&fl, false, &dx);
 	if (ret < 0)
 		return ret;

@@ -608,6 +608,9 @@ static int fill_maps(struct nat_bpf *skel, const struct nat_specs *specs,
 		     const struct nat_rule *rules, __u32 nrules)
 {
 	struct nat_config cfg = { .nrules = nrules, .nspecs = specs->n };
+
+	for (__u32 i = 0; i < nrules; i++)
+		cfg.ndnat += rules[i].kind == NAT_DNAT;
 	int rules_fd = bpf_map__fd(skel->maps.nat_rules);
 	int specs_fd = bpf_map__fd(skel->maps.nat_specs);
 	__u32 zero = 0;

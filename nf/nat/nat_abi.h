@@ -97,6 +97,13 @@ struct nat_rule {
 struct nat_config {
 	__u32 nrules;
 	__u32 nspecs;
+	__u32 ndnat; /* compiled DNAT rules */
+};
+
+/* nat_flags (pinned by name, with the mappings): set once a DNAT mapping
+ * was made, so the XDP path skips DNAT lookups on gateways without any. */
+struct nat_flags {
+	__u32 dnat_used;
 };
 
 /* A rule as the user wrote it (kept for show and recompiled on reload):
