@@ -807,10 +807,11 @@ static __noinline int fw_reject(struct xdp_md *ctx, struct sl_meta *m,
 			return -1;
 		/* No error about an error: the kernel's icmp_pointers[] marks
 		 * types 1-7, 11 and 12 as errors and treats unknown ones (> 18)
-		 * as errors too. */
+		 * as errors too; router advertisements and solicitations (9,
+		 * 10) get no answer either (seen in the differential soak). */
 		if (m->ip_proto == 1 && (m->icmp_type > 18 ||
 					 (m->icmp_type >= 1 && m->icmp_type <= 7) ||
-					 m->icmp_type == 11 || m->icmp_type == 12))
+					 (m->icmp_type >= 9 && m->icmp_type <= 12)))
 			return -1;
 		return fw_icmp4(ctx, m, code, src);
 	}
