@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <net/if.h>
+#include <unistd.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <yaml.h>
@@ -351,6 +352,287 @@ static int fws_pair(struct pctx *c, const char *key, yaml_node_t *k,
 	return err ?: fw_rules(c, &fp, sub);
 }
 
+/* -- other NF types: conntrack, flowmon, router, httpmon -- */
+
+#define NSEC 1000000000ULL
+#define CT_SIZE_MIN 1024u
+#define CT_SIZE_MAX (1u << 24)
+#define CT_GC_MIN 10u
+#define CT_GC_MAX (3600u * 1000)
+
+/* A decimal number from min to max. */
+static int get_u32(struct pctx *c, yaml_node_t *v, const char *path, __u32 min,
+		   __u32 max, __u32 *out)
+{
+	unsigned long long x;
+	const char *s;
+	char *end, b[48];
+	int err = scalar(c, v, path, "a number", &s);
+
+	if (err)
+		return err;
+	errno = 0;
+	x = strtoull(s, &end, 10);
+	if (*s < '0' || *s > '9' || *end || errno || x < min || x > max)
+		return perr(c, v, path, "'%s': need a number from %u to %u",
+			    shown(s, strlen(s), b, sizeof(b)), min, max);
+	*out = x;
+	return 0;
+}
+
+static int get_bool(struct pctx *c, yaml_node_t *v, const char *path, bool *out)
+{
+	const char *s;
+	char b[48];
+	int err = scalar(c, v, path, "true or false", &s);
+
+	if (err)
+		return err;
+	if (strcmp(s, "true") && strcmp(s, "false"))
+		return perr(c, v, path, "'%s' is not true or false",
+			    shown(s, strlen(s), b, sizeof(b)));
+	*out = !strcmp(s, "true");
+	return 0;
+}
+
+/* A list of scalars, each given to add (a libsluice parser) as text. */
+static int get_list(struct pctx *c, yaml_node_t *v, const char *path, const char *what,
+		    int (*add)(struct httpmon_opts *o, const char *text),
+		    struct httpmon_opts *o)
+{
+	yaml_node_item_t *it;
+	char ipath[300], msg[300];
+	int err = 0;
+
+	if (v->type != YAML_SEQUENCE_NODE)
+		return perr(c, v, path, "expected a list of %s, found %s", what, kind(v));
+	for (it = v->data.sequence.items.start; it < v->data.sequence.items.top; it++) {
+		yaml_node_t *n;
+		const char *s;
+
+		snprintf(ipath, sizeof(ipath), "%s[%ld]", path,
+			 (long)(it - v->data.sequence.items.start));
+		n = get_node(c, *it, v, ipath, &err);
+		if (!n)
+			return err;
+		err = scalar(c, n, ipath, what, &s);
+		if (err)
+			return err;
+		if (add(o, s)) {
+			snprintf(msg, sizeof(msg), "%s", sl_errmsg());
+			return perr(c, n, ipath, "%s", msg);
+		}
+	}
+	return 0;
+}
+
+static int ct_timeouts_pair(struct pctx *c, const char *key, yaml_node_t *k,
+			    yaml_node_t *v, const char *path, void *arg)
+{
+	struct sl_config_nf *nf = arg;
+	char sub[256], text[96], msg[400];
+	const char *s;
+	int err;
+
+	join(sub, sizeof(sub), path, key);
+	err = scalar(c, v, sub, "seconds", &s);
+	if (err)
+		return err;
+	snprintf(text, sizeof(text), "%.40s=%.40s", key, s);
+	if (ct_timeout_parse(text, &nf->ct.cfg)) {
+		snprintf(msg, sizeof(msg), "%s", sl_errmsg());
+		return perr(c, v, sub, "%s", msg);
+	}
+	return 0;
+}
+
+static int ct_pair(struct pctx *c, const char *key, yaml_node_t *k,
+		   yaml_node_t *v, const char *path, void *arg)
+{
+	struct sl_config_nf *nf = arg;
+	struct ct_config *cfg = &nf->ct.cfg;
+	char sub[256], b[48];
+	const char *s;
+	bool on = false;
+	int err;
+
+	join(sub, sizeof(sub), path, key);
+	if (!strcmp(key, "size"))
+		return get_u32(c, v, sub, CT_SIZE_MIN, CT_SIZE_MAX, &nf->ct.max_entries);
+	if (!strcmp(key, "gc_interval_ms"))
+		return get_u32(c, v, sub, CT_GC_MIN, CT_GC_MAX, &cfg->gc_interval_ms);
+	if (!strcmp(key, "tcp")) {
+		err = scalar(c, v, sub, "loose or strict", &s);
+		if (err)
+			return err;
+		if (!strcmp(s, "loose"))
+			cfg->flags |= CT_CFG_LOOSE;
+		else if (!strcmp(s, "strict"))
+			cfg->flags &= ~CT_CFG_LOOSE;
+		else
+			return perr(c, v, sub, "'%s' is not loose or strict",
+				    shown(s, strlen(s), b, sizeof(b)));
+		return 0;
+	}
+	if (!strcmp(key, "drop_invalid")) {
+		err = get_bool(c, v, sub, &on);
+		if (err)
+			return err;
+		cfg->flags = on ? cfg->flags | CT_CFG_DROP_INVALID : cfg->flags & ~CT_CFG_DROP_INVALID;
+		return 0;
+	}
+	if (!strcmp(key, "timeouts")) {
+		if (is_null(v))
+			return 0;
+		if (v->type != YAML_MAPPING_NODE)
+			return perr(c, v, sub, "expected a mapping of timeout names to seconds, found %s",
+				    kind(v));
+		return each_pair(c, v, sub, ct_timeouts_pair, nf);
+	}
+	return unknown_key(c, k, path, key, "size, tcp, drop_invalid, gc_interval_ms, timeouts");
+}
+
+static int fm_pair(struct pctx *c, const char *key, yaml_node_t *k,
+		   yaml_node_t *v, const char *path, void *arg)
+{
+	struct sl_config_nf *nf = arg;
+	char sub[256];
+
+	join(sub, sizeof(sub), path, key);
+	if (!strcmp(key, "max_flows"))
+		return get_u32(c, v, sub, FM_FLOWS_MIN, FM_FLOWS_MAX, &nf->max_flows);
+	return unknown_key(c, k, path, key, "max_flows");
+}
+
+static int rt_pair(struct pctx *c, const char *key, yaml_node_t *k,
+		   yaml_node_t *v, const char *path, void *arg)
+{
+	return unknown_key(c, k, path, key, "a router has no settings: write {}");
+}
+
+static int http_port_add(struct httpmon_opts *o, const char *text)
+{
+	return httpmon_opts_add_port(o, text);
+}
+
+static int http_route_add(struct httpmon_opts *o, const char *text)
+{
+	return httpmon_opts_add_route(o, text);
+}
+
+static int http_pair(struct pctx *c, const char *key, yaml_node_t *k,
+		     yaml_node_t *v, const char *path, void *arg)
+{
+	struct sl_config_nf *nf = arg;
+	char sub[256];
+
+	join(sub, sizeof(sub), path, key);
+	if (!strcmp(key, "ports"))
+		return get_list(c, v, sub, "ports", http_port_add, &nf->http);
+	if (!strcmp(key, "routes"))
+		return is_null(v) ? 0 : get_list(c, v, sub, "routes (/PREFIX*)", http_route_add,
+						  &nf->http);
+	if (!strcmp(key, "max_templates"))
+		return get_u32(c, v, sub, 1, HTTP_TMPL_MAX, &nf->http.max_templates);
+	return unknown_key(c, k, path, key, "ports, routes, max_templates");
+}
+
+static int cmp_u16(const void *a, const void *b)
+{
+	return (int)*(const __u16 *)a - (int)*(const __u16 *)b;
+}
+
+static int cmp_route(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+/* One order for ports and routes (the kernel keeps routes by length), so
+ * the document and the loaded state compare and export the same. */
+static void http_normalize(struct httpmon_opts *o)
+{
+	qsort(o->ports, o->nports, sizeof(o->ports[0]), cmp_u16);
+	qsort(o->routes, o->nroutes, sizeof(o->routes[0]), cmp_route);
+	if (!o->max_templates)
+		o->max_templates = HTTP_TMPL_DEFAULT;
+}
+
+/* The sections by type, in the order documents and exports write them. */
+static const struct nf_section {
+	const char *key; /* the top-level key */
+	const char *type;
+	const char *fields; /* for messages */
+	pair_cb pair;
+} nf_sections[] = {
+	{ "conntrack", CT_TYPE, "size, tcp, drop_invalid, gc_interval_ms, timeouts", ct_pair },
+	{ "flowmon", FM_TYPE, "max_flows", fm_pair },
+	{ "router", RT_TYPE, "no settings", rt_pair },
+	{ "httpmon", HTTPMON_TYPE, "ports, routes, max_templates", http_pair },
+};
+#define NF_SECTIONS (sizeof(nf_sections) / sizeof(nf_sections[0]))
+
+/* Defaults, as the NF's own create command gives them. */
+static void nf_defaults(struct sl_config_nf *nf, const char *type)
+{
+	memset(nf, 0, sizeof(*nf));
+	snprintf(nf->type, sizeof(nf->type), "%s", type);
+	ct_config_default(&nf->ct.cfg);
+	nf->ct.max_entries = CT_DEFAULT_MAX;
+	nf->ct.cfg_set = true;
+	nf->max_flows = FM_FLOWS_DEFAULT;
+	nf->http.max_templates = HTTP_TMPL_DEFAULT;
+	if (strcmp(type, CT_TYPE))
+		memset(&nf->ct, 0, sizeof(nf->ct));
+	if (strcmp(type, FM_TYPE))
+		nf->max_flows = 0;
+	if (strcmp(type, HTTPMON_TYPE))
+		nf->http.max_templates = 0;
+}
+
+struct nfs_parse {
+	struct sl_config *cfg;
+	const struct nf_section *sec;
+};
+
+static int nfs_pair(struct pctx *c, const char *key, yaml_node_t *k,
+		    yaml_node_t *v, const char *path, void *arg)
+{
+	struct nfs_parse *np = arg;
+	struct sl_config *cfg = np->cfg;
+	struct sl_config_nf *nf;
+	char sub[256], b[48];
+	int err;
+
+	join(sub, sizeof(sub), path, key);
+	if (!name_ok(key))
+		return perr(c, k, path, "bad %s name '%s': 1 to %d letters, digits, '-' or '_'",
+			    np->sec->type, shown(key, strlen(key), b, sizeof(b)), SL_NAME_MAX - 1);
+	if (cfg->nfws + cfg->nnfs >= SL_MAX_SLOTS - 1)
+		return perr(c, k, path, "more than %d instances", SL_MAX_SLOTS - 1);
+	if (v->type != YAML_MAPPING_NODE && !is_null(v))
+		return perr(c, v, sub, "expected a mapping (%s), found %s", np->sec->fields, kind(v));
+	nf = realloc(cfg->nfs, (cfg->nnfs + 1) * sizeof(*nf));
+	if (!nf)
+		return sl_err(-ENOMEM, "out of memory");
+	cfg->nfs = nf;
+	nf = &cfg->nfs[cfg->nnfs++];
+	nf_defaults(nf, np->sec->type);
+	snprintf(nf->name, sizeof(nf->name), "%s", key);
+	nf->line = k->start_mark.line + 1;
+	if (v->type == YAML_MAPPING_NODE) {
+		err = each_pair(c, v, sub, np->sec->pair, nf);
+		if (err)
+			return err;
+	}
+	if (!strcmp(nf->type, HTTPMON_TYPE)) {
+		if (!nf->http.nports)
+			return perr(c, v, sub, "missing key 'ports' (an httpmon watches 1 to %d ports)",
+				    HTTP_MAX_PORTS);
+		http_normalize(&nf->http);
+	}
+	return 0;
+}
+
 /* -- chains -- */
 
 struct chain_parse {
@@ -409,6 +691,14 @@ static const struct sl_config_fw *find_fw(const struct sl_config *cfg, const cha
 	return NULL;
 }
 
+static const struct sl_config_nf *find_nf(const struct sl_config *cfg, const char *name)
+{
+	for (__u32 i = 0; i < cfg->nnfs; i++)
+		if (!strcmp(cfg->nfs[i].name, name))
+			return &cfg->nfs[i];
+	return NULL;
+}
+
 static int chain_item(struct pctx *c, struct sl_config *cfg, yaml_node_t *n,
 		      const char *path)
 {
@@ -464,8 +754,8 @@ static int chain_item(struct pctx *c, struct sl_config *cfg, yaml_node_t *n,
 			return err;
 		if (ch->n >= SL_CHAIN_MAX)
 			return perr(c, in, sub, "a chain holds at most %d instances", SL_CHAIN_MAX);
-		if (!find_fw(cfg, s))
-			return perr(c, in, ipath, "no instance '%s' in this document (under firewalls)",
+		if (!find_fw(cfg, s) && !find_nf(cfg, s))
+			return perr(c, in, ipath, "no instance '%s' in this document (under firewalls, conntrack, flowmon, router or httpmon)",
 				    shown(s, strlen(s), b, sizeof(b)));
 		for (__u32 j = 0; j < ch->n; j++)
 			if (!strcmp(ch->names[j], s))
@@ -478,6 +768,7 @@ static int chain_item(struct pctx *c, struct sl_config *cfg, yaml_node_t *n,
 struct top_parse {
 	struct sl_config *cfg;
 	yaml_node_t *fws, *chains;
+	yaml_node_t *nfs[NF_SECTIONS];
 };
 
 static int top_pair(struct pctx *c, const char *key, yaml_node_t *k,
@@ -508,13 +799,48 @@ static int top_pair(struct pctx *c, const char *key, yaml_node_t *k,
 		tp->chains = v;
 		return 0;
 	}
-	return unknown_key(c, k, path, key, "version, firewalls, chains");
+	for (size_t i = 0; i < NF_SECTIONS; i++) {
+		if (strcmp(key, nf_sections[i].key))
+			continue;
+		if (v->type != YAML_MAPPING_NODE && !is_null(v))
+			return perr(c, v, key, "expected a mapping of names to %s instances, found %s",
+				    nf_sections[i].type, kind(v));
+		tp->nfs[i] = v;
+		return 0;
+	}
+	return unknown_key(c, k, path, key,
+			   "version, firewalls, conntrack, flowmon, router, httpmon, chains");
 }
 
 static int cmp_fw(const void *a, const void *b)
 {
 	return strcmp(((const struct sl_config_fw *)a)->name,
 		      ((const struct sl_config_fw *)b)->name);
+}
+
+static int cmp_nf(const void *a, const void *b)
+{
+	return strcmp(((const struct sl_config_nf *)a)->name,
+		      ((const struct sl_config_nf *)b)->name);
+}
+
+/* Instance names are one namespace, whatever the section. */
+static int check_names(struct pctx *c, const struct sl_config *cfg)
+{
+	for (__u32 i = 0; i < cfg->nnfs; i++) {
+		const struct sl_config_nf *nf = &cfg->nfs[i];
+		const struct sl_config_fw *fw = find_fw(cfg, nf->name);
+		unsigned int other = fw ? fw->line : 0;
+
+		for (__u32 j = 0; j < cfg->nnfs && !other; j++)
+			if (j != i && !strcmp(cfg->nfs[j].name, nf->name) &&
+			    cfg->nfs[j].line < nf->line)
+				other = cfg->nfs[j].line;
+		if (other)
+			return sl_err(-EINVAL, "%s:%u: %s.%s: the name '%s' is already an instance on line %u",
+				      c->name, nf->line, nf->type, nf->name, nf->name, other);
+	}
+	return 0;
 }
 
 static int parse_doc(struct pctx *c, struct sl_config *cfg)
@@ -530,7 +856,8 @@ static int parse_doc(struct pctx *c, struct sl_config *cfg)
 	c->seen[0] = 1;
 	if (root->type != YAML_MAPPING_NODE)
 		return perr(c, root, NULL,
-			    "expected a mapping (version, firewalls, chains), found %s", kind(root));
+			    "expected a mapping (version, firewalls, conntrack, flowmon, router, httpmon, chains), found %s",
+			    kind(root));
 	err = each_pair(c, root, "", top_pair, &tp);
 	if (err)
 		return err;
@@ -542,6 +869,20 @@ static int parse_doc(struct pctx *c, struct sl_config *cfg)
 	}
 	if (cfg->nfws > 1)
 		qsort(cfg->fws, cfg->nfws, sizeof(*cfg->fws), cmp_fw);
+	for (size_t i = 0; i < NF_SECTIONS; i++) {
+		struct nfs_parse np = { .cfg = cfg, .sec = &nf_sections[i] };
+
+		if (!tp.nfs[i] || tp.nfs[i]->type != YAML_MAPPING_NODE)
+			continue;
+		err = each_pair(c, tp.nfs[i], nf_sections[i].key, nfs_pair, &np);
+		if (err)
+			return err;
+	}
+	err = check_names(c, cfg);
+	if (err)
+		return err;
+	if (cfg->nnfs > 1)
+		qsort(cfg->nfs, cfg->nnfs, sizeof(*cfg->nfs), cmp_nf);
 	if (tp.chains && tp.chains->type == YAML_SEQUENCE_NODE) {
 		yaml_node_item_t *it, *start = tp.chains->data.sequence.items.start;
 
@@ -567,6 +908,7 @@ void sl_config_free(struct sl_config *cfg)
 	for (__u32 i = 0; i < cfg->nfws; i++)
 		fw_ruleset_free(&cfg->fws[i].rs);
 	free(cfg->fws);
+	free(cfg->nfs);
 	free(cfg->chains);
 	free(cfg);
 }
@@ -754,6 +1096,88 @@ static void write_str(FILE *f, const char *s, bool json)
 		write_quoted(f, s);
 }
 
+/* The sections of the other NF types, those with instances only, after
+ * the firewalls: YAML at two spaces, or JSON members (each preceded by a
+ * comma: firewalls come first). */
+static void write_nf_body(FILE *f, const struct sl_config_nf *nf, bool json)
+{
+	const char *ind = json ? "\n      " : "\n    ";
+	const char *sep = json ? "," : "";
+	const char *q = json ? "\"" : "";
+
+	if (!strcmp(nf->type, CT_TYPE)) {
+		const struct ct_config *cfg = &nf->ct.cfg;
+		bool first = true;
+
+		fprintf(f, "%s%ssize%s: %u%s", ind, q, q, nf->ct.max_entries, sep);
+		fprintf(f, "%s%stcp%s: %s%s%s%s", ind, q, q, q,
+			cfg->flags & CT_CFG_LOOSE ? "loose" : "strict", q, sep);
+		fprintf(f, "%s%sdrop_invalid%s: %s%s", ind, q, q,
+			cfg->flags & CT_CFG_DROP_INVALID ? "true" : "false", sep);
+		fprintf(f, "%s%sgc_interval_ms%s: %u%s", ind, q, q, cfg->gc_interval_ms, sep);
+		fprintf(f, "%s%stimeouts%s:%s", ind, q, q, json ? " {" : "");
+		for (unsigned int i = 0; i < CT_TO_MAX; i++) {
+			if (!ct_timeout_name(i))
+				continue;
+			fprintf(f, "%s%s  %s%s%s: %llu", first ? "" : sep, ind, q,
+				ct_timeout_name(i), q,
+				(unsigned long long)(cfg->timeout_ns[i] / NSEC));
+			first = false;
+		}
+		fprintf(f, "%s", json ? "}" : "");
+	} else if (!strcmp(nf->type, FM_TYPE)) {
+		fprintf(f, "%s%smax_flows%s: %u", ind, q, q, nf->max_flows);
+	} else if (!strcmp(nf->type, HTTPMON_TYPE)) {
+		const struct httpmon_opts *o = &nf->http;
+
+		fprintf(f, "%s%sports%s: [", ind, q, q);
+		for (__u32 i = 0; i < o->nports; i++)
+			fprintf(f, "%s%u", i ? ", " : "", o->ports[i]);
+		fprintf(f, "]%s%s%sroutes%s: [", sep, ind, q, q);
+		for (__u32 i = 0; i < o->nroutes; i++) {
+			fprintf(f, "%s", i ? ", " : "");
+			write_str(f, o->routes[i], json);
+		}
+		fprintf(f, "]%s%s%smax_templates%s: %u", sep, ind, q, q, o->max_templates);
+	}
+}
+
+static void write_nfs(FILE *f, const struct sl_config *cfg, bool json)
+{
+	for (size_t s = 0; s < NF_SECTIONS; s++) {
+		const struct nf_section *sec = &nf_sections[s];
+		bool any = false;
+
+		for (__u32 i = 0; i < cfg->nnfs; i++) {
+			const struct sl_config_nf *nf = &cfg->nfs[i];
+			bool empty = !strcmp(nf->type, RT_TYPE);
+
+			if (strcmp(nf->type, sec->type))
+				continue;
+			if (json) {
+				if (!any)
+					fprintf(f, ",\n  \"%s\": {", sec->key);
+				fprintf(f, "%s\n    ", any ? "," : "");
+				write_quoted(f, nf->name);
+				fprintf(f, ": {");
+				write_nf_body(f, nf, true);
+				fprintf(f, "%s}", empty ? "" : "\n    ");
+			} else {
+				if (!any)
+					fprintf(f, "%s:\n", sec->key);
+				fprintf(f, "  ");
+				write_str(f, nf->name, false);
+				fprintf(f, ":%s", empty ? " {}" : "");
+				write_nf_body(f, nf, false);
+				fputc('\n', f);
+			}
+			any = true;
+		}
+		if (json && any)
+			fprintf(f, "\n  }");
+	}
+}
+
 int sl_config_write(const struct sl_config *cfg, FILE *f, bool json)
 {
 	char text[RULE_TEXT_MAX];
@@ -776,7 +1200,9 @@ int sl_config_write(const struct sl_config *cfg, FILE *f, bool json)
 			}
 			fprintf(f, "%s]\n    }", fw->rs.n ? "\n      " : "");
 		}
-		fprintf(f, "%s},\n  \"chains\": [", cfg->nfws ? "\n  " : "");
+		fprintf(f, "%s}", cfg->nfws ? "\n  " : "");
+		write_nfs(f, cfg, true);
+		fprintf(f, ",\n  \"chains\": [");
 		for (__u32 i = 0; i < cfg->nchains; i++) {
 			const struct sl_config_chain *ch = &cfg->chains[i];
 
@@ -811,6 +1237,7 @@ int sl_config_write(const struct sl_config *cfg, FILE *f, bool json)
 			fputc('\n', f);
 		}
 	}
+	write_nfs(f, cfg, false);
 	fprintf(f, "chains:%s\n", cfg->nchains ? "" : " []");
 	for (__u32 i = 0; i < cfg->nchains; i++) {
 		const struct sl_config_chain *ch = &cfg->chains[i];
@@ -832,8 +1259,69 @@ int sl_config_write(const struct sl_config *cfg, FILE *f, bool json)
 /* The NF types this schema describes; apply refuses to run beside others. */
 static bool describable(const char *type)
 {
+	for (size_t i = 0; i < NF_SECTIONS; i++)
+		if (!strcmp(type, nf_sections[i].type))
+			return true;
 	return !strcmp(type, FW_TYPE);
 }
+
+/* The table size of a conntrack instance, as `sluice conntrack stats`
+ * reads it. */
+static int ct_size_read(struct sl_ctx *ctx, const char *name, __u32 *size)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+	char dir[256];
+	int fd, err = 0;
+
+	sl_instance_dir(ctx, name, dir, sizeof(dir));
+	fd = sl_obj_get(dir, "ct_table");
+	if (fd < 0)
+		return sl_err(fd, "cannot open the table of '%s'", name);
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		err = sl_err(-errno, "cannot read the table of '%s': %s", name, strerror(errno));
+	close(fd);
+	*size = info.max_entries;
+	return err;
+}
+
+/* Reads a loaded instance of a described type other than firewall. */
+static int nf_read(struct sl_ctx *ctx, const struct sl_instance *inst,
+		   struct sl_config_nf *nf)
+{
+	struct fm_info fi;
+	struct httpmon_info hi = {};
+	int err = 0;
+
+	nf_defaults(nf, inst->type);
+	snprintf(nf->name, sizeof(nf->name), "%s", inst->name);
+	if (!strcmp(inst->type, CT_TYPE)) {
+		err = ct_config_read(ctx, nf->name, &nf->ct.cfg);
+		err = err ?: ct_size_read(ctx, nf->name, &nf->ct.max_entries);
+	} else if (!strcmp(inst->type, FM_TYPE)) {
+		err = fm_info_read(ctx, nf->name, &fi);
+		nf->max_flows = fi.max_flows;
+	} else if (!strcmp(inst->type, HTTPMON_TYPE)) {
+		err = httpmon_read(ctx, nf->name, &hi);
+		if (!err) {
+			struct httpmon_opts *o = &nf->http;
+
+			o->nports = hi.cfg.nports < HTTP_MAX_PORTS ? hi.cfg.nports : HTTP_MAX_PORTS;
+			memcpy(o->ports, hi.cfg.ports, sizeof(o->ports));
+			o->nroutes = hi.cfg.nroutes < HTTP_MAX_ROUTES ? hi.cfg.nroutes : HTTP_MAX_ROUTES;
+			for (__u32 i = 0; i < o->nroutes; i++)
+				snprintf(o->routes[i], HTTP_TMPL_LEN, "%.*s",
+					 (int)(hi.cfg.routes[i].name_len < HTTP_TMPL_LEN ?
+					       hi.cfg.routes[i].name_len : HTTP_TMPL_LEN - 1),
+					 hi.cfg.routes[i].name);
+			o->max_templates = hi.cfg.max_templates;
+			http_normalize(o);
+		}
+		httpmon_info_free(&hi);
+	}
+	return err;
+}
+
 
 struct inst_list {
 	struct sl_instance *v;
@@ -941,6 +1429,21 @@ static int read_state(struct sl_ctx *ctx, struct sl_config **out, struct inst_li
 	}
 	if (cfg->nfws > 1)
 		qsort(cfg->fws, cfg->nfws, sizeof(*cfg->fws), cmp_fw);
+	cfg->nfs = calloc(insts->n ? insts->n : 1, sizeof(*cfg->nfs));
+	if (!cfg->nfs) {
+		err = sl_err(-ENOMEM, "out of memory");
+		goto fail;
+	}
+	for (__u32 i = 0; i < insts->n; i++) {
+		if (!strcmp(insts->v[i].type, FW_TYPE) || !describable(insts->v[i].type))
+			continue;
+		err = nf_read(ctx, &insts->v[i], &cfg->nfs[cfg->nnfs]);
+		if (err)
+			goto fail;
+		cfg->nnfs++;
+	}
+	if (cfg->nnfs > 1)
+		qsort(cfg->nfs, cfg->nnfs, sizeof(*cfg->nfs), cmp_nf);
 	sl_chain_foreach(ctx, collect_chain, &cl);
 	if (cl.err) {
 		err = cl.err;
@@ -1222,6 +1725,90 @@ static int plan_chains(struct sl_ctx *ctx, const struct sl_config *cfg,
 	return 0;
 }
 
+static bool http_same(const struct httpmon_opts *a, const struct httpmon_opts *b)
+{
+	if (a->nports != b->nports || a->nroutes != b->nroutes ||
+	    a->max_templates != b->max_templates)
+		return false;
+	for (__u32 i = 0; i < a->nports; i++)
+		if (a->ports[i] != b->ports[i])
+			return false;
+	for (__u32 i = 0; i < a->nroutes; i++)
+		if (strcmp(a->routes[i], b->routes[i]))
+			return false;
+	return true;
+}
+
+/* Compares a desired instance of another type with the loaded one: *same,
+ * or a change its NF can make in place (conntrack options, as `sluice
+ * conntrack config`; httpmon settings, reloaded as `sluice http attach`
+ * does). A table size cannot change on a live instance: refused. */
+static int nf_compare(const struct sl_config_nf *w, const struct sl_config_nf *h, bool *same)
+{
+	*same = true;
+	if (!strcmp(w->type, CT_TYPE)) {
+		if (w->ct.max_entries != h->ct.max_entries)
+			return sl_err(-EBUSY, "conntrack.%s.size: the table of a live instance cannot be resized (%u -> %u entries), nor can 'sluice conntrack'; remove the instance from the document, apply, then add it back (its connections are forgotten)",
+				      w->name, h->ct.max_entries, w->ct.max_entries);
+		*same = !memcmp(&w->ct.cfg, &h->ct.cfg, sizeof(w->ct.cfg));
+	} else if (!strcmp(w->type, FM_TYPE)) {
+		if (w->max_flows != h->max_flows)
+			return sl_err(-EBUSY, "flowmon.%s.max_flows: the table of a live instance cannot be resized (%u -> %u flows), nor can 'sluice flows'; remove the instance from the document, apply, then add it back (its flows are forgotten)",
+				      w->name, h->max_flows, w->max_flows);
+	} else if (!strcmp(w->type, HTTPMON_TYPE)) {
+		*same = http_same(&w->http, &h->http);
+	}
+	return 0;
+}
+
+static int plan_nfs(const struct sl_config *cfg, const struct sl_config *cur,
+		    const struct inst_list *insts, struct sl_config_plan *plan)
+{
+	struct sl_config_inst_change *c;
+	bool same;
+	int err;
+
+	for (__u32 i = 0; i < cfg->nnfs; i++) {
+		const struct sl_config_nf *w = &cfg->nfs[i];
+		const struct sl_config_nf *h = find_nf(cur, w->name);
+
+		for (__u32 k = 0; k < insts->n; k++)
+			if (!strcmp(insts->v[k].name, w->name) && strcmp(insts->v[k].type, w->type))
+				return sl_err(-EEXIST, "%s.%s: instance '%s' exists and is a %s; delete it first",
+					      w->type, w->name, w->name, insts->v[k].type);
+		if (h) {
+			err = nf_compare(w, h, &same);
+			if (err)
+				return err;
+			if (same)
+				continue;
+		}
+		c = add_inst(plan);
+		if (!c)
+			return sl_err(-ENOMEM, "out of memory");
+		c->op = h ? SL_CFG_REPLACE : SL_CFG_CREATE;
+		snprintf(c->name, sizeof(c->name), "%s", w->name);
+		snprintf(c->type, sizeof(c->type), "%s", w->type);
+		c->nf = w;
+		if (h)
+			c->old_nf = *h;
+	}
+	for (__u32 i = 0; i < cur->nnfs; i++) {
+		const struct sl_config_nf *h = &cur->nfs[i];
+
+		if (find_nf(cfg, h->name) || find_fw(cfg, h->name))
+			continue;
+		c = add_inst(plan);
+		if (!c)
+			return sl_err(-ENOMEM, "out of memory");
+		c->op = SL_CFG_DELETE;
+		snprintf(c->name, sizeof(c->name), "%s", h->name);
+		snprintf(c->type, sizeof(c->type), "%s", h->type);
+		c->old_nf = *h;
+	}
+	return 0;
+}
+
 int sl_config_diff(struct sl_ctx *ctx, const struct sl_config *cfg,
 		   struct sl_config_plan **out)
 {
@@ -1299,6 +1886,9 @@ int sl_config_diff(struct sl_ctx *ctx, const struct sl_config *cfg,
 		if (err)
 			goto fail;
 	}
+	err = plan_nfs(cfg, cur, &insts, plan);
+	if (err)
+		goto fail;
 	/* The document cannot name them, so it would always delete them: an
 	 * operator applying firewalls would wipe a load balancer. */
 	for (__u32 k = 0; k < insts.n; k++) {
@@ -1384,6 +1974,135 @@ static void names_text(FILE *f, const char (*names)[SL_NAME_MAX], __u32 n)
 		fprintf(f, " %s", names[i]);
 }
 
+/* One line about an instance of another type: its settings. */
+static void nf_summary(FILE *f, const struct sl_config_nf *nf)
+{
+	if (!strcmp(nf->type, CT_TYPE)) {
+		fprintf(f, "size %u, tcp %s, drop_invalid %s, gc_interval_ms %u",
+			nf->ct.max_entries, nf->ct.cfg.flags & CT_CFG_LOOSE ? "loose" : "strict",
+			nf->ct.cfg.flags & CT_CFG_DROP_INVALID ? "true" : "false",
+			nf->ct.cfg.gc_interval_ms);
+	} else if (!strcmp(nf->type, FM_TYPE)) {
+		fprintf(f, "max_flows %u", nf->max_flows);
+	} else if (!strcmp(nf->type, HTTPMON_TYPE)) {
+		fprintf(f, "ports");
+		for (__u32 i = 0; i < nf->http.nports; i++)
+			fprintf(f, " %u", nf->http.ports[i]);
+		fprintf(f, ", routes");
+		for (__u32 i = 0; i < nf->http.nroutes; i++)
+			fprintf(f, " %s", nf->http.routes[i]);
+		if (!nf->http.nroutes)
+			fprintf(f, " (none)");
+		fprintf(f, ", max_templates %u", nf->http.max_templates);
+	} else {
+		fprintf(f, "created");
+	}
+}
+
+typedef void (*field_cb)(FILE *f, const char *field, const char *from, const char *to,
+			 bool *first);
+
+static void field_u32(FILE *f, field_cb cb, const char *field, __u32 a, __u32 b, bool *first)
+{
+	char x[16], y[16];
+
+	if (a == b)
+		return;
+	snprintf(x, sizeof(x), "%u", a);
+	snprintf(y, sizeof(y), "%u", b);
+	cb(f, field, x, y, first);
+}
+
+static void http_text(const struct httpmon_opts *o, bool routes, char *buf, size_t len)
+{
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (__u32 i = 0; i < (routes ? o->nroutes : o->nports) && n < len; i++) {
+		if (routes)
+			n += snprintf(buf + n, len - n, "%s%s", i ? " " : "", o->routes[i]);
+		else
+			n += snprintf(buf + n, len - n, "%s%u", i ? " " : "", o->ports[i]);
+	}
+	if (!buf[0])
+		snprintf(buf, len, "(none)");
+}
+
+/* Walks the settings that differ between a loaded and a desired instance. */
+static void nf_walk_changes(FILE *f, const struct sl_config_nf *old,
+			    const struct sl_config_nf *nf, field_cb cb)
+{
+	bool first = true;
+
+	if (!strcmp(nf->type, CT_TYPE)) {
+		const struct ct_config *a = &old->ct.cfg, *b = &nf->ct.cfg;
+		char field[64];
+
+		if ((a->flags ^ b->flags) & CT_CFG_LOOSE)
+			cb(f, "tcp", a->flags & CT_CFG_LOOSE ? "loose" : "strict",
+			   b->flags & CT_CFG_LOOSE ? "loose" : "strict", &first);
+		if ((a->flags ^ b->flags) & CT_CFG_DROP_INVALID)
+			cb(f, "drop_invalid", a->flags & CT_CFG_DROP_INVALID ? "true" : "false",
+			   b->flags & CT_CFG_DROP_INVALID ? "true" : "false", &first);
+		field_u32(f, cb, "gc_interval_ms", a->gc_interval_ms, b->gc_interval_ms, &first);
+		for (unsigned int i = 0; i < CT_TO_MAX; i++) {
+			if (!ct_timeout_name(i))
+				continue;
+			snprintf(field, sizeof(field), "timeouts.%s", ct_timeout_name(i));
+			field_u32(f, cb, field, a->timeout_ns[i] / NSEC, b->timeout_ns[i] / NSEC,
+				  &first);
+		}
+	} else if (!strcmp(nf->type, HTTPMON_TYPE)) {
+		char x[HTTP_MAX_ROUTES * HTTP_TMPL_LEN + 16], y[sizeof(x)];
+
+		for (int r = 0; r < 2; r++) {
+			http_text(&old->http, r, x, sizeof(x));
+			http_text(&nf->http, r, y, sizeof(y));
+			if (strcmp(x, y))
+				cb(f, r ? "routes" : "ports", x, y, &first);
+		}
+		field_u32(f, cb, "max_templates", old->http.max_templates,
+			  nf->http.max_templates, &first);
+	}
+}
+
+static void text_field(FILE *f, const char *field, const char *from, const char *to,
+		       bool *first)
+{
+	fprintf(f, "    %s: %s -> %s\n", field, from, to);
+}
+
+static void json_field(FILE *f, const char *field, const char *from, const char *to,
+		       bool *first)
+{
+	fprintf(f, "%s{\"field\": \"%s\", \"old\": ", *first ? "" : ", ", field);
+	write_quoted(f, from);
+	fprintf(f, ", \"new\": ");
+	write_quoted(f, to);
+	fputc('}', f);
+	*first = false;
+}
+
+static void nf_print(FILE *f, const struct sl_config_inst_change *c)
+{
+	switch (c->op) {
+	case SL_CFG_CREATE:
+		fprintf(f, "+ %s %s: ", c->type, c->name);
+		nf_summary(f, c->nf);
+		fputc('\n', f);
+		break;
+	case SL_CFG_REPLACE:
+		fprintf(f, "~ %s %s: %s\n", c->type, c->name,
+			!strcmp(c->type, CT_TYPE) ? "options set in place (its connections stay)" :
+			"reloaded (its counters start from zero)");
+		nf_walk_changes(f, &c->old_nf, c->nf, text_field);
+		break;
+	case SL_CFG_DELETE:
+		fprintf(f, "- %s %s: not in the document, deleted\n", c->type, c->name);
+		break;
+	}
+}
+
 int sl_config_plan_print(const struct sl_config_plan *plan, FILE *f)
 {
 	int err;
@@ -1395,6 +2114,10 @@ int sl_config_plan_print(const struct sl_config_plan *plan, FILE *f)
 	for (__u32 i = 0; i < plan->ninsts; i++) {
 		const struct sl_config_inst_change *c = &plan->insts[i];
 
+		if (strcmp(c->type, FW_TYPE)) {
+			nf_print(f, c);
+			continue;
+		}
 		switch (c->op) {
 		case SL_CFG_CREATE:
 			fprintf(f, "+ firewall %s: default %s, %u rule%s\n", c->name,
@@ -1478,7 +2201,11 @@ int sl_config_plan_print_json(const struct sl_config_plan *plan, FILE *f)
 		if (c->fw)
 			fprintf(f, ", \"default\": \"%s\", \"rules\": %u",
 				action_name(c->fw->rs.default_action), c->fw->rs.n);
-		if (c->op == SL_CFG_REPLACE) {
+		if (c->nf && c->op == SL_CFG_REPLACE) {
+			fprintf(f, ", \"field_changes\": [");
+			nf_walk_changes(f, &c->old_nf, c->nf, json_field);
+			fputc(']', f);
+		} else if (c->op == SL_CFG_REPLACE) {
 			fprintf(f, ", \"old_default\": \"%s\", \"rule_changes\": [",
 				action_name(c->old.default_action));
 			err = walk_rule_diff(c, f, json_rule_line);
@@ -1547,6 +2274,22 @@ static int replace_fw(struct sl_ctx *ctx, const struct sl_config_inst_change *c,
 	return err;
 }
 
+/* Creates an instance of another type, or sets its settings (to nf: the
+ * desired ones, or the old ones when undoing). */
+static int nf_set(struct sl_ctx *ctx, enum sl_config_op op, const struct sl_config_nf *nf)
+{
+	if (!strcmp(nf->type, CT_TYPE))
+		return op == SL_CFG_CREATE ? ct_create(ctx, nf->name, &nf->ct) :
+		       ct_config_write(ctx, nf->name, &nf->ct.cfg);
+	if (!strcmp(nf->type, FM_TYPE))
+		return fm_load(ctx, nf->name, nf->max_flows);
+	if (!strcmp(nf->type, RT_TYPE))
+		return rt_load(ctx, nf->name);
+	if (!strcmp(nf->type, HTTPMON_TYPE))
+		return httpmon_load(ctx, nf->name, &nf->http);
+	return sl_err(-EOPNOTSUPP, "%s: no such NF type", nf->type);
+}
+
 int sl_config_apply(struct sl_ctx *ctx, const struct sl_config_plan *plan)
 {
 	struct fw_counter ***old_per = calloc(plan->ninsts + 1, sizeof(*old_per));
@@ -1565,12 +2308,14 @@ int sl_config_apply(struct sl_ctx *ctx, const struct sl_config_plan *plan)
 	for (; done_insts < plan->ninsts; done_insts++) {
 		const struct sl_config_inst_change *c = &plan->insts[done_insts];
 
-		if (c->op == SL_CFG_CREATE)
+		if (c->nf && c->op != SL_CFG_DELETE)
+			err = nf_set(ctx, c->op, c->nf);
+		else if (c->op == SL_CFG_CREATE)
 			err = fw_load(ctx, c->name, &c->fw->rs, NULL);
 		else if (c->op == SL_CFG_REPLACE)
 			err = replace_fw(ctx, c, &old_per[done_insts], &old_n[done_insts]);
 		if (err) {
-			snprintf(msg, sizeof(msg), "firewall %s: %s", c->name, sl_errmsg());
+			snprintf(msg, sizeof(msg), "%s %s: %s", c->type, c->name, sl_errmsg());
 			goto undo;
 		}
 	}
@@ -1613,6 +2358,8 @@ undo:
 
 		if (c->op == SL_CFG_CREATE)
 			sl_instance_delete(ctx, c->name);
+		else if (c->op == SL_CFG_REPLACE && c->nf)
+			nf_set(ctx, SL_CFG_REPLACE, &c->old_nf);
 		else if (c->op == SL_CFG_REPLACE)
 			fw_load(ctx, c->name, &c->old,
 				old_n[done_insts] == c->old.n + 1 ?

@@ -21,6 +21,10 @@
 #include <stdio.h>
 #include "sluice.h"
 #include "firewall.h"
+#include "conntrack.h"
+#include "flowmon.h"
+#include "httpmon.h"
+#include "router.h"
 
 /* Documents larger than this are refused (a 65,536-rule firewall is about
  * 3 MiB of YAML). */
@@ -30,6 +34,17 @@ struct sl_config_fw {
 	char name[SL_NAME_MAX];
 	struct fw_ruleset rs; /* parsed rules, default in rs.default_action */
 	unsigned int line; /* where the document defines it (1-based) */
+};
+
+/* An instance of another NF type the schema describes: conntrack,
+ * flowmon, router or httpmon (type says which; the other fields stay 0). */
+struct sl_config_nf {
+	char name[SL_NAME_MAX];
+	char type[16];
+	unsigned int line;
+	struct ct_options ct; /* conntrack: table size and options (cfg_set) */
+	__u32 max_flows; /* flowmon */
+	struct httpmon_opts http; /* httpmon: ports and routes sorted */
 };
 
 struct sl_config_chain {
@@ -45,6 +60,8 @@ struct sl_config_chain {
 struct sl_config {
 	struct sl_config_fw *fws; /* sorted by name */
 	__u32 nfws;
+	struct sl_config_nf *nfs; /* sorted by name */
+	__u32 nnfs;
 	struct sl_config_chain *chains; /* in document order */
 	__u32 nchains;
 };
@@ -77,6 +94,8 @@ struct sl_config_inst_change {
 	char name[SL_NAME_MAX];
 	char type[16];
 	const struct sl_config_fw *fw; /* desired (create, replace) */
+	const struct sl_config_nf *nf; /* desired, another type */
+	struct sl_config_nf old_nf; /* loaded (replace of another type) */
 	struct fw_ruleset old; /* loaded (replace, delete of a firewall) */
 	/* replace: for each desired rule, the index of the same rule in old
 	 * (its counters carry over), or -1 for a new rule; from[n] is 0 when

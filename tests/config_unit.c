@@ -172,8 +172,8 @@ struct bad_case {
 static const struct bad_case bad[] = {
 	{ "", "t.yaml:1: empty document (write 'firewalls: {}' to remove every instance)" },
 	{ "# only a comment\n", "t.yaml:1: empty document*" },
-	{ "[1, 2]\n", "t.yaml:1: expected a mapping (version, firewalls, chains), found a list" },
-	{ "firewall: {}\n", "t.yaml:1: unknown key 'firewall' (version, firewalls, chains)" },
+	{ "[1, 2]\n", "t.yaml:1: expected a mapping (version, firewalls, conntrack, flowmon, router, httpmon, chains), found a list" },
+	{ "firewall: {}\n", "t.yaml:1: unknown key 'firewall' (version, firewalls, conntrack, flowmon, router, httpmon, chains)" },
 	{ "version: 2\n", "t.yaml:1: version: this sluice reads version 1" },
 	{ "firewalls: [a]\n", "t.yaml:1: firewalls: expected a mapping of names to firewalls, found a list" },
 	{ "firewalls:\n  a: {}\n  b: {}\n  a: {}\n", "t.yaml:4: firewalls: 'a' given twice (first on line 2)" },
@@ -207,7 +207,7 @@ static const struct bad_case bad[] = {
 	{ "chains:\n  - dev: lo\n    instances: []\n    devs: x\n", "t.yaml:4: chains[0]: unknown key 'devs' (dev, hook, instances)" },
 	{ "chains:\n  - dev: lo\n    instances: fw\n", "t.yaml:3: chains[0].instances: expected a list of instance names, found a string" },
 	{ "firewalls: {a: {}}\nchains:\n  - dev: lo\n    instances:\n      - a\n      - b\n",
-	  "t.yaml:6: chains[0].instances[1]: no instance 'b' in this document (under firewalls)" },
+	  "t.yaml:6: chains[0].instances[1]: no instance 'b' in this document (under firewalls, conntrack, flowmon, router or httpmon)" },
 	{ "firewalls: {a: {}}\nchains:\n  - dev: lo\n    instances: [a, a]\n",
 	  "t.yaml:4: chains[0].instances[1]: 'a' appears twice in the chain" },
 	{ "firewalls: {a: {}}\nchains:\n  - dev: lo\n    instances: [a]\n  - dev: lo\n    hook: ingress\n    instances: []\n",
@@ -219,6 +219,30 @@ static const struct bad_case bad[] = {
 	{ "firewalls:\n  a: {}\n---\nchains: []\n", "t.yaml:3: a second document ('---'): write one document" },
 	{ "? [a]\n: 1\n", "t.yaml:1: a key must be a string, found a list" },
 	{ "firewalls:\n  \"\\x01x\": {}\n", "t.yaml:2: firewalls: bad firewall name '?x'*" },
+	/* other NF types */
+	{ "conntrack: [ct]\n", "t.yaml:1: conntrack: expected a mapping of names to conntrack instances, found a list" },
+	{ "conntrack:\n  ct:\n    sise: 1024\n", "t.yaml:3: conntrack.ct: unknown key 'sise' (size, tcp, drop_invalid, gc_interval_ms, timeouts)" },
+	{ "conntrack:\n  ct:\n    size: 100\n", "t.yaml:3: conntrack.ct.size: '100': need a number from 1024 to 16777216" },
+	{ "conntrack:\n  ct:\n    size: 0x1000\n", "t.yaml:3: conntrack.ct.size: '0x1000': need a number*" },
+	{ "conntrack:\n  ct:\n    tcp: lax\n", "t.yaml:3: conntrack.ct.tcp: 'lax' is not loose or strict" },
+	{ "conntrack:\n  ct:\n    drop_invalid: yes\n", "t.yaml:3: conntrack.ct.drop_invalid: 'yes' is not true or false" },
+	{ "conntrack:\n  ct:\n    gc_interval_ms: 5\n", "t.yaml:3: conntrack.ct.gc_interval_ms: '5': need a number from 10 to 3600000" },
+	{ "conntrack:\n  ct:\n    timeouts:\n      udp: 0\n", "t.yaml:4: conntrack.ct.timeouts.udp: timeout 'udp=0': SECONDS must be 1*" },
+	{ "conntrack:\n  ct:\n    timeouts:\n      tcp_est: 10\n", "t.yaml:4: conntrack.ct.timeouts.tcp_est: timeout 'tcp_est': unknown*" },
+	{ "conntrack:\n  ct:\n    timeouts: [1]\n", "t.yaml:3: conntrack.ct.timeouts: expected a mapping of timeout names to seconds, found a list" },
+	{ "flowmon:\n  fm:\n    max_flows: 10\n", "t.yaml:3: flowmon.fm.max_flows: '10': need a number from 64 to 4194304" },
+	{ "flowmon:\n  fm:\n    flows: 100\n", "t.yaml:3: flowmon.fm: unknown key 'flows' (max_flows)" },
+	{ "router:\n  r:\n    mode: fast\n", "t.yaml:3: router.r: unknown key 'mode' (a router has no settings: write {})" },
+	{ "router:\n  r: fast\n", "t.yaml:2: router.r: expected a mapping (no settings), found a string" },
+	{ "httpmon:\n  web: {}\n", "t.yaml:2: httpmon.web: missing key 'ports' (an httpmon watches 1 to 8 ports)" },
+	{ "httpmon:\n  web:\n    ports: 80\n", "t.yaml:3: httpmon.web.ports: expected a list of ports, found a string" },
+	{ "httpmon:\n  web:\n    ports: [80, 70000]\n", "t.yaml:3: httpmon.web.ports[1]: *" },
+	{ "httpmon:\n  web:\n    ports: [80]\n    routes: [static]\n", "t.yaml:4: httpmon.web.routes[0]: --route 'static'*" },
+	{ "httpmon:\n  web:\n    ports: [80]\n    max_templates: 2000\n", "t.yaml:4: httpmon.web.max_templates: '2000': need a number from 1 to 1024" },
+	{ "httpmon:\n  web:\n    ports: [80]\n    path: x\n", "t.yaml:4: httpmon.web: unknown key 'path' (ports, routes, max_templates)" },
+	{ "firewalls: {a: {}}\nrouter:\n  a: {}\n", "t.yaml:3: router.a: the name 'a' is already an instance on line 1" },
+	{ "flowmon: {x: {}}\nrouter:\n  x: {}\n", "t.yaml:3: router.x: the name 'x' is already an instance on line 1" },
+	{ "conntrack:\n  c.t: {}\n", "t.yaml:2: conntrack: bad conntrack name 'c.t'*" },
 };
 
 static bool msg_matches(const char *got, const char *want)
@@ -308,10 +332,88 @@ out:
 	sl_config_free(cfg);
 }
 
+
+/* The other NF types: defaults, every setting, a chain naming them, and
+ * the YAML and JSON round trips (the documents written compare equal). */
+static const char nfs_doc[] =
+	"conntrack:\n"
+	"  ct:\n"
+	"    size: 4096\n"
+	"    tcp: strict\n"
+	"    drop_invalid: true\n"
+	"    gc_interval_ms: 250\n"
+	"    timeouts: {udp: 60, tcp_established: 3600}\n"
+	"  ct2:\n"
+	"flowmon:\n"
+	"  fm: {max_flows: 1024}\n"
+	"router:\n"
+	"  r1: {}\n"
+	"httpmon:\n"
+	"  web:\n"
+	"    ports: [8080, 80]\n"
+	"    routes: [\"/static/*\", \"/api/*\"]\n"
+	"firewalls: {f: {}}\n"
+	"chains:\n"
+	"  - dev: lo\n"
+	"    hook: tc-ingress\n"
+	"    instances: [ct, f, fm, web, r1]\n";
+
+static void test_nfs(void)
+{
+	struct sl_config *cfg, *back;
+	char *y, *j, *y2;
+	int err;
+
+	cfg = parse(nfs_doc, &err);
+	CHECK(!err && cfg, "other NF types parse");
+	if (!cfg)
+		return;
+	CHECK(cfg->nnfs == 5 && cfg->nfws == 1, "five instances of other types, one firewall");
+	CHECK(!strcmp(cfg->nfs[0].name, "ct") && !strcmp(cfg->nfs[0].type, CT_TYPE) &&
+	      cfg->nfs[0].ct.max_entries == 4096 && cfg->nfs[0].ct.cfg.gc_interval_ms == 250 &&
+	      cfg->nfs[0].ct.cfg.flags == CT_CFG_DROP_INVALID &&
+	      cfg->nfs[0].ct.cfg.timeout_ns[CT_TO_UDP] == 60ULL * 1000000000 &&
+	      cfg->nfs[0].ct.cfg.timeout_ns[CT_TCP_ESTABLISHED] == 3600ULL * 1000000000 &&
+	      cfg->nfs[0].ct.cfg.timeout_ns[CT_TO_ICMP] == 30ULL * 1000000000,
+	      "conntrack settings read, unset timeouts at the kernel's defaults");
+	CHECK(!strcmp(cfg->nfs[1].name, "ct2") && cfg->nfs[1].ct.max_entries == CT_DEFAULT_MAX &&
+	      cfg->nfs[1].ct.cfg.flags == CT_CFG_LOOSE &&
+	      cfg->nfs[1].ct.cfg.gc_interval_ms == CT_DEFAULT_GC_MS,
+	      "an empty conntrack takes sluice conntrack create's defaults");
+	CHECK(!strcmp(cfg->nfs[2].name, "fm") && cfg->nfs[2].max_flows == 1024, "flowmon max_flows");
+	CHECK(!strcmp(cfg->nfs[3].name, "r1") && !strcmp(cfg->nfs[3].type, RT_TYPE), "router");
+	CHECK(!strcmp(cfg->nfs[4].name, "web") && cfg->nfs[4].http.nports == 2 &&
+	      cfg->nfs[4].http.ports[0] == 80 && cfg->nfs[4].http.ports[1] == 8080 &&
+	      cfg->nfs[4].http.nroutes == 2 && !strcmp(cfg->nfs[4].http.routes[0], "/api/*") &&
+	      cfg->nfs[4].http.max_templates == HTTP_TMPL_DEFAULT,
+	      "httpmon ports and routes, sorted; max_templates default");
+	CHECK(cfg->nchains == 1 && cfg->chains[0].n == 5 && !strcmp(cfg->chains[0].names[3], "web"),
+	      "a chain names instances of every type");
+	y = write_doc(cfg, false);
+	j = write_doc(cfg, true);
+	CHECK(y && j, "written as YAML and JSON");
+	back = y ? parse(y, &err) : NULL;
+	y2 = back ? write_doc(back, false) : NULL;
+	CHECK(y2 && !strcmp(y, y2), "YAML round trip gives the same document");
+	free(y2);
+	sl_config_free(back);
+	back = j ? parse(j, &err) : NULL;
+	y2 = back ? write_doc(back, false) : NULL;
+	CHECK(y2 && y && !strcmp(y, y2), "JSON round trip gives the same document");
+	CHECK(y && strstr(y, "router:\n  r1: {}\n") && strstr(y, "    tcp: strict\n") &&
+	      strstr(y, "    routes: [\"/api/*\", \"/static/*\"]\n"), "sections as documented");
+	free(y2);
+	sl_config_free(back);
+	free(y);
+	free(j);
+	sl_config_free(cfg);
+}
+
 int main(void)
 {
 	test_valid();
 	test_errors();
 	test_plan_from_nothing();
+	test_nfs();
 	return check_exit();
 }

@@ -219,4 +219,79 @@ check "no instances left" test "$(S -j nf list)" = "[]"
 check "no chains left" test "$(S -j chain show)" = "[]"
 check "export of nothing" test "$(S export | grep -v '^#')" = "$(printf 'version: 1\nfirewalls: {}\nchains: []')"
 
+# 8. the other NF types: conntrack, flowmon, router, httpmon
+cat >"$TMP/nfs.yaml" <<EOF
+conntrack:
+  ct:
+    size: 4096
+    drop_invalid: true
+    timeouts: {udp: 60}
+flowmon:
+  fm: {max_flows: 1024}
+router:
+  rt: {}
+httpmon:
+  web:
+    ports: [80, 8080]
+    routes: ["/api/*"]
+firewalls:
+  web-in:
+    rules: [accept proto icmp]
+chains:
+  - dev: $DB
+    hook: ingress
+    instances: [ct, web-in, fm]
+  - dev: $DB
+    hook: tc-ingress
+    instances: [web]
+EOF
+ct_conf() { # PYEXPR on c, the options of conntrack ct
+	S -j conntrack config --name ct | /usr/bin/python3 -c "import json,sys; c=json.load(sys.stdin)[0]; print($1)"
+}
+out=$(S apply -f "$TMP/nfs.yaml" 2>&1)
+check "apply conntrack, flowmon, router, httpmon" test $? -eq 0 || echo "$out"
+check "plan: + conntrack ct with its settings" grep -qx "+ conntrack ct: size 4096, tcp loose, drop_invalid true, gc_interval_ms 5000" <<<"$out"
+check "plan: + router rt" grep -qx "+ router rt: created" <<<"$out"
+check "plan: + httpmon web" grep -qxF "+ httpmon web: ports 80 8080, routes /api/*, max_templates 64" <<<"$out"
+check "types as sluice nf list shows them" test "$(S -j nf list | /usr/bin/python3 -c 'import json,sys; print(sorted((i["name"], i["type"]) for i in json.load(sys.stdin)))')" = \
+	"[('ct', 'conntrack'), ('fm', 'flowmon'), ('rt', 'router'), ('web', 'httpmon'), ('web-in', 'firewall')]"
+check "conntrack options as sluice conntrack config shows them" \
+	test "$(ct_conf 'c["drop_invalid"], c["loose"], c["timeouts"]["udp"]')" = "True True 60"
+check "ping through the chain" ping_ok
+check "conntrack tracked the ping" grep -q icmp <<<"$(S conntrack list --name ct)"
+check "diff after apply: no changes" test "$(S diff -f "$TMP/nfs.yaml")" = "no changes"
+S export >"$TMP/nfs-e.yaml"
+check "export describes them" grep -q "^  rt: {}$" "$TMP/nfs-e.yaml"
+check "diff of the export: no changes" test "$(S diff -f "$TMP/nfs-e.yaml")" = "no changes"
+S -j export >"$TMP/nfs-e.json"
+check "diff of the JSON export: no changes" test "$(S diff -f "$TMP/nfs-e.json")" = "no changes"
+# Options change in place (the table stays), as sluice conntrack config.
+sed 's/drop_invalid: true/drop_invalid: false/; s/udp: 60/udp: 90/' "$TMP/nfs.yaml" >"$TMP/nfs2.yaml"
+want="~ conntrack ct: options set in place (its connections stay)
+    drop_invalid: true -> false
+    timeouts.udp: 60 -> 90
+1 change"
+check "diff: conntrack options, field by field" test "$(S diff -f "$TMP/nfs2.yaml")" = "$want"
+S apply -q -f "$TMP/nfs2.yaml"
+check "options applied" test "$(ct_conf 'c["drop_invalid"], c["timeouts"]["udp"]')" = "False 90"
+check "the connection table kept its entry" grep -q icmp <<<"$(S conntrack list --name ct)"
+# A table size cannot change on a live instance: refused, nothing changed.
+before=$(config_state)
+sed 's/size: 4096/size: 8192/; s/ports: \[80, 8080\]/ports: [80]/' "$TMP/nfs2.yaml" >"$TMP/nfs3.yaml"
+out=$(S apply -f "$TMP/nfs3.yaml" 2>&1)
+check "size change refused" test $? -eq 1
+check "... naming the field" grep -qF "conntrack.ct.size: the table of a live instance cannot be resized (4096 -> 8192 entries)" <<<"$out" || echo "$out"
+check "... nothing changed" test "$before" = "$(config_state)"
+check "... httpmon kept its 2 ports" test "$(S diff -f "$TMP/nfs2.yaml")" = "no changes"
+# httpmon settings reload it, as sluice http attach does.
+sed 's/ports: \[80, 8080\]/ports: [80]/' "$TMP/nfs2.yaml" >"$TMP/nfs4.yaml"
+out=$(S apply -f "$TMP/nfs4.yaml" 2>&1)
+check "httpmon ports changed" grep -qx "    ports: 80 8080 -> 80" <<<"$out"
+check "httpmon: no changes after" test "$(S diff -f "$TMP/nfs4.yaml")" = "no changes"
+# An unknown field anywhere: refused with line and path.
+sed 's/max_flows: 1024/maxflows: 1024/' "$TMP/nfs4.yaml" >"$TMP/nfs5.yaml"
+check "unknown field refused" grep -qF "nfs5.yaml:7: flowmon.fm: unknown key 'maxflows' (max_flows)" <<<"$(S apply -f "$TMP/nfs5.yaml" 2>&1)"
+echo 'firewalls: {}' | S apply -q -f -
+check "empty document removes them all" test "$(S -j nf list)" = "[]"
+
 sl_exit
