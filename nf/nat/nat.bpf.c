@@ -337,6 +337,7 @@ static __always_inline void nat_touch(struct nat_rev *r, __u8 proto,
 				      __u8 tcp_flags, bool reply, __u64 now)
 {
 	__u8 st = r->state;
+	__u64 exp;
 
 	if (reply)
 		st |= NAT_ST_REPLIED;
@@ -352,7 +353,11 @@ static __always_inline void nat_touch(struct nat_rev *r, __u8 proto,
 	}
 	if (st != r->state)
 		r->state = st;
-	r->expires = now + nat_timeout(proto, st) * NS_PER_SEC;
+	exp = now + nat_timeout(proto, st) * NS_PER_SEC;
+	/* Written when it moves by a second or more (or shrinks): a write
+	 * per packet would dirty the entry's cache line for nothing. */
+	if (exp >= r->expires + NS_PER_SEC || exp < r->expires)
+		r->expires = exp;
 }
 
 /* ---- rules -------------------------------------------------------------- */
