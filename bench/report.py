@@ -21,7 +21,6 @@ DESC = {
     "sluice": "sluice firewall (XDP root + firewall NF, decision tree)",
     "sluice-ipt": "sluice iptables import of the iptables-input file (`sluice iptables import --dev DEV FILE`)",
     "fwd-plain": "kernel forwarding, no filtering or NAT (an XDP pass program gives the veth NAPI)",
-    "fwd-plain-tcp": "kernel forwarding of TCP SYNs to port 80, nothing else (the baseline of obs)",
     "sluice-obs": "kernel forwarding + sluice flow monitor (XDP ingress) + HTTP parsing for port 80 (TC ingress)",
     "sluice-lb": "sluice load balancer (XDP), Maglev, NAT mode (`sluice lb restore` of ipvsadm-save lines)",
     "ipt-dnat": "iptables-nft nat table as kube-proxy writes it (statistic random to DNAT endpoints) + conntrack",
@@ -315,9 +314,10 @@ def main():
         "ctnat": ("Connection tracking + NAT", "UDP 10.78.0.0/16 -> 10.99.0.2:7777 forwarded "
                   "to the sink with source NAT (masquerade) on the way out",
                   ["fwd-plain", "sluice-ctnat", "nf-ctnat"], "sluice-ctnat"),
-        "obs": ("Observability overhead", "TCP SYNs 10.78.0.0/16 -> 10.99.0.2:80 forwarded to "
-                "the sink, with and without the flow monitor and HTTP parsing",
-                ["fwd-plain-tcp", "sluice-obs"], "fwd-plain-tcp"),
+        "obs": ("Observability overhead", "UDP 10.78.0.0/16 -> 10.99.0.2:80 forwarded to "
+                "the sink, with and without the flow monitor (every packet updates its "
+                "flow record) and the HTTP monitor on port 80 (non-TCP packets leave it "
+                "at its first test)", ["fwd-plain", "sluice-obs"], "fwd-plain"),
     }
     for sc, (title_, what, order, base) in fwd_desc.items():
         ks = sorted(k for k in list(stats) + list(skipped) if k[1] == sc)
