@@ -16,19 +16,6 @@
 
 static const char *const fm_pins[] = { "fm_flows", "fm_stats" };
 
-static bool fm_name_ok(const char *name)
-{
-	size_t n = strlen(name);
-
-	if (!n || n >= SL_NAME_MAX)
-		return false;
-	for (const char *p = name; *p; p++)
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-		      (*p >= '0' && *p <= '9') || *p == '-' || *p == '_'))
-			return false;
-	return true;
-}
-
 int fm_load(struct sl_ctx *ctx, const char *name, __u32 max_flows)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = sl_base(ctx));
@@ -37,9 +24,6 @@ int fm_load(struct sl_ctx *ctx, const char *name, __u32 max_flows)
 	char stage[PATH_MAX];
 	int err;
 
-	if (!fm_name_ok(name))
-		return sl_err(-EINVAL, "instance name '%s': 1 to %d letters, digits, '-' or '_'",
-			      name, SL_NAME_MAX - 1);
 	if (!max_flows)
 		max_flows = FM_FLOWS_DEFAULT;
 	if (max_flows < FM_FLOWS_MIN || max_flows > FM_FLOWS_MAX)
@@ -93,7 +77,8 @@ int fm_attach(struct sl_ctx *ctx, const char *name, const char *dev,
 	err = err ?: fm_load(ctx, name, max_flows);
 	for (int i = 0; i < nhooks && !err; i++)
 		err = sl_chain_ensure(ctx, dev, hooks[i], name);
-	if (err && !existed) {
+	/* Remove only what this call created (a refused name created nothing). */
+	if (err && !existed && !sl_instance_get(ctx, name, &inst)) {
 		char msg[256];
 
 		/* Keep the first message: the clean-up may fail with its own. */

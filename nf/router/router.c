@@ -13,19 +13,6 @@
 #include "router.h"
 #include "router.skel.h"
 
-static bool rt_name_ok(const char *name)
-{
-	size_t n = strlen(name);
-
-	if (!n || n >= SL_NAME_MAX)
-		return false;
-	for (const char *p = name; *p; p++)
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-		      (*p >= '0' && *p <= '9') || *p == '-' || *p == '_'))
-			return false;
-	return true;
-}
-
 int rt_load(struct sl_ctx *ctx, const char *name)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = sl_base(ctx));
@@ -34,9 +21,6 @@ int rt_load(struct sl_ctx *ctx, const char *name)
 	char stage[PATH_MAX];
 	int err;
 
-	if (!rt_name_ok(name))
-		return sl_err(-EINVAL, "instance name '%s': 1 to %d letters, digits, '-' or '_'",
-			      name, SL_NAME_MAX - 1);
 	if (!sl_instance_get(ctx, name, &inst)) {
 		if (strcmp(inst.type, RT_TYPE))
 			return sl_err(-EEXIST, "instance '%s' exists and is a %s, not a %s",
@@ -81,7 +65,8 @@ int rt_attach(struct sl_ctx *ctx, const char *name, const char *dev,
 	err = sl_chain_check(ctx, dev, hook, name);
 	err = err ?: rt_load(ctx, name);
 	err = err ?: sl_chain_ensure(ctx, dev, hook, name);
-	if (err && !existed) {
+	/* Remove only what this call created (a refused name created nothing). */
+	if (err && !existed && !sl_instance_get(ctx, name, &inst)) {
 		char msg[256];
 
 		snprintf(msg, sizeof(msg), "%s", sl_errmsg());
