@@ -142,6 +142,8 @@ check "refused: hook egress" \
 	sh -c "! nsenter --net=/run/netns/$RNS $SLUICE router attach $R1 --hook egress 2>/dev/null"
 check "refused: a name taken by another NF type" \
 	sh -c "! nsenter --net=/run/netns/$RNS $SLUICE router attach $R2 --name rtfw 2>/dev/null"
+check "refused: a bad instance name, with one clean message" \
+	sh -c "! nsenter --net=/run/netns/$RNS $SLUICE router attach $R2 --name bad.name 2>$TMP/err && grep -q \"instance name 'bad.name'\" $TMP/err && ! grep -q 'left behind' $TMP/err"
 check "refused requests changed no chain" \
 	test "$(sl_in "$RNS" "$SLUICE" -j chain show)" = "$before"
 
