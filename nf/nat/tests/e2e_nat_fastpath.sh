@@ -33,29 +33,9 @@ for t in ethtool jq python3; do
 	command -v "$t" >/dev/null || { fail "$t missing"; exit 1; }
 done
 
-sl_netns_add "$CNS"; sl_netns_add "$GNS"; sl_netns_add "$SNS"
-ip link add "$C" netns "$CNS" type veth peer name "$G1" netns "$GNS"
-ip link add "$G2" netns "$GNS" type veth peer name "$S" netns "$SNS"
-sl_in "$CNS" ip addr add 10.211.1.2/24 dev "$C"
-sl_in "$CNS" ip addr add fd00:211:1::2/64 dev "$C" nodad
-sl_in "$GNS" ip addr add 10.211.1.1/24 dev "$G1"
-sl_in "$GNS" ip addr add fd00:211:1::1/64 dev "$G1" nodad
-sl_in "$GNS" ip addr add 10.211.2.1/24 dev "$G2"
-sl_in "$GNS" ip addr add fd00:211:2::1/64 dev "$G2" nodad
-sl_in "$SNS" ip addr add 10.211.2.2/24 dev "$S"
-sl_in "$SNS" ip addr add fd00:211:2::2/64 dev "$S" nodad
-for x in "$CNS:$C" "$GNS:$G1" "$GNS:$G2" "$SNS:$S"; do
-	sl_in "${x%%:*}" ip link set "${x#*:}" up
-done
-# The client routes through the gateway; the server knows only its link.
-sl_in "$CNS" ip route add default via 10.211.1.1
-sl_in "$CNS" ip -6 route add default via fd00:211:1::1
-sl_in "$GNS" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
-# As in nf/router/tests/e2e_router.sh: GRO gives the veth ends NAPI for
-# XDP redirects; transmit checksum offload off, so frames carry finished
-# checksums, as from a real wire.
-sl_in "$CNS" ethtool -K "$C" gro on tx off >/dev/null
-sl_in "$SNS" ethtool -K "$S" gro on tx off >/dev/null
+# The server knows only its link: replies reach the client only translated.
+sl_routed "$CNS" "$C" "$GNS" "$G1" "$G2" "$SNS" "$S" 10.211 fd00:211 ||
+	{ fail "setup: routed topology"; exit 1; }
 
 gw() { sl_in "$GNS" "$SLUICE" "$@"; }
 fwd_count() { sl_in "$GNS" awk '/^Ip:/ && $2 ~ /^[0-9]/ { print $7 }' /proc/net/snmp; }

@@ -30,31 +30,10 @@ trap cleanup EXIT
 [ -x "$SLUICE" ] || { fail "build/sluice missing (run make)"; exit 1; }
 command -v ethtool >/dev/null || { fail "ethtool missing"; exit 1; }
 
-sl_netns_add "$CNS"; sl_netns_add "$RNS"; sl_netns_add "$SNS"
-ip link add "$C" netns "$CNS" type veth peer name "$R1" netns "$RNS"
-ip link add "$R2" netns "$RNS" type veth peer name "$S" netns "$SNS"
-sl_in "$CNS" ip addr add 10.210.1.2/24 dev "$C"
-sl_in "$CNS" ip addr add fd00:210:1::2/64 dev "$C" nodad
-sl_in "$RNS" ip addr add 10.210.1.1/24 dev "$R1"
-sl_in "$RNS" ip addr add fd00:210:1::1/64 dev "$R1" nodad
-sl_in "$RNS" ip addr add 10.210.2.1/24 dev "$R2"
-sl_in "$RNS" ip addr add fd00:210:2::1/64 dev "$R2" nodad
-sl_in "$SNS" ip addr add 10.210.2.2/24 dev "$S"
-sl_in "$SNS" ip addr add fd00:210:2::2/64 dev "$S" nodad
-for x in "$CNS:$C" "$RNS:$R1" "$RNS:$R2" "$SNS:$S"; do
-	sl_in "${x%%:*}" ip link set "${x#*:}" up
-done
-sl_in "$CNS" ip route add default via 10.210.1.1
-sl_in "$CNS" ip -6 route add default via fd00:210:1::1
+sl_routed "$CNS" "$C" "$RNS" "$R1" "$R2" "$SNS" "$S" 10.210 fd00:210 ||
+	{ fail "setup: routed topology"; exit 1; }
 sl_in "$SNS" ip route add default via 10.210.2.1
 sl_in "$SNS" ip -6 route add default via fd00:210:2::1
-sl_in "$RNS" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
-# An XDP redirect into a veth needs NAPI on the receiving end: GRO gives it.
-# Local senders on a veth leave checksums to "hardware" (CHECKSUM_PARTIAL),
-# which an XDP redirect cannot finish: the ends checksum in software, as
-# frames from a real wire are.
-sl_in "$CNS" ethtool -K "$C" gro on tx off >/dev/null
-sl_in "$SNS" ethtool -K "$S" gro on tx off >/dev/null
 
 fwd_count() { sl_in "$RNS" awk '/^Ip:/ && $2 ~ /^[0-9]/ { print $7 }' /proc/net/snmp; }
 rstat() { sl_in "$RNS" "$SLUICE" -j router show router | jq -r ".$1"; }
