@@ -303,6 +303,22 @@ void api_ctx_close(struct sl_ctx *ctx)
 	ctx_close(ctx);
 }
 
+const char *api_body_dev(json_t *body, struct api_resp *resp)
+{
+	json_t *v = json_object_get(body, "dev");
+	const char *dev;
+
+	if (!json_is_string(v) || !*(dev = json_string_value(v))) {
+		api_error(resp, 400, "dev", "'dev' (an interface name) is required");
+		return NULL;
+	}
+	if (sl_ifindex(dev) < 0) {
+		api_error(resp, 404, "dev", "%s", sl_errmsg());
+		return NULL;
+	}
+	return dev;
+}
+
 /* ---- JSON views (the shapes of `sluice -j`) ----------------------------- */
 
 struct name_by_slot {

@@ -79,13 +79,9 @@ static int h_fm_put(struct api_req *req, struct api_resp *resp)
 
 	if (!body)
 		return resp->status;
-	v = json_object_get(body, "dev");
-	if (!json_is_string(v) || !*(dev = json_string_value(v))) {
-		err = api_error(resp, 400, "dev", "'dev' (an interface name) is required");
-		goto out;
-	}
-	if (sl_ifindex(dev) < 0) {
-		err = api_error(resp, 404, "dev", "%s", sl_errmsg());
+	dev = api_body_dev(body, resp);
+	if (!dev) {
+		err = resp->status;
 		goto out;
 	}
 	v = json_object_get(body, "max_flows");

@@ -116,6 +116,9 @@ json_t *api_body_object(const struct api_req *req, struct api_resp *resp,
 int api_open_read(struct sl_ctx **ctx, struct api_resp *resp);
 int api_open_write(struct sl_ctx **ctx, struct api_resp *resp);
 void api_ctx_close(struct sl_ctx *ctx);
+/* The body's required "dev": an existing interface's name; NULL (resp set:
+ * 400 when missing, 404 when no such interface) otherwise. */
+const char *api_body_dev(json_t *body, struct api_resp *resp);
 
 /* Prints the route table, one "METHOD PATTERN" a line. */
 void api_print_routes(void);
