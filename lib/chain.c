@@ -274,5 +274,9 @@ int sl_reset(struct sl_ctx *ctx)
 	unlink(path);
 	snprintf(path, sizeof(path), SL_RUN_DIR "/%s.events.lock", ns);
 	unlink(path);
+	snprintf(path, sizeof(path), SL_RUN_DIR "/%s.obs.lock", ns);
+	unlink(path);
+	snprintf(path, sizeof(path), SL_RUN_DIR "/%s.evcfg.lock", ns);
+	unlink(path);
 	return sl_pin_dir_remove(ctx->base);
 }

@@ -39,19 +39,11 @@ static int events_map(struct sl_ctx *ctx, const char *name)
 
 int sl_events_config(struct sl_ctx *ctx, __u32 drop_sample)
 {
-	struct sl_evcfg cfg = {};
-	__u32 zero = 0;
-	int fd = events_map(ctx, "sl_evcfg"), err = 0;
+	int fd = events_map(ctx, "sl_evcfg"), err;
 
 	if (fd < 0)
 		return fd;
-	/* obs belongs to a capture or trace session: keep it (a failed read
-	 * must not write obs = 0 and turn a session off). */
-	if (bpf_map_lookup_elem(fd, &zero, &cfg))
-		err = sl_err(-errno, "cannot read sl_evcfg: %s", strerror(errno));
-	cfg.drop_sample = drop_sample;
-	if (!err && bpf_map_update_elem(fd, &zero, &cfg, BPF_ANY))
-		err = sl_err(-errno, "cannot write sl_evcfg: %s", strerror(errno));
+	err = sl_evcfg_update(ctx, fd, 0, 0, &drop_sample);
 	close(fd);
 	return err;
 }
@@ -338,9 +330,8 @@ static int ring_cb(void *arg, void *data, size_t size)
 	return ev->cb(&v, ev->arg);
 }
 
-/* One reader per namespace and ring: a ring has a single consumer
- * position. what names the ring ("events", "obs"). */
-int sl_reader_lock(struct sl_ctx *ctx, const char *what)
+/* Opens and locks /run/sluice/<namespace>.<what>.lock (flock flags). */
+static int ns_lock(struct sl_ctx *ctx, const char *what, int flags)
 {
 	const char *base = strrchr(sl_base(ctx), '/');
 	char path[PATH_MAX];
@@ -355,7 +346,7 @@ int sl_reader_lock(struct sl_ctx *ctx, const char *what)
 	if (fd < 0)
 		return sl_err(-errno, "cannot open lock %s: %s", path,
 			      strerror(errno));
-	if (flock(fd, LOCK_EX | LOCK_NB)) {
+	if (flock(fd, flags)) {
 		int err = errno;
 
 		close(fd);
@@ -368,6 +359,37 @@ int sl_reader_lock(struct sl_ctx *ctx, const char *what)
 			      strerror(err));
 	}
 	return fd;
+}
+
+/* One reader per namespace and ring: a ring has a single consumer
+ * position. what names the ring ("events", "obs"). */
+int sl_reader_lock(struct sl_ctx *ctx, const char *what)
+{
+	return ns_lock(ctx, what, LOCK_EX | LOCK_NB);
+}
+
+int sl_evcfg_update(struct sl_ctx *ctx, int fd, __u32 obs_set,
+		    __u32 obs_clear, const __u32 *drop_sample)
+{
+	struct sl_evcfg cfg;
+	__u32 zero = 0;
+	int lock = ns_lock(ctx, "evcfg", LOCK_EX), err = 0;
+
+	if (lock < 0)
+		return lock;
+	/* A failed read must not write obs = 0 and turn a session off. */
+	if (bpf_map_lookup_elem(fd, &zero, &cfg))
+		err = sl_err(-errno, "cannot read sl_evcfg: %s", strerror(errno));
+	if (!err) {
+		cfg.obs = (cfg.obs & ~obs_clear) | obs_set;
+		if (drop_sample)
+			cfg.drop_sample = *drop_sample;
+		if (bpf_map_update_elem(fd, &zero, &cfg, BPF_ANY))
+			err = sl_err(-errno, "cannot write sl_evcfg: %s",
+				     strerror(errno));
+	}
+	close(lock);
+	return err;
 }
 
 int sl_events_open(struct sl_ctx *ctx, sl_event_cb cb, void *arg,

@@ -21,4 +21,11 @@ struct sl_ctx {
  * its fd, or -EBUSY while another process holds it. */
 int sl_reader_lock(struct sl_ctx *ctx, const char *what);
 
+/* Read-modify-write of sl_evcfg (map fd) under a per-namespace lock:
+ * event sampling, capture and trace sessions and policy watching each
+ * change their own part, and must not undo each other's. Sets obs_set,
+ * clears obs_clear, and sets drop_sample unless it is NULL. */
+int sl_evcfg_update(struct sl_ctx *ctx, int fd, __u32 obs_set,
+		    __u32 obs_clear, const __u32 *drop_sample);
+
 #endif

@@ -304,15 +304,7 @@ __s64 sl_obs_realtime_offset(void)
 /* Sets or clears bits of sl_evcfg.obs, keeping drop_sample. */
 static int evcfg_obs(struct sl_obs *obs, __u32 set, __u32 clear)
 {
-	struct sl_evcfg cfg;
-	__u32 zero = 0;
-
-	if (bpf_map_lookup_elem(obs->evcfg_fd, &zero, &cfg))
-		return sl_err(-errno, "cannot read sl_evcfg: %s", strerror(errno));
-	cfg.obs = (cfg.obs & ~clear) | set;
-	if (bpf_map_update_elem(obs->evcfg_fd, &zero, &cfg, BPF_ANY))
-		return sl_err(-errno, "cannot write sl_evcfg: %s", strerror(errno));
-	return 0;
+	return sl_evcfg_update(obs->ctx, obs->evcfg_fd, set, clear, NULL);
 }
 
 static int reset_percpu(int fd);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/wait.h>
 #include <linux/bpf.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -396,6 +397,62 @@ static void run_chain(void)
 	sl_events_close(ev);
 }
 
+/* Two processes change their own parts of sl_evcfg at once (drop sampling;
+ * policy watching): neither may undo the other's change. */
+#define EVCFG_ROUNDS 2000
+static void run_evcfg_concurrent(void)
+{
+	struct sl_path_watch w = {};
+	pid_t pid[2];
+	__u32 sample = 0;
+	int i, status, bad = 0;
+
+	for (i = 0; i < 2; i++) {
+		pid[i] = fork();
+		if (pid[i] == 0) {
+			cpu_set_t all;
+			int err = 0;
+
+			/* Each on a CPU of its own, truly at once. */
+			CPU_ZERO(&all);
+			CPU_SET(i % sysconf(_SC_NPROCESSORS_ONLN), &all);
+			sched_setaffinity(0, sizeof(all), &all);
+
+			/* Each reads its own part back after each write:
+			 * only it changes that part, so a different value
+			 * means the other writer wrote back a stale copy. */
+			for (int r = 1; r <= EVCFG_ROUNDS && !err; r++) {
+				struct sl_path_watch pw = {};
+				__u32 ds = 0;
+
+				if (i)
+					err = sl_path_watch_set(ctx, r % 2, 0, 0, 0) ?:
+					      sl_path_watch_get(ctx, &pw) ?:
+					      (pw.on != r % 2);
+				else
+					err = sl_events_config(ctx, r) ?:
+					      sl_events_get_config(ctx, &ds) ?:
+					      (ds != (__u32)r);
+			}
+			/* The watcher ends on: rounds is even, turn it on. */
+			if (!err && i)
+				err = sl_path_watch_set(ctx, true, 0, 0, 0);
+			_exit(err ? 1 : 0);
+		}
+	}
+	for (i = 0; i < 2; i++)
+		if (pid[i] < 0 || waitpid(pid[i], &status, 0) != pid[i] ||
+		    !WIFEXITED(status) || WEXITSTATUS(status))
+			bad++;
+	check_report(!bad, "two writers of sl_evcfg: neither loses its change", NULL);
+	check_report(!sl_events_get_config(ctx, &sample) && sample == EVCFG_ROUNDS,
+		     "the last drop sampling stays", NULL);
+	check_report(!sl_path_watch_get(ctx, &w) && w.on,
+		     "policy watching set concurrently stays on", NULL);
+	sl_path_watch_set(ctx, false, 0, 0, 0);
+	sl_events_config(ctx, 0);
+}
+
 int main(void)
 {
 	cpu_set_t one;
@@ -428,6 +485,7 @@ int main(void)
 		run_filters();
 		run_bounds();
 		run_chain();
+		run_evcfg_concurrent();
 	}
 	sl_reset(ctx);
 	sl_close(ctx);
