@@ -87,6 +87,14 @@ struct sl_meta {
 	__u64 t_start; /* bpf_ktime_get_ns() at the root, when traced */
 	__u32 lb_backend; /* load balancer: backend chosen (id), 0 none */
 	__u32 pad3;
+	/* The router's FIB lookup, done already by an NF before it (the NAT
+	 * fast path) for the packet as it will leave: non-zero, the egress
+	 * interface, and the MACs to write. The router then skips its own
+	 * lookup. An NF that changes the packet's addresses after it was set
+	 * must clear it. */
+	__u32 fib_ifindex;
+	__u8 fib_smac[6];
+	__u8 fib_dmac[6];
 };
 
 /* Per-instance counters (per-CPU), indexed by slot. */

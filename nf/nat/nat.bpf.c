@@ -913,7 +913,9 @@ static __always_inline bool flow_of(struct nat_flow *fl, const struct sl_meta *m
 			(k->proto == icmp_proto(family) &&
 			 is_echo_req(family, m->icmp_type));
 	fl->tcp_flags = m->tcp_flags;
-	fl->now = bpf_ktime_get_ns();
+	/* Lifetimes are in seconds: the tick's clock does (and costs no
+	 * clock read per packet). */
+	fl->now = bpf_ktime_get_coarse_ns();
 	return true;
 }
 
@@ -975,6 +977,20 @@ static __always_inline int nat_run(struct __sk_buff *skb, struct sl_meta *m)
 #define NAT_AF_INET 2
 #define NAT_AF_INET6 10
 
+/* Offsets come from the root's parse; the mask makes their bounds visible
+ * to the verifier (headers sit in the first 512 bytes). */
+#define NAT_OFF_MASK 0x1ff
+
+static __always_inline void *pkt_ptr(void *data, void *data_end, __u32 off,
+				     __u32 len)
+{
+	void *p = data + (off & NAT_OFF_MASK);
+
+	if (p + len > data_end)
+		return NULL;
+	return p;
+}
+
 /* bpf_fib_lookup for the packet with destination to (address, port),
  * filled as the router NF fills it (same refusals: VLAN tags, fragments,
  * TTL 1). Returns the lookup's result; 0 (success) names fib->ifindex. */
@@ -982,11 +998,9 @@ static __noinline int nat_fib(struct xdp_md *ctx, const struct sl_meta *m,
 			      const struct nat_flow *fl, const struct nat_xlat *to,
 			      struct bpf_fib_lookup *fib)
 {
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
 	const struct nat_key *k = &fl->k;
-	union {
-		struct iphdr v4;
-		struct ipv6hdr v6;
-	} h;
 
 	__builtin_memset(fib, 0, sizeof(*fib));
 	if (m->l3_off != NAT_ETH_HLEN || (m->flags & SL_F_FRAG))
@@ -996,82 +1010,111 @@ static __noinline int nat_fib(struct xdp_md *ctx, const struct sl_meta *m,
 	fib->sport = bpf_htons(k->sport);
 	fib->dport = bpf_htons(to->port);
 	if (k->family == 4) {
-		if (bpf_xdp_load_bytes(ctx, NAT_ETH_HLEN, &h.v4, sizeof(h.v4)) ||
-		    h.v4.ttl <= 1)
+		struct iphdr *ip = data + NAT_ETH_HLEN;
+
+		if ((void *)(ip + 1) > data_end || ip->ttl <= 1)
 			return -1;
 		fib->family = NAT_AF_INET;
-		fib->tos = h.v4.tos;
-		fib->tot_len = bpf_ntohs(h.v4.tot_len);
+		fib->tos = ip->tos;
+		fib->tot_len = bpf_ntohs(ip->tot_len);
 		fib->ipv4_src = k->saddr[0];
 		fib->ipv4_dst = to->addr[0];
 	} else {
-		if (bpf_xdp_load_bytes(ctx, NAT_ETH_HLEN, &h.v6, sizeof(h.v6)) ||
-		    h.v6.hop_limit <= 1)
+		struct ipv6hdr *ip6 = data + NAT_ETH_HLEN;
+
+		if ((void *)(ip6 + 1) > data_end || ip6->hop_limit <= 1)
 			return -1;
 		fib->family = NAT_AF_INET6;
-		fib->flowinfo = *(__be32 *)&h.v6 & bpf_htonl(0x0fffffff);
-		fib->tot_len = sizeof(h.v6) + bpf_ntohs(h.v6.payload_len);
+		fib->flowinfo = *(__be32 *)ip6 & bpf_htonl(0x0fffffff);
+		fib->tot_len = sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
 		__builtin_memcpy(fib->ipv6_src, k->saddr, 16);
 		__builtin_memcpy(fib->ipv6_dst, to->addr, 16);
 	}
 	return bpf_fib_lookup(ctx, fib, sizeof(*fib), 0);
 }
 
+/* One's complement sum of n 32-bit words changed from old to new (RFC
+ * 1624), folded: what bpf_csum_diff computes, without the helper call. */
+static __always_inline __u32 csum_words(const __u32 *old, const __u32 *new,
+					int n)
+{
+	__u64 s = 0;
+
+	for (int i = 0; i < n; i++)
+		s += (__u64)(__u32)~old[i] + new[i];
+	return csum_fold(s);
+}
+
 /* Rewrites the source (src) or destination address and port of the packet
  * whose tuple is k, with incremental checksums (RFC 1624): the IPv4 header's,
  * and the L4 one over the pseudo-header (not ICMPv4's), a zero UDP checksum
- * staying zero. Every byte is read before any is written: a short packet
- * fails unchanged. */
+ * staying zero. Direct packet access; every header is found in the packet
+ * before any byte is written: a short packet fails unchanged. */
 static __noinline int xdp_rewrite(struct xdp_md *ctx, const struct sl_meta *m,
 				  const struct nat_key *k, bool src,
 				  const struct nat_xlat *x)
 {
-	int coff = l4_csum_off(k->proto);
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
 	__u16 oport = bpf_htons(src ? k->sport : k->dport);
-	__u16 nport = bpf_htons(x->port), ipc = 0, l4c = 0;
-	__u32 old[4] = {}, l3 = m->l3_off, l4 = m->l4_off;
-	__u32 aoff, poff, adiff, pdiff = 0;
+	__u16 nport = bpf_htons(x->port);
+	__u16 *check, *port;
+	__u32 *addr, adiff;
+	__u64 d;
 
-	if (k->family == 4) {
-		aoff = l3 + (src ? IP4_SADDR : IP4_DADDR);
-		if (bpf_xdp_load_bytes(ctx, aoff, old, 4) ||
-		    bpf_xdp_load_bytes(ctx, l3 + IP4_CSUM, &ipc, 2))
+	if (k->proto == SL_IPPROTO_TCP) {
+		struct tcphdr *th = pkt_ptr(data, data_end, m->l4_off, sizeof(*th));
+
+		if (!th)
 			return -1;
-		adiff = bpf_csum_diff(old, 4, (__u32 *)x->addr, 4, 0);
+		check = &th->check;
+		port = src ? &th->source : &th->dest;
+	} else if (k->proto == SL_IPPROTO_UDP) {
+		struct udphdr *uh = pkt_ptr(data, data_end, m->l4_off, sizeof(*uh));
+
+		if (!uh)
+			return -1;
+		check = &uh->check;
+		port = src ? &uh->source : &uh->dest;
+	} else if (k->proto == icmp_proto(k->family)) {
+		__u8 *ih = pkt_ptr(data, data_end, m->l4_off, 8);
+
+		if (!ih)
+			return -1;
+		check = (__u16 *)(ih + 2);
+		port = (__u16 *)(ih + ICMP_ECHO_ID);
 	} else {
-		aoff = l3 + (src ? IP6_SADDR : IP6_DADDR);
-		if (bpf_xdp_load_bytes(ctx, aoff, old, 16))
-			return -1;
-		adiff = bpf_csum_diff(old, 16, (__u32 *)x->addr, 16, 0);
-	}
-	if (coff < 0)
 		return -1; /* no ports: not a protocol NAT translates */
-	if (k->proto == SL_IPPROTO_TCP || k->proto == SL_IPPROTO_UDP)
-		poff = l4 + (src ? 0 : 2);
-	else
-		poff = l4 + ICMP_ECHO_ID;
-	if (bpf_xdp_load_bytes(ctx, l4 + coff, &l4c, 2))
-		return -1;
-	if (oport != nport) {
-		pdiff = diff16(oport, nport);
-		if (bpf_xdp_store_bytes(ctx, poff, &nport, 2))
-			return -1;
 	}
-	if (!(k->proto == SL_IPPROTO_UDP && !l4c)) {
-		__u64 d = (__u64)pdiff + (k->proto == SL_IPPROTO_ICMP ? 0 : adiff);
+	if (k->family == 4) {
+		struct iphdr *ip = pkt_ptr(data, data_end, m->l3_off, sizeof(*ip));
 
-		l4c = csum_apply(l4c, csum_fold(d));
-		if (k->proto == SL_IPPROTO_UDP && !l4c)
-			l4c = 0xffff;
-		if (bpf_xdp_store_bytes(ctx, l4 + coff, &l4c, 2))
+		if (!ip)
 			return -1;
+		addr = src ? &ip->saddr : &ip->daddr;
+		adiff = csum_words(addr, x->addr, 1);
+		*addr = x->addr[0];
+		ip->check = csum_apply(ip->check, adiff);
+	} else {
+		struct ipv6hdr *ip6 = pkt_ptr(data, data_end, m->l3_off, sizeof(*ip6));
+
+		if (!ip6)
+			return -1;
+		addr = (__u32 *)(src ? &ip6->saddr : &ip6->daddr);
+		adiff = csum_words(addr, x->addr, 4);
+		__builtin_memcpy(addr, x->addr, 16);
 	}
-	if (k->family == 6)
-		return bpf_xdp_store_bytes(ctx, aoff, (void *)x->addr, 16) ? -1 : 0;
-	ipc = csum_apply(ipc, adiff);
-	if (bpf_xdp_store_bytes(ctx, aoff, (void *)x->addr, 4) ||
-	    bpf_xdp_store_bytes(ctx, l3 + IP4_CSUM, &ipc, 2))
-		return -1;
+	/* ICMPv4's checksum has no pseudo-header. */
+	d = k->proto == SL_IPPROTO_ICMP ? 0 : adiff;
+	if (oport != nport) {
+		d += (__u16)~oport + (__u32)nport;
+		*port = nport;
+	}
+	if (k->proto == SL_IPPROTO_UDP && !*check)
+		return 0; /* no checksum: it stays none */
+	*check = csum_apply(*check, csum_fold(d));
+	if (k->proto == SL_IPPROTO_UDP && !*check)
+		*check = 0xffff;
 	return 0;
 }
 
@@ -1135,6 +1178,20 @@ static __always_inline bool snat_addr(const struct nat_config *cfg,
 	return c.hit;
 }
 
+/* Hands the router after this NF the lookup done for the packet: the
+ * route of the packet as the kernel would route it (before SNAT, after
+ * DNAT), so the router does not look it up again. */
+static __always_inline int fib_share(struct sl_meta *m,
+				     const struct bpf_fib_lookup *fib, int ret)
+{
+	if (ret)
+		return ret;
+	m->fib_ifindex = fib->ifindex;
+	__builtin_memcpy(m->fib_smac, fib->smac, 6);
+	__builtin_memcpy(m->fib_dmac, fib->dmac, 6);
+	return SL_NEXT;
+}
+
 /* The fast path's NAT; see above. */
 static __always_inline int nat_xdp_run(struct xdp_md *ctx, struct sl_meta *m)
 {
@@ -1171,8 +1228,8 @@ static __always_inline int nat_xdp_run(struct xdp_md *ctx, struct sl_meta *m)
 		if (nat_fib(ctx, m, &fl, reply_snat ? &dx : &to, &fib))
 			return SL_NEXT; /* the kernel's: the TC path translates */
 		if (reply_snat)
-			return xdp_apply(ctx, m, &fl.k, false, &dx) ?: SL_NEXT;
-		return xdp_apply(ctx, m, &fl.k, true, &sx) ?: SL_NEXT;
+			return fib_share(m, &fib, xdp_apply(ctx, m, &fl.k, false, &dx));
+		return fib_share(m, &fib, xdp_apply(ctx, m, &fl.k, true, &sx));
 	}
 	if (fl.k.proto == icmp_proto(fl.k.family) &&
 	    !is_echo_req(fl.k.family, m->icmp_type))
@@ -1204,8 +1261,8 @@ static __always_inline int nat_xdp_run(struct xdp_md *ctx, struct sl_meta *m)
 		fl.k.dport = dx.port;
 	}
 	if (ret)
-		return xdp_apply(ctx, m, &fl.k, true, &sx) ?: SL_NEXT;
-	return SL_NEXT;
+		return fib_share(m, &fib, xdp_apply(ctx, m, &fl.k, true, &sx));
+	return fib_share(m, &fib, 0);
 }
 
 SEC("xdp")

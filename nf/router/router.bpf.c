@@ -135,6 +135,37 @@ static __always_inline int rt_rewrite(struct sl_meta *m, void *data,
 	return SL_REDIRECT;
 }
 
+/* The lookup an NF before this one did for the packet (meta->fib_*): only
+ * the TTL and the MACs are left to do. Returns SL_REDIRECT, or SL_NEXT
+ * when the packet is not one to finish this way (then it is looked up). */
+static __always_inline int rt_shared(struct sl_meta *m, void *data,
+				     void *data_end)
+{
+	struct ethhdr *eth = data;
+
+	if (m->l3_off != RT_ETH_HLEN || (m->flags & SL_F_FRAG))
+		return SL_NEXT;
+	if (m->flags & SL_F_IPV4) {
+		struct iphdr *ip = data + RT_ETH_HLEN;
+
+		if ((void *)(ip + 1) > data_end || ip->ttl <= 1)
+			return SL_NEXT;
+		rt_ip4_ttl_dec(ip);
+	} else if (m->flags & SL_F_IPV6) {
+		struct ipv6hdr *ip6 = data + RT_ETH_HLEN;
+
+		if ((void *)(ip6 + 1) > data_end || ip6->hop_limit <= 1)
+			return SL_NEXT;
+		ip6->hop_limit--;
+	} else {
+		return SL_NEXT;
+	}
+	__builtin_memcpy(eth->h_dest, m->fib_dmac, RT_ETH_ALEN);
+	__builtin_memcpy(eth->h_source, m->fib_smac, RT_ETH_ALEN);
+	m->redirect_ifindex = m->fib_ifindex;
+	return SL_REDIRECT;
+}
+
 SEC("xdp")
 int router_xdp(struct xdp_md *ctx)
 {
@@ -147,6 +178,13 @@ int router_xdp(struct xdp_md *ctx)
 		return XDP_PASS;
 	data = (void *)(long)ctx->data;
 	data_end = (void *)(long)ctx->data_end;
+	if (m->fib_ifindex) {
+		verdict = rt_shared(m, data, data_end);
+		if (verdict == SL_REDIRECT) {
+			rt_count(BPF_FIB_LKUP_RET_SUCCESS);
+			return sl_finish_xdp(ctx, m, rt_slot, verdict);
+		}
+	}
 	rc = rt_prepare(m, data, data_end, &fib);
 	if (!rc) {
 		rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
