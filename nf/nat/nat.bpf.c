@@ -81,6 +81,14 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } nat_flags SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} nat_epoch SEC(".maps");
+
 #define NS_PER_SEC 1000000000ULL
 
 /* Offsets in the headers. */
@@ -576,6 +584,7 @@ static __always_inline void count_rule(__u32 rule, bool no_port)
 struct nat_flow {
 	struct nat_key k;
 	__u64 now;
+	__u32 epoch; /* nat_epoch; odd: check every reverse entry */
 	__u32 ifindex; /* the rule's interface: ingress (DNAT), egress (SNAT) */
 	__u8 tcp_flags;
 	bool has_ports;
@@ -602,9 +611,24 @@ static __always_inline void dnat_mark_used(void)
 		f->dnat_used = 1;
 }
 
+/* Whether the forward entry f, checked less than a second ago, can be
+ * used as it is: the packet changes nothing in the reverse entry (no TCP
+ * SYN, FIN or RST; its life would move by less than a second, see
+ * nat_touch) and no mapping was removed since (nat_epoch). The reverse
+ * entry cannot have gone meanwhile: it lives on for at least the shortest
+ * timeout (10 s), and nothing takes a live one. */
+static __always_inline bool fwd_fresh(const struct nat_fwd *f,
+				      const struct nat_flow *fl)
+{
+	return fl->now < f->fresh_until && f->epoch == fl->epoch &&
+	       !(fl->epoch & 1) && !(fl->tcp_flags & (TCP_SYN | TCP_FIN | TCP_RST));
+}
+
 /* A packet of a translated flow, original direction: SNAT gives its new
  * source, DNAT its new destination. With same_if, only a mapping made on
- * fl->ifindex applies. Returns 1 when a live mapping applies, 0 when none. */
+ * fl->ifindex applies. Returns 1 when a live mapping applies, 0 when none.
+ * The reverse entry (the allocation, and the mapping's life) is checked and
+ * refreshed once a second at most: one hash lookup a packet, not two. */
 static __noinline int nat_known(const struct nat_flow *fl, bool snat,
 				 bool same_if, struct nat_xlat *x)
 {
@@ -616,6 +640,13 @@ static __noinline int nat_known(const struct nat_flow *fl, bool snat,
 
 	if (!f)
 		return 0;
+	if (fwd_fresh(f, fl)) {
+		if (same_if && f->ifindex != fl->ifindex)
+			return 0;
+		__builtin_memcpy(x->addr, f->addr, 16);
+		x->port = f->port;
+		return 1;
+	}
 	rk = *k;
 	if (snat) {
 		__builtin_memcpy(rk.saddr, f->addr, 16);
@@ -638,6 +669,11 @@ static __noinline int nat_known(const struct nat_flow *fl, bool snat,
 	if (same_if && r->ifindex != fl->ifindex)
 		return 0;
 	nat_touch(r, k->proto, fl->tcp_flags, false, fl->now);
+	/* Until a packet would move the life by a second (nat_touch). */
+	f->ifindex = r->ifindex;
+	f->epoch = fl->epoch;
+	f->fresh_until = r->expires + NS_PER_SEC -
+			 nat_timeout(k->proto, r->state) * NS_PER_SEC;
 	__builtin_memcpy(x->addr, f->addr, 16);
 	x->port = f->port;
 	return 1;
@@ -892,6 +928,7 @@ static __always_inline bool flow_of(struct nat_flow *fl, const struct sl_meta *m
 				    const __u8 *l4, bool l4_ok)
 {
 	struct nat_key *k = &fl->k;
+	__u32 zero = 0, *ep;
 	__u8 family;
 
 	if (!(m->flags & (SL_F_IPV4 | SL_F_IPV6)) || !(m->flags & SL_F_L4))
@@ -916,6 +953,8 @@ static __always_inline bool flow_of(struct nat_flow *fl, const struct sl_meta *m
 	/* Lifetimes are in seconds: the tick's clock does (and costs no
 	 * clock read per packet). */
 	fl->now = bpf_ktime_get_coarse_ns();
+	ep = bpf_map_lookup_elem(&nat_epoch, &zero);
+	fl->epoch = ep ? *ep : 1;
 	return true;
 }
 

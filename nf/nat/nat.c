@@ -673,6 +673,26 @@ static int open_pin(struct sl_ctx *ctx, const char *name)
 	return sl_obj_get(sl_base(ctx), name);
 }
 
+/* nat_epoch around a removal of mappings (nat_abi.h): odd while it runs
+ * (begin), the next even value after (end). */
+static void epoch_move(struct sl_ctx *ctx, bool begin)
+{
+	int fd = open_pin(ctx, "nat_epoch");
+	__u32 zero = 0, e = 0;
+
+	if (fd < 0)
+		return; /* no NAT loaded yet: no mapping either */
+	if (!bpf_map_lookup_elem(fd, &zero, &e)) {
+		/* A new value each time: the next odd one, then even one. */
+		if (begin)
+			e += e & 1 ? 2 : 1;
+		else
+			e += e & 1 ? 1 : 2;
+		bpf_map_update_elem(fd, &zero, &e, BPF_ANY);
+	}
+	close(fd);
+}
+
 /* Every key of a mapping map, collected before any is deleted: deleting
  * while walking a hash restarts the walk. Returns the count, or -errno. */
 static int collect_keys(int fd, struct nat_key **out)
@@ -709,6 +729,7 @@ static void prune_snat(struct sl_ctx *ctx, const struct nat_rule *rules, __u32 n
 	struct nat_rev v;
 	int nkeys = rev >= 0 && fwd >= 0 ? collect_keys(rev, &keys) : 0;
 
+	epoch_move(ctx, true);
 	for (int i = 0; i < nkeys; i++) {
 		const struct nat_key *k = &keys[i];
 
@@ -722,6 +743,7 @@ static void prune_snat(struct sl_ctx *ctx, const struct nat_rule *rules, __u32 n
 		bpf_map_delete_elem(fwd, &fk);
 		bpf_map_delete_elem(rev, k);
 	}
+	epoch_move(ctx, false);
 	free(keys);
 	if (rev >= 0)
 		close(rev);
@@ -1134,6 +1156,7 @@ int nat_flush(struct sl_ctx *ctx)
 					     "nat_snat_fwd", "nat_dnat_fwd" };
 	int n = 0;
 
+	epoch_move(ctx, true);
 	for (int i = 0; i < 4; i++) {
 		int fd = open_pin(ctx, maps[i]), c;
 
@@ -1144,6 +1167,7 @@ int nat_flush(struct sl_ctx *ctx)
 			n += c;
 		close(fd);
 	}
+	epoch_move(ctx, false);
 	return n;
 }
 

@@ -50,12 +50,17 @@ struct nat_key {
 	__u16 pad;
 };
 
-/* *_fwd value: the translated address and port of the flow. */
+/* *_fwd value: the translated address and port of the flow, and what the
+ * last check of its reverse entry found, so that the flow's packets of the
+ * next second skip that lookup (nat_known in nat.bpf.c). */
 struct nat_fwd {
 	__u32 addr[4];
 	__u16 port;
 	__u16 pad;
 	__u32 rule;
+	__u32 ifindex; /* the reverse entry's: where the mapping was made */
+	__u32 epoch; /* nat_epoch at the check */
+	__u64 fresh_until; /* until then a packet leaves the reverse entry as is */
 };
 
 enum nat_state {
@@ -105,6 +110,11 @@ struct nat_config {
 struct nat_flags {
 	__u32 dnat_used;
 };
+
+/* nat_epoch (pinned by name, written by user space only): odd while
+ * mappings are being removed (flush, a reload's pruning), then moved on to
+ * the next even value, so that no forward entry checked before (or during)
+ * the removal is trusted without looking at its reverse entry again. */
 
 /* A rule as the user wrote it (kept for show and recompiled on reload):
  * its name and its words after the name. */

@@ -765,6 +765,38 @@ static void test_state(void)
 		 0, &(struct want){ V_PASS, NULL, "203.0.113.1", 80, 40000 }, NULL);
 }
 
+/* A flow's packets look at its reverse entry (the mapping's life) once a
+ * second at most: the life still follows the last packet. */
+static void test_refresh(void)
+{
+	const struct pkt_spec udp = V4("10.0.0.2", "198.51.100.2", UDP, .sport = 7100,
+				       .dport = 53, .payload = 4);
+	struct find_map f = { .src = "10.0.0.2", .sport = 7100 };
+	__u64 first;
+
+	case_pkt("refresh/udp new flow", if_out, SL_HOOK_TC_OUT, &udp, 0,
+		 &(struct want){ V_PASS, "203.0.113.1", "198.51.100.2", 7100, 53 }, NULL);
+	nat_mappings_foreach(ctx, find_map_cb, &f);
+	first = f.m.expires_in_ns;
+	check_report(f.count == 1 && first <= NAT_TO_UDP * 1000000000ULL &&
+			     first > (NAT_TO_UDP - 1) * 1000000000ULL,
+		     "refresh/unreplied udp mapping: 30 s", NULL);
+	usleep(1300000);
+	case_pkt("refresh/the same flow 1.3 s later", if_out, SL_HOOK_TC_OUT, &udp, 0,
+		 &(struct want){ V_PASS, "203.0.113.1", "198.51.100.2", 7100, 53 }, NULL);
+	f.count = 0;
+	nat_mappings_foreach(ctx, find_map_cb, &f);
+	check_report(f.count == 1 && f.m.expires_in_ns > (NAT_TO_UDP - 1) * 1000000000ULL,
+		     "refresh/its life starts again from the last packet", NULL);
+	/* After a flush the cached translation is not used: a new mapping. */
+	nat_flush(ctx);
+	case_pkt("refresh/after flush the flow is translated again", if_out, SL_HOOK_TC_OUT,
+		 &udp, 0, &(struct want){ V_PASS, "203.0.113.1", "198.51.100.2", 7100, 53 }, NULL);
+	f.count = 0;
+	nat_mappings_foreach(ctx, find_map_cb, &f);
+	check_report(f.count == 1, "refresh/and its mapping is made again", NULL);
+}
+
 /* Masquerade follows the interface's address on reload; mappings to the
  * old address go, as netfilter's do when the address goes. */
 /* ---- the XDP fast path -------------------------------------------------- */
@@ -1141,6 +1173,7 @@ int main(void)
 		test_dnat();
 		test_hairpin();
 		test_state();
+		test_refresh();
 		test_bad_rules();
 		test_xdp();
 		test_masq_address_change();
