@@ -81,10 +81,57 @@ static int link_attach(struct sl_ctx *ctx, const char *dev, __u32 ifindex,
 	return err;
 }
 
+/* Kinds of packet (enum sl_ignore) that an NF type passes on at TC
+ * without looking, whatever its configuration: the HTTP monitor looks at
+ * TCP only. Types not listed ignore nothing. */
+static const struct {
+	const char *type;
+	__u32 ignore;
+} tc_ignores[] = {
+	{ "httpmon", SL_IGN_NONIP | SL_IGN_UDP | SL_IGN_ICMP | SL_IGN_OTHER },
+};
+
+struct ignore_walk {
+	const struct sl_chain *chain;
+	__u32 ignore; /* AND over the instances found */
+	__u32 found; /* slots of the chain matched */
+};
+
+static int ignore_cb(const struct sl_instance *inst, void *arg)
+{
+	struct ignore_walk *w = arg;
+	__u32 ign = 0;
+
+	for (size_t t = 0; t < sizeof(tc_ignores) / sizeof(tc_ignores[0]); t++)
+		if (!strcmp(inst->type, tc_ignores[t].type))
+			ign = tc_ignores[t].ignore;
+	for (__u32 i = 0; i < w->chain->len; i++) {
+		if (w->chain->slots[i] == inst->slot) {
+			w->ignore &= ign;
+			w->found++;
+		}
+	}
+	return 0;
+}
+
+/* What every instance of a TC chain ignores; 0 at XDP, or when an
+ * instance cannot be read (the root then looks at every packet). */
+static __u32 chain_ignore(struct sl_ctx *ctx, enum sl_hook hook,
+			  const struct sl_chain *chain)
+{
+	struct ignore_walk w = { .chain = chain, .ignore = ~0u };
+
+	if (hook == SL_HOOK_XDP || sl_instance_foreach(ctx, ignore_cb, &w) ||
+	    w.found != chain->len)
+		return 0;
+	return w.ignore;
+}
+
 static int chain_set_idx(struct sl_ctx *ctx, const char *dev, __u32 ifindex,
-			 enum sl_hook hook, const struct sl_chain *chain)
+			 enum sl_hook hook, const struct sl_chain *in)
 {
 	struct sl_chain_key key = { .ifindex = ifindex, .hook = hook };
+	struct sl_chain c = *in, *chain = &c;
 	int err;
 
 	if (!chain->len) {
@@ -92,7 +139,9 @@ static int chain_set_idx(struct sl_ctx *ctx, const char *dev, __u32 ifindex,
 		bpf_map_delete_elem(ctx->chains_fd, &key);
 		return 0;
 	}
-	/* One update of a hash entry: packets see the old chain or the new. */
+	chain->ignore = chain_ignore(ctx, hook, chain);
+	/* One update of a hash entry: packets see the old chain or the new,
+	 * with what it ignores. */
 	if (bpf_map_update_elem(ctx->chains_fd, &key, chain, BPF_ANY))
 		return sl_err(-errno, "cannot update the chain of %s: %s", dev,
 			      strerror(errno));

@@ -206,4 +206,61 @@ static __always_inline int sl_parse(void *data, void *data_end,
 	return 0;
 }
 
+/* The kind of packet (enum sl_ignore) when a glance at fixed offsets shows
+ * it and sl_parse() would accept it: untagged Ethernet, IPv4 without
+ * fragmenting or IPv6 without extension headers, the L4 header whole.
+ * 0 when unsure (VLANs, fragments, extension headers, truncated or bad
+ * headers): the caller then parses the packet in full. */
+static __always_inline __u32 sl_peek_kind(void *data, void *data_end)
+{
+	struct ethhdr *eth = data;
+	__u32 l4_off, proto;
+
+	if ((void *)(eth + 1) > data_end)
+		return 0;
+	if (eth->h_proto == bpf_htons(SL_ETH_P_IP)) {
+		struct iphdr *ip = (void *)(eth + 1);
+
+		if ((void *)(ip + 1) > data_end || ip->version != 4 ||
+		    ip->ihl < 5 || (ip->frag_off & bpf_htons(0x3FFF)))
+			return 0;
+		l4_off = sizeof(*eth) + ip->ihl * 4;
+		proto = ip->protocol;
+	} else if (eth->h_proto == bpf_htons(SL_ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = (void *)(eth + 1);
+
+		if ((void *)(ip6 + 1) > data_end || ip6->version != 6)
+			return 0;
+		l4_off = sizeof(*eth) + sizeof(*ip6);
+		proto = ip6->nexthdr;
+	} else if (eth->h_proto == bpf_htons(SL_ETH_P_8021Q) ||
+		   eth->h_proto == bpf_htons(SL_ETH_P_8021AD)) {
+		return 0;
+	} else {
+		return SL_IGN_NONIP;
+	}
+	switch (proto) {
+	case SL_IPPROTO_TCP:
+		/* data offset >= 5 words is sl_parse_l4's test */
+		if (data + l4_off + sizeof(struct tcphdr) > data_end ||
+		    ((struct tcphdr *)(data + l4_off))->doff < 5)
+			return 0;
+		return SL_IGN_TCP;
+	case SL_IPPROTO_UDP:
+		return data + l4_off + sizeof(struct udphdr) <= data_end ?
+			       SL_IGN_UDP : 0;
+	case SL_IPPROTO_ICMP:
+	case SL_IPPROTO_ICMPV6:
+		return data + l4_off + 4 <= data_end ? SL_IGN_ICMP : 0;
+	case SL_IPPROTO_HOPOPTS:
+	case SL_IPPROTO_ROUTING:
+	case SL_IPPROTO_FRAGMENT:
+	case SL_IPPROTO_AH:
+	case SL_IPPROTO_DSTOPTS:
+		return 0;
+	default:
+		return data + l4_off <= data_end ? SL_IGN_OTHER : 0;
+	}
+}
+
 #endif

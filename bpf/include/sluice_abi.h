@@ -32,9 +32,23 @@ struct sl_chain_key {
 	__u32 hook;
 };
 
+/* Kinds of packet (one bit each) that an NF passes on (SL_NEXT) without
+ * looking further, whatever its configuration. */
+enum sl_ignore {
+	SL_IGN_NONIP = 1 << 0, /* neither IPv4 nor IPv6 */
+	SL_IGN_TCP = 1 << 1, /* unfragmented IPv4/IPv6 with these L4 headers */
+	SL_IGN_UDP = 1 << 2,
+	SL_IGN_ICMP = 1 << 3, /* ICMP or ICMPv6 */
+	SL_IGN_OTHER = 1 << 4, /* unfragmented IP, another upper protocol */
+};
+
 struct sl_chain {
 	__u32 len;
 	__u32 slots[SL_CHAIN_MAX];
+	/* Kinds every NF of the chain ignores (enum sl_ignore; set by
+	 * libsluice): a TC root leaves such a packet untouched, before its
+	 * own work, while no observation session runs. 0: none. */
+	__u32 ignore;
 };
 
 enum sl_meta_flags {

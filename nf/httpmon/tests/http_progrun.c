@@ -25,6 +25,7 @@
 #include "httpmon.h"
 #include "otlp.h"
 #include "lb.h"
+#include "flowmon.h"
 #include "check.h"
 #include "pktbuild.h"
 
@@ -36,6 +37,7 @@
 #define CAP_PORT 9090
 #define ROUTED "httproute"
 #define ROUTE_PORT 7070
+#define SL_TC_ACT_SHOT_ 2
 #define FAIL_PCAP "build/tests/http_fail.pcap"
 #define SEG_MAX 3600
 
@@ -494,6 +496,98 @@ static void run_other(void)
 	CHECK(!memcmp(&before, &info.cnt, sizeof(before)), "other traffic: no counter moves");
 }
 
+/* Packets httpmon cannot want (not TCP) leave a TC chain of httpmon
+ * instances before the root's work: no NF counts them. A malformed one is
+ * still dropped by the root; with another NF on the chain, or while a trace
+ * session runs, every packet goes through the chain. */
+static __u64 slot_packets(const char *inst)
+{
+	struct sl_nf_stats st = {};
+	__u64 drops[SL_DROP_MAX];
+	struct sl_instance i;
+
+	if (sl_instance_get(ctx, inst, &i) || sl_slot_stats(ctx, i.slot, &st, drops))
+		return ~0ULL;
+	return st.packets;
+}
+
+static void set_obs(__u32 obs)
+{
+	char path[512];
+	struct sl_evcfg cfg = {};
+	__u32 zero = 0;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/sl_evcfg", sl_base(ctx));
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return;
+	bpf_map_lookup_elem(fd, &zero, &cfg);
+	cfg.obs = obs;
+	bpf_map_update_elem(fd, &zero, &cfg, BPF_ANY);
+	close(fd);
+}
+
+static void run_ignore(void)
+{
+	struct pkt_spec udp = { .family = 4, .src = "10.9.0.1", .dst = "10.9.0.2", .proto = 17,
+				.sport = 5000, .dport = PORT, .payload = 32 };
+	struct pkt_spec udp6 = { .family = 6, .src = "fd00::1", .dst = "fd00::2", .proto = 17,
+				 .sport = 5000, .dport = PORT, .payload = 32 };
+	struct pkt_spec icmp = { .family = 4, .src = "10.9.0.1", .dst = "10.9.0.2", .proto = 1,
+				 .payload = 8 };
+	struct pkt_spec ack = { .family = 4, .src = "10.9.0.1", .dst = "10.9.0.2", .proto = 6,
+				.sport = 5000, .dport = PORT, .tcp_flags = 0x10 };
+	const struct pkt_spec *ignored[] = { &udp, &udp6, &icmp };
+	const char *with_fm[] = { INST, "fmhttp" };
+	const char *alone[] = { INST };
+	const char *all[] = { INST, CAPPED, ROUTED }; /* as attached */
+	const __u32 want = SL_IGN_NONIP | SL_IGN_UDP | SL_IGN_ICMP | SL_IGN_OTHER;
+	enum sl_hook fm_hook = SL_HOOK_TC_IN;
+	struct sl_chain chain;
+	__u8 pkt[PKT_MAX];
+	__u64 before;
+	size_t n;
+	bool ok = true;
+	int err;
+
+	err = sl_chain_set(ctx, DEV, SL_HOOK_TC_IN, alone, 1);
+	err = err ?: sl_chain_get(ctx, DEV, SL_HOOK_TC_IN, &chain);
+	if (!check_report(!err && chain.ignore == want,
+			  "ignore: a chain of httpmon ignores all but TCP", err ? sl_errmsg() : NULL))
+		goto out;
+	before = slot_packets(INST);
+	for (size_t i = 0; i < 3; i++) {
+		n = pkt_build(ignored[i], pkt);
+		ok &= run_frame(SL_HOOK_TC_IN, pkt, n, 1, NULL) == -1;
+	}
+	CHECK(ok && slot_packets(INST) == before,
+	      "ignore: UDP, UDP/IPv6, ICMP go on without reaching httpmon");
+	n = pkt_build(&ack, pkt);
+	CHECK(run_frame(SL_HOOK_TC_IN, pkt, n, 1, NULL) == -1 && slot_packets(INST) == before + 1,
+	      "ignore: TCP reaches httpmon");
+	n = pkt_build(&udp, pkt);
+	CHECK(run_frame(SL_HOOK_TC_IN, pkt, 14 + 20 + 4, 1, NULL) == SL_TC_ACT_SHOT_ &&
+		      slot_packets(INST) == before + 1,
+	      "ignore: a truncated UDP header is still dropped by the root");
+	set_obs(SL_OBS_TRACE);
+	CHECK(run_frame(SL_HOOK_TC_IN, pkt, n, 1, NULL) == -1 && slot_packets(INST) == before + 2,
+	      "ignore: while a trace session runs, UDP goes through the chain");
+	set_obs(0);
+	err = fm_attach(ctx, "fmhttp", DEV, &fm_hook, 1, 0);
+	err = err ?: sl_chain_set(ctx, DEV, SL_HOOK_TC_IN, with_fm, 2);
+	err = err ?: sl_chain_get(ctx, DEV, SL_HOOK_TC_IN, &chain);
+	if (check_report(!err && chain.ignore == 0,
+			 "ignore: with flowmon on the chain, nothing is ignored",
+			 err ? sl_errmsg() : NULL))
+		CHECK(run_frame(SL_HOOK_TC_IN, pkt, n, 1, NULL) == -1 &&
+			      slot_packets(INST) == before + 3 && slot_packets("fmhttp") == 1,
+		      "ignore: UDP then goes through httpmon and flowmon");
+out:
+	sl_chain_set(ctx, DEV, SL_HOOK_TC_IN, all, 3);
+	sl_instance_delete(ctx, "fmhttp");
+}
+
 /* The template cap: 4 templates, then "other". */
 static void run_cap(void)
 {
@@ -721,6 +815,7 @@ int main(int argc, char **argv)
 	run_span();
 	run_huge();
 	run_other();
+	run_ignore();
 	run_cap();
 	run_routes();
 	run_lb();
