@@ -663,6 +663,12 @@ static __always_inline __u32 ct_icmp_error(void *data, void *data_end,
 	} else {
 		ct_key_fill(&p, saddr, daddr, 0, 0, proto, v6 ? 6 : 4);
 	}
+	/* The error goes to the quoted packet's source, or it is INVALID
+	 * (the kernel's nf_conntrack_inet_error: "outer daddr != inner"). */
+	if (m->daddr[0] != saddr[0] || (v6 && (m->daddr[1] != saddr[1] ||
+						m->daddr[2] != saddr[2] ||
+						m->daddr[3] != saddr[3])))
+		return SL_CT_INVALID;
 	e = bpf_map_lookup_elem(&ct_table, &p.key);
 	if (!e || e->expires_ns <= bpf_ktime_get_coarse_ns())
 		return SL_CT_INVALID;
@@ -731,8 +737,10 @@ static __always_inline __u32 ct_parse(void *data, void *data_end,
 	case SL_IPPROTO_ICMPV6: {
 		__u8 *ih;
 
+		/* ICMP in IPv6 or ICMPv6 in IPv4: INVALID, as the kernel's
+		 * icmp(v6)_packet refuse the other family. */
 		if ((m->ip_proto == SL_IPPROTO_ICMPV6) != v6)
-			break; /* ICMP in IPv6 or ICMPv6 in IPv4: generic */
+			return SL_CT_INVALID;
 		if (ct_icmp_is_error(m->icmp_type, v6))
 			return ct_icmp_error(data, data_end, m, dir);
 		if (v6 && ct_icmpv6_untracked(m->icmp_type))
