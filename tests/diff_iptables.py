@@ -95,6 +95,9 @@ BACK6_PREFIXES = ["2001:db8:76::/47", "2001:db8:77::/48", "2001:db8:77::/64", "2
 PORTS = [0, 1, 7, 22, 53, 79, 80, 81, 443, 1023, 1024, 1025, 5353, 8080,
          32767, 32768, 65534, 65535]
 OTHER_PROTOS = [47, 132, 136, 253, 254, 99, 50]  # packets and rules
+# With conntrack states compared: the protocols both track generically
+# (the kernel's SCTP and UDP-Lite trackers check headers sluice does not).
+CT_OTHER_PROTOS = [47, 253, 254, 99, 50]
 RULE_PROTO_NUMS = [6, 17, 1, 58, 47, 132, 253, 50]
 ICMP4_TYPES = [0, 3, 5, 8, 11, 12, 13, 14, 30, 42, 100, 200, 254]
 ICMP6_TYPES = [1, 2, 3, 4, 100, 101, 127, 128, 129, 130, 133, 135, 136, 143, 200, 254]
@@ -441,17 +444,23 @@ def ipt_text(rules, default, fam):
 
 # ----------------------------------------------------------------- packets
 
-def gen_packet(rnd, nonce, seq, frags=True, back=0.0):
+def gen_packet(rnd, nonce, seq, frags=True, back=0.0, ct=False):
     """Returns (frame bytes without Ethernet, description for the model).
     With probability back, the source is one the routers route back
-    towards the sender (where REJECT answers go)."""
+    towards the sender (where REJECT answers go). With ct (conntrack
+    states compared), the packet is a connection of its own: sources and
+    destinations from disjoint pools and random ports, so that no later
+    packet is its reply or continues it (see CT_NOTES)."""
     tag = MAGIC + struct.pack("!II", nonce, seq)
     fam = rnd.choice([4, 6])
     addrs = V4_ADDRS if fam == 4 else V6_ADDRS
-    src, dst = rnd.choice(addrs), rnd.choice(addrs)
+    if ct:
+        src, dst = rnd.choice(addrs[0::2]), rnd.choice(addrs[1::2])
+    else:
+        src, dst = rnd.choice(addrs), rnd.choice(addrs)
     if back and rnd.random() < back:
         src = rnd.choice(BACK4_ADDRS if fam == 4 else BACK6_ADDRS)
-    if rnd.random() < 0.1:  # somewhere in the pools' neighbourhood
+    if not ct and rnd.random() < 0.1:  # somewhere in the pools' neighbourhood
         base = ipaddress.ip_address(rnd.choice(addrs))
         src = str(ipaddress.ip_address(int(base) ^ rnd.randrange(1 << 8)))
     d = {"fam": fam, "src": src, "dst": dst, "l4": True, "sport": 0, "dport": 0,
@@ -464,11 +473,11 @@ def gen_packet(rnd, nonce, seq, frags=True, back=0.0):
     elif x < 0.85:
         proto = 1 if fam == 4 else 58
     else:
-        proto = rnd.choice(OTHER_PROTOS + [1 if fam == 6 else 58, 6, 17])
+        proto = rnd.choice((CT_OTHER_PROTOS if ct else OTHER_PROTOS) + [1 if fam == 6 else 58, 6, 17])
     d["proto"] = proto
     frag = rnd.random()
-    nonfirst = frag < 0.08 and frags
-    first = 0.08 <= frag < 0.13
+    nonfirst = frag < 0.08 and frags and not ct
+    first = 0.08 <= frag < 0.13 and not ct
     pad = bytes(rnd.randrange(256) for _ in range(rnd.choice([0, 0, 3, 20])))
     if nonfirst:
         d["l4"] = False
@@ -476,6 +485,8 @@ def gen_packet(rnd, nonce, seq, frags=True, back=0.0):
     elif proto == 6:
         d["sport"] = rnd.choice(PORTS) if rnd.random() < 0.6 else rnd.randrange(65536)
         d["dport"] = rnd.choice(PORTS) if rnd.random() < 0.6 else rnd.randrange(65536)
+        if ct:
+            d["sport"] = rnd.randrange(1024, 65536)
         d["flags"] = rnd.randrange(256) if rnd.random() < 0.7 else rnd.choice([2, 0x12, 0x10, 0x11, 4])
         l4 = TCP(sport=d["sport"], dport=d["dport"], flags=d["flags"],
                  seq=rnd.randrange(1 << 32), ack=rnd.randrange(1 << 32),
@@ -485,6 +496,8 @@ def gen_packet(rnd, nonce, seq, frags=True, back=0.0):
     elif proto == 17:
         d["sport"] = rnd.choice(PORTS) if rnd.random() < 0.6 else rnd.randrange(65536)
         d["dport"] = rnd.choice(PORTS) if rnd.random() < 0.6 else rnd.randrange(65536)
+        if ct:
+            d["sport"] = rnd.randrange(1024, 65536)
         l4 = UDP(sport=d["sport"], dport=d["dport"]) / Raw(tag + pad)
     elif proto == 1:
         d["itype"] = rnd.choice(ICMP4_TYPES) if rnd.random() < 0.7 else rnd.randrange(256)
@@ -615,6 +628,7 @@ class Harness:
     def settle(self, want, seen, quiet, wait_max):
         """Drains until the receivers stay quiet for quiet seconds (bounded)."""
         fds = [self.t.rx[k].fileno() for k in ("A", "B")]
+        fds += [so.fileno() for so in getattr(self, "back", {}).values()]
         deadline = time.time() + wait_max
         last = time.time()
         while time.time() < deadline:
@@ -638,13 +652,33 @@ class Harness:
             time.sleep(0.002)
         self.settle(want, seen, self.args.quiet, self.args.wait_max)
 
-    def make_packets(self, rnd, n, back=0.0):
+    def make_packets(self, rnd, n, back=0.0, ct=False):
         out = []
         for _ in range(n):
             self.seq += 1
-            l3, d = gen_packet(rnd, self.nonce, self.seq, self.frags, back)
+            l3, d = gen_packet(rnd, self.nonce, self.seq, self.frags, back, ct)
             out.append((self.seq, l3, d))
         return out
+
+    def make_flows(self, rnd, npackets):
+        """Connections (FlowGen) of about npackets packets in all."""
+        def newtag():
+            self.seq += 1
+            return self.seq, MAGIC + struct.pack("!II", self.nonce, self.seq)
+
+        ports = [0]
+
+        def port():
+            ports[0] += 1
+            return CT_PORT0 + ports[0] % 25000
+
+        g = FlowGen(rnd, newtag, port)
+        flows, n = [], 0
+        while n < npackets:
+            f = g.flow()
+            flows.append(f)
+            n += len(f)
+        return flows
 
     def run_set(self, label, seed, rules, default, pkts, expect=None):
         """Loads a rule set, sends pkts, compares. Returns True on success."""
@@ -760,7 +794,19 @@ def neg(rnd, p=0.25):
     return "! " if rnd.random() < p else ""
 
 
-def ipt_gen_rule(rnd, fam, chain, users, depth):
+CT_STATES = ["NEW", "ESTABLISHED", "RELATED", "INVALID"]
+
+
+def ipt_ct_match(rnd):
+    """-m conntrack --ctstate or -m state --state, one or two states."""
+    pool = CT_STATES + (["UNTRACKED"] if rnd.random() < 0.2 else [])
+    states = ",".join(rnd.sample(pool, rnd.choice([1, 1, 1, 2])))
+    if rnd.random() < 0.5:
+        return "-m conntrack %s--ctstate %s" % (neg(rnd, 0.15), states)
+    return "-m state %s--state %s" % (neg(rnd, 0.15), states)
+
+
+def ipt_gen_rule(rnd, fam, chain, users, depth, ct=False):
     w = []
     pool = V4_PREFIXES if fam == 4 else V6_PREFIXES
     addrs = V4_ADDRS if fam == 4 else V6_ADDRS
@@ -825,6 +871,8 @@ def ipt_gen_rule(rnd, fam, chain, users, depth):
         w.append("-m mac %s--mac-source %s" % (neg(rnd, 0.5), rnd.choice(["SENDER", "02:00:00:00:00:01"])))
     if rnd.random() < 0.05:
         w.append('-m comment --comment "rule %d"' % rnd.randrange(1000))
+    if ct and rnd.random() < 0.35:
+        w.append(ipt_ct_match(rnd))
     if rnd.random() < 0.05:
         # Per hour: no token comes back during a run, so the verdicts do
         # not depend on timing: the first `burst` matching packets pass.
@@ -856,16 +904,28 @@ REJECT6 = ["icmp6-no-route", "icmp6-adm-prohibited", "icmp6-addr-unreachable",
            "icmp6-port-unreachable"]
 
 
-def ipt_gen_file(rnd, fam, nrules):
+def ipt_gen_file(rnd, fam, nrules, ct=False):
     nusers = rnd.randint(0, 3)
     users = [("U%d" % i, i + 1) for i in range(nusers)]
     pol = rnd.choice(["ACCEPT", "DROP"])
     lines = ["*filter", ":INPUT ACCEPT [0:0]", ":FORWARD %s [0:0]" % pol, ":OUTPUT ACCEPT [0:0]"]
     lines += [":%s - [0:0]" % u for u, _ in users]
     chains = [("FORWARD", 0)] + users
+    body = []
     for _ in range(nrules):
         c, depth = rnd.choice(chains) if rnd.random() < 0.5 else chains[0]
-        lines.append(ipt_gen_rule(rnd, fam, c, users, depth))
+        body.append(ipt_gen_rule(rnd, fam, c, users, depth, ct))
+    if ct:
+        # The stateful firewall's usual lines, somewhere in FORWARD.
+        idioms = ["-A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+                  "-A FORWARD -m state --state ESTABLISHED -j ACCEPT",
+                  "-A FORWARD -m conntrack --ctstate INVALID -j DROP",
+                  "-A FORWARD -m state --state NEW -j " + rnd.choice(["ACCEPT", "DROP"]),
+                  "-A FORWARD -m conntrack ! --ctstate NEW,ESTABLISHED -j "
+                  + rnd.choice(["ACCEPT", "DROP"])]
+        for ln in rnd.sample(idioms, rnd.randint(1, 3)):
+            body.insert(rnd.randrange(len(body) + 1) if rnd.random() < 0.7 else 0, ln)
+    lines += body
     lines.append("COMMIT")
     return "\n".join(lines) + "\n"
 
@@ -882,6 +942,226 @@ def parse_save(text):
             p, b = line[1:line.index("]")].split(":")
             rules.append((int(p), int(b), line[line.index("]") + 2:]))
     return pol, rules
+
+
+# ----------------------------------------------------------------- flows
+# Connections for the conntrack-state comparison (--ct). Each flow is a
+# list of steps ("o": from the originator, a source routed back towards
+# the sender; "r": its reply from the receiver's side), sent one step per
+# round, every originator step of a round before every reply step, so
+# that both routers see each flow's packets in order. TCP sequence and
+# acknowledgement numbers are right (the kernel tracks windows, sluice
+# does not: the generator stays in the window).
+CT_NOTES = """Differences the conntrack generator leaves out:
+- a flow ends at its first packet the kernel drops: the kernel discards
+  the entry a dropped packet created (it confirms an entry only when the
+  packet leaves), sluice's conntrack keeps it;
+- no IP fragments: the kernel reassembles before tracking;
+- TCP stays within the windows (sluice does no window tracking);
+- no SCTP or UDP-Lite (the kernel's trackers check their headers);
+- stateless random packets use disjoint source and destination pools and
+  random ports, so that none continues or answers another (a dropped one
+  left an entry in sluice only)."""
+
+CT_PORT0 = 40000  # flows' originator ports: CT_PORT0 + n, unique in a run
+
+
+def flow_l3(fam, src, dst, proto, l4):
+    if fam == 4:
+        return bytes(IP(src=src, dst=dst, ttl=64, proto=proto, id=0) / l4)
+    return bytes(IPv6(src=src, dst=dst, hlim=64, nh=proto) / l4)
+
+
+def icmp_error(rnd, fam, src, dst, quoted, tag):
+    """An ICMP error from src to dst quoting the IP header and the first 8
+    bytes of the L4 header of quoted (L3 bytes), then our tag."""
+    if fam == 4:
+        inner = quoted[:(quoted[0] & 15) * 4 + 8]
+        t = rnd.choice([3, 3, 11, 12, 4])
+        code = rnd.choice([0, 1, 3, 13]) if t == 3 else 0
+        l4 = ICMP(type=t, code=code) / Raw(inner + tag)
+        return flow_l3(4, src, dst, 1, l4), t
+    inner = quoted[:48]
+    t = rnd.choice([1, 1, 2, 3, 4])
+    l4 = ICMPv6Unknown(type=t, code=rnd.choice([0, 1, 3, 4]) if t == 1 else 0) / \
+        Raw(b"\0\0\x05\x00" + inner + tag)
+    return flow_l3(6, src, dst, 58, l4), t
+
+
+class FlowGen:
+    def __init__(self, rnd, newtag, port):
+        self.rnd = rnd
+        self.newtag = newtag  # () -> (seq, tag bytes)
+        self.port = port  # () -> a fresh originator port
+
+    def pad(self):
+        return bytes(self.rnd.randrange(256) for _ in range(self.rnd.choice([0, 4, 20])))
+
+    def flow(self):
+        rnd = self.rnd
+        fam = rnd.choice([4, 6])
+        addrs = V4_ADDRS if fam == 4 else V6_ADDRS
+        o = rnd.choice(BACK4_ADDRS if fam == 4 else BACK6_ADDRS)
+        r = rnd.choice(addrs[1::2])
+        kind = rnd.choice(["tcp"] * 5 + ["udp"] * 2 + ["echo", "other", "stray"])
+        steps = getattr(self, "f_" + kind)(fam, o, r)
+        # An ICMP error quoting one of the flow's packets: RELATED, in the
+        # other direction; sometimes to the wrong address (INVALID).
+        if len(steps) > 1 and rnd.random() < 0.3:
+            at = rnd.randrange(1, len(steps))
+            side, l3, d = steps[rnd.randrange(at)]
+            q = {"o": (r, o), "r": (o, r)}[side]
+            esrc = q[0] if rnd.random() < 0.7 else rnd.choice(addrs[1::2] if side == "o" else
+                                                               (BACK4_ADDRS if fam == 4 else BACK6_ADDRS))
+            edst = q[1]
+            if side == "o" and rnd.random() < 0.15:
+                edst = rnd.choice(BACK4_ADDRS if fam == 4 else BACK6_ADDRS)
+            seq, tag = self.newtag()
+            el3, t = icmp_error(rnd, fam, esrc, edst, l3, tag)
+            steps.insert(at, ("r" if side == "o" else "o", el3,
+                              {"fam": fam, "seq": seq, "kind": "icmp-error", "type": t,
+                               "quotes": d["seq"], "src": esrc, "dst": edst}))
+        return steps
+
+    def f_tcp(self, fam, o, r):
+        rnd = self.rnd
+        sp, dp = self.port(), rnd.choice(PORTS[1:] + [rnd.randrange(1, 65536)])
+        nxt = {"o": rnd.randrange(1 << 32), "r": rnd.randrange(1 << 32)}
+        steps = []
+
+        def pkt(side, flags, seq=None, ack=None, adv=True):
+            n, tag = self.newtag()
+            pay = tag + self.pad()
+            other = "r" if side == "o" else "o"
+            src, dst = (o, r) if side == "o" else (r, o)
+            ps, pd = (sp, dp) if side == "o" else (dp, sp)
+            sq = nxt[side] if seq is None else seq
+            ak = (nxt[other] if "A" in flags else 0) if ack is None else ack
+            l4 = TCP(sport=ps, dport=pd, flags=flags, seq=sq & 0xFFFFFFFF,
+                     ack=ak & 0xFFFFFFFF, window=65535) / Raw(pay)
+            if adv:
+                nxt[side] = sq + len(pay) + ("S" in flags) + ("F" in flags)
+            steps.append((side, flow_l3(fam, src, dst, 6, l4),
+                          {"fam": fam, "seq": n, "kind": "tcp", "flags": flags, "src": src,
+                           "dst": dst, "sport": ps, "dport": pd}))
+
+        def handshake():
+            nxt["o"] = rnd.randrange(1 << 32)
+            nxt["r"] = rnd.randrange(1 << 32)
+            pkt("o", "S")
+            pkt("r", "SA")
+            pkt("o", "A")
+
+        def close():
+            first = rnd.choice("or")
+            last = "r" if first == "o" else "o"
+            pkt(first, "FA")
+            if rnd.random() < 0.5:
+                pkt(last, "A")
+                pkt(last, "PA")
+            pkt(last, "FA")
+            pkt(first, "A")
+
+        how = rnd.choice(["full", "full", "rst", "refused", "unanswered", "midstream",
+                          "reopen", "stray"])
+        if how == "midstream":  # picked up by an ACK (nf_conntrack_tcp_loose)
+            pkt("o", "PA")
+            pkt("r", "PA")
+            pkt("o", "A")
+            return steps
+        if how == "stray":  # no SYN: INVALID in both
+            pkt(rnd.choice("or"), rnd.choice(["SA", "FA", "R", "RA", "F", "SF", "FPU"]))
+            pkt(rnd.choice("or"), rnd.choice(["A", "PA"]))
+            return steps
+        if how == "unanswered":
+            isn = nxt["o"]
+            pkt("o", "S")
+            for _ in range(rnd.randint(0, 2)):
+                pkt("o", "S", seq=isn)
+            return steps
+        if how == "refused":
+            pkt("o", "S")
+            pkt("r", "RA", seq=0)
+            if rnd.random() < 0.5:
+                handshake()
+            return steps
+        handshake()
+        for _ in range(rnd.randint(0, 3)):
+            pkt(rnd.choice("or"), "PA")
+        if how == "rst":
+            side = rnd.choice("or")
+            pkt(side, rnd.choice(["R", "RA"]), adv=False)
+            if rnd.random() < 0.5:
+                pkt(rnd.choice("or"), "A")  # after the reset
+            return steps
+        close()
+        if how == "reopen":  # a SYN on TIME_WAIT opens a new connection
+            handshake()
+            pkt("o", "PA")
+        return steps
+
+    def f_udp(self, fam, o, r):
+        rnd = self.rnd
+        sp, dp = self.port(), rnd.choice(PORTS[1:] + [rnd.randrange(1, 65536)])
+        steps = []
+        for side in ["o"] + [rnd.choice("oorr") for _ in range(rnd.randint(0, 4))]:
+            n, tag = self.newtag()
+            src, dst = (o, r) if side == "o" else (r, o)
+            ps, pd = (sp, dp) if side == "o" else (dp, sp)
+            steps.append((side, flow_l3(fam, src, dst, 17, UDP(sport=ps, dport=pd) / Raw(tag + self.pad())),
+                          {"fam": fam, "seq": n, "kind": "udp", "src": src, "dst": dst,
+                           "sport": ps, "dport": pd}))
+        return steps
+
+    def f_echo(self, fam, o, r):
+        rnd = self.rnd
+        ident = self.port()
+        req, rep = (8, 0) if fam == 4 else (128, 129)
+        steps = []
+        seqs = ["o", "r"] * rnd.randint(1, 2)
+        if rnd.random() < 0.2:
+            seqs = ["r", "o"]  # a reply nobody asked for: INVALID
+        for i, side in enumerate(seqs):
+            n, tag = self.newtag()
+            src, dst = (o, r) if side == "o" else (r, o)
+            t = req if side == "o" else rep
+            if fam == 4:
+                l4 = ICMP(type=t, id=ident, seq=i) / Raw(tag + self.pad())
+                l3 = flow_l3(4, src, dst, 1, l4)
+            else:
+                l4 = ICMPv6Unknown(type=t, code=0) / Raw(struct.pack("!HH", ident, i) + tag + self.pad())
+                l3 = flow_l3(6, src, dst, 58, l4)
+            steps.append((side, l3, {"fam": fam, "seq": n, "kind": "echo", "type": t,
+                                     "src": src, "dst": dst, "id": ident}))
+        return steps
+
+    def f_other(self, fam, o, r):
+        rnd = self.rnd
+        # Generic tracking is by addresses only: a fresh pair per flow.
+        o = self.fresh_addr(fam)
+        proto = rnd.choice(CT_OTHER_PROTOS)
+        steps = []
+        for side in ["o"] + [rnd.choice("or") for _ in range(rnd.randint(0, 3))]:
+            n, tag = self.newtag()
+            src, dst = (o, r) if side == "o" else (r, o)
+            steps.append((side, flow_l3(fam, src, dst, proto, Raw(tag + self.pad())),
+                          {"fam": fam, "seq": n, "kind": "proto %d" % proto, "src": src, "dst": dst}))
+        return steps
+
+    def f_stray(self, fam, o, r):
+        """An ICMP error quoting a packet of no connection: INVALID."""
+        rnd = self.rnd
+        sp = self.port()
+        q = flow_l3(fam, o, r, 17, UDP(sport=sp, dport=53) / Raw(b"x" * 8))
+        n, tag = self.newtag()
+        l3, t = icmp_error(rnd, fam, r, o, q, tag)
+        return [("r", l3, {"fam": fam, "seq": n, "kind": "icmp-error (no flow)", "type": t})]
+
+    def fresh_addr(self, fam):
+        n = self.port() - CT_PORT0
+        if fam == 4:
+            return str(ipaddress.ip_address("10.78.0.0") + n)
+        return str(ipaddress.ip_address("2001:db8:77:ff::") + n)
 
 
 def router_made(data):
@@ -955,11 +1235,25 @@ class ImportHarness(Harness):
                 so.bind((dev, ETH_P_ALL))
                 so.setblocking(False)
                 self.back[k] = so
+            # Replies (--ct) leave from the receiver's side.
+            setns("/run/netns/" + t.ns_r)
+            self.rtx = {}
+            for k, dev in (("A", "ra"), ("B", "rb")):
+                so = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+                so.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+                so.bind((dev, 0))
+                self.rtx[k] = so
         finally:
             if libc.setns(me, CLONE_NEWNET) != 0:
                 raise OSError(ctypes.get_errno(), "setns back")
             os.close(me)
+        self.out_mac = {}
+        for k, ns in (("A", t.ns_a), ("B", t.ns_b)):
+            j = json.loads(t.sh(ns, "ip", "-j", "link", "show", IF_OUT).stdout)
+            self.out_mac[k] = j[0]["address"]
         self.answers = {"A": [], "B": []}
+        self.tot_counters = 0
+        self.rwant = set()  # replies (--ct): seen when they reach the sender
 
     def drain(self, want, seen):
         n = 0
@@ -971,6 +1265,14 @@ class ImportHarness(Harness):
                     break
                 if addr[2] == PACKET_OUTGOING:
                     continue
+                if self.rwant and not router_made(data):
+                    at = data.find(MAGIC)
+                    if at >= 0 and len(data) >= at + 12:
+                        nonce, seq = struct.unpack("!II", data[at + 4:at + 12])
+                        if nonce == self.nonce and seq in self.rwant:
+                            seen[k].add(seq)
+                            n += 1
+                            continue
                 a = answer_of(data, self.nonce)
                 if a:
                     self.answers[k].append(a)
@@ -1011,13 +1313,81 @@ class ImportHarness(Harness):
             out[fam] = (parse_save(a), parse_save(b))
         return out
 
-    def run_files(self, label, seed, f4, f6, pkts):
+    def ct_states(self):
+        """Packets sluice's conntrack classified, by state, since the last
+        call (both routers see the same packets; sluice says which state)."""
+        p = self.t.sh(self.t.ns_a, SLUICE, "-j", "conntrack", "stats", check=False)
+        now = {}
+        if p.returncode == 0:
+            for inst in json.loads(p.stdout):
+                for k in ("new", "established", "related", "invalid", "untracked"):
+                    now[k] = now.get(k, 0) + inst.get(k, 0)
+        last = getattr(self, "ct_last", {})
+        self.ct_last = now
+        return {k: v - last.get(k, 0) for k, v in now.items()}
+
+    def ct_flush(self):
+        """Empties both conntrack tables: every rule set starts afresh."""
+        self.t.sh(self.t.ns_a, SLUICE, "conntrack", "flush", check=False)
+        for f in ("ipv4", "ipv6"):
+            self.t.sh(self.t.ns_b, "conntrack", "-F", "-f", f, check=False)
+
+    def send_reply_phase(self, steps, seen, want):
+        """Sends replies from the receiver's side; what the routers forward
+        reaches the sender (drain)."""
+        for i in range(0, len(steps), 64):
+            for seq, l3, d in steps[i:i + 64]:
+                for k in ("A", "B"):
+                    self.rtx[k].send(frame(self.out_mac[k], MAC_RA if k == "A" else MAC_RB,
+                                           l3, d["fam"]))
+            self.drain(want, seen)
+            time.sleep(0.002)
+        self.settle(want, seen, self.args.quiet, self.args.wait_max)
+
+    def send_flows(self, pkts, flows, seen, want):
+        """Round k sends step k of every live flow (originator steps, then
+        once the routers are quiet, reply steps) and a share of the
+        stateless packets. A flow stops at its first packet the kernel
+        dropped (see CT_NOTES). Returns the packets sent."""
+        rounds = max((len(f) for f in flows), default=0) or 1
+        share = (len(pkts) + rounds - 1) // rounds
+        live = list(range(len(flows)))
+        sent = []
+        for k in range(rounds):
+            orig = list(pkts[k * share:(k + 1) * share])
+            rep = []
+            for i in live:
+                if k < len(flows[i]):
+                    side, l3, d = flows[i][k]
+                    (orig if side == "o" else rep).append((d["seq"], l3, d))
+            # Interleave the flows' originator steps with the stateless
+            # packets (limit buckets see one order on both routers).
+            self.rwant = set(p[0] for p in rep) | {-1}
+            if orig:
+                self.send_and_observe(orig, seen, want)
+            if rep:
+                self.send_reply_phase(rep, seen, want)
+            if seen["A"] != seen["B"]:
+                self.settle(want, seen, 1.0, 3.0)
+            sent += orig + rep
+            live = [i for i in live if k + 1 < len(flows[i])
+                    and flows[i][k][2]["seq"] in seen["B"]]
+        self.rwant = set()
+        return sent
+
+    def run_files(self, label, seed, f4, f6, pkts, flows=None):
         self.load_files(f4, f6)
+        if flows is not None:
+            self.ct_flush()
         before = self.save_all()
         seen = {"A": set(), "B": set()}
         want = set(p[0] for p in pkts)
-        for i in range(0, len(pkts), self.args.chunk):
-            self.send_and_observe(pkts[i:i + self.args.chunk], seen, want)
+        if flows is not None:
+            want |= set(st[2]["seq"] for f in flows for st in f)
+            pkts = self.send_flows(pkts, flows, seen, want)
+        else:
+            for i in range(0, len(pkts), self.args.chunk):
+                self.send_and_observe(pkts[i:i + self.args.chunk], seen, want)
         if seen["A"] != seen["B"]:
             self.settle(want, seen, 1.0, 3.0)
         after = self.save_all()
@@ -1054,6 +1424,7 @@ class ImportHarness(Harness):
                 cbad.append("IPv%d: sluice shows %d rules, the kernel %d" % (fam, len(ra1), len(rb1)))
                 continue
             nrules += len(ra1)
+            self.tot_counters += len(ra1) + 1
             for i in range(len(ra1)):
                 da = (ra1[i][0] - ra0[i][0], ra1[i][1] - ra0[i][1])
                 db = (rb1[i][0] - rb0[i][0], rb1[i][1] - rb0[i][1])
@@ -1094,19 +1465,46 @@ def main_import(args, topo):
     t0 = time.time()
     h = ImportHarness(topo, args)
     h.tot_answers = 0
+    nct = 0
+    states = {}
     for s in range(first, first + args.seeds):
         rnd = random.Random(1000003 * s + 7)
         n = rnd.randint(1, 4 * args.rules) if args.soak or args.vary else args.rules
-        f4 = ipt_gen_file(rnd, 4, n)
-        f6 = ipt_gen_file(rnd, 6, n)
-        pk = h.make_packets(rnd, args.packets, back=0.4)
-        h.run_files("import", s, f4, f6, pk)
-    log("diff import: %d rule sets, %d packets compared (%d accepted, %d dropped, "
-        "%d REJECT answers), %d failing sets, %.1f s"
-        % (args.seeds, h.tot_packets, h.tot_accept, h.tot_drop, h.tot_answers,
-           h.fails, time.time() - t0))
+        # --ct half: even seeds compare conntrack states (flows, no
+        # fragments), odd ones stateless packets with fragments.
+        ct = args.ct == "all" or (args.ct == "half" and s % 2 == 0)
+        f4 = ipt_gen_file(rnd, 4, n, ct)
+        f6 = ipt_gen_file(rnd, 6, n, ct)
+        if ct and args.ct_probe:
+            # Debugging: one state decides every verdict.
+            f4 = f6 = ("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n"
+                       ":OUTPUT ACCEPT [0:0]\n-A FORWARD -m conntrack --ctstate %s -j DROP\n"
+                       "COMMIT\n" % args.ct_probe)
+        if ct:
+            pk = h.make_packets(rnd, args.packets * 2 // 5, ct=True)
+            flows = h.make_flows(rnd, args.packets - len(pk))
+            h.run_files("import-ct", s, f4, f6, pk, flows)
+            nct += 1
+            for k, v in h.ct_states().items():
+                states[k] = states.get(k, 0) + v
+        else:
+            pk = h.make_packets(rnd, args.packets, back=0.4)
+            h.run_files("import", s, f4, f6, pk)
+    log("diff import: %d rule sets (%d with conntrack states), %d packets compared "
+        "(%d accepted, %d dropped, %d REJECT answers), %d counters compared, "
+        "%d failing sets, %.1f s"
+        % (args.seeds, nct, h.tot_packets, h.tot_accept, h.tot_drop, h.tot_answers,
+           h.tot_counters, h.fails, time.time() - t0))
+    if nct:
+        log("diff import: conntrack states of the packets sluice classified: %s"
+            % ", ".join("%s %d" % kv for kv in sorted(states.items())))
     if h.tot_packets == 0 or h.tot_accept == 0 or h.tot_drop == 0 or h.tot_answers == 0:
         log("FAIL: diff import vacuous run")
+        return 1
+    missing = [st for st in ("new", "established", "related", "invalid")
+               if nct and not states.get(st)]
+    if missing:
+        log("FAIL: diff import: no packet was %s" % ", ".join(missing))
         return 1
     return 1 if h.fails else 0
 
@@ -1133,6 +1531,11 @@ def main():
     ap.add_argument("--import", dest="imp", action="store_true",
                     help="random iptables-save files: sluice iptables import vs iptables-restore")
     ap.add_argument("--show", type=int, default=10, help="mismatching packets to print")
+    ap.add_argument("--ct-probe", metavar="STATE",
+                    help="debugging: every --ct rule set drops STATE, accepts the rest")
+    ap.add_argument("--ct", choices=["off", "half", "all"], default="half",
+                    help="import: rule sets with conntrack states and connections "
+                    "(half: every even seed)")
     args = ap.parse_args()
     if args.soak:
         args.seeds, args.packets = max(args.seeds, 200), max(args.packets, 5000)
