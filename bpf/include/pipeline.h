@@ -766,6 +766,36 @@ static __always_inline void sl_next_tc(struct __sk_buff *skb,
 	}
 }
 
+/* A dropped packet that created a conntrack entry takes the entry with
+ * it, as the kernel confirms an entry only when its packet is accepted:
+ * the conntrack instance runs once more to delete it, and ends the packet
+ * with act. Returns only when there is nothing to undo. */
+static __always_inline void sl_ct_undo_xdp(struct xdp_md *ctx, struct sl_meta *m,
+					   int act)
+{
+	__u32 slot = m->ct_new_slot;
+
+	if (!slot)
+		return;
+	m->ct_new_slot = 0;
+	m->ct_undo_act = act + 1;
+	bpf_tail_call(ctx, &sl_progs_xdp, slot - 1);
+	m->ct_undo_act = 0;
+}
+
+static __always_inline void sl_ct_undo_tc(struct __sk_buff *skb,
+					  struct sl_meta *m, int act)
+{
+	__u32 slot = m->ct_new_slot;
+
+	if (!slot)
+		return;
+	m->ct_new_slot = 0;
+	m->ct_undo_act = act + 1;
+	bpf_tail_call(skb, &sl_progs_tc, slot - 1);
+	m->ct_undo_act = 0;
+}
+
 /* Counts the verdict of the instance in slot; returns its stats. */
 static __always_inline struct sl_nf_stats *sl_account(struct sl_meta *m,
 						      __u32 slot, int verdict)
@@ -789,6 +819,7 @@ static __always_inline int sl_finish_xdp(struct xdp_md *ctx, struct sl_meta *m,
 		sl_observe_xdp(ctx, m, slot, verdict);
 	if (verdict < 0) {
 		sl_on_drop_xdp(ctx, m, slot, verdict);
+		sl_ct_undo_xdp(ctx, m, XDP_DROP);
 		return XDP_DROP;
 	}
 	if (verdict == SL_REDIRECT)
@@ -810,6 +841,7 @@ static __always_inline int sl_finish_tc(struct __sk_buff *skb,
 		sl_observe_tc(skb, m, slot, verdict);
 	if (verdict < 0) {
 		sl_on_drop_tc(skb, m, slot, verdict);
+		sl_ct_undo_tc(skb, m, SL_TC_ACT_SHOT);
 		return SL_TC_ACT_SHOT;
 	}
 	if (verdict == SL_REDIRECT)

@@ -100,7 +100,10 @@ struct sl_meta {
 	__u32 trace_id; /* the trace this packet belongs to */
 	__u64 t_start; /* bpf_ktime_get_ns() at the root, when traced */
 	__u32 lb_backend; /* load balancer: backend chosen (id), 0 none */
-	__u32 pad3;
+	__u16 ct_new_slot; /* conntrack: slot + 1 of the instance whose entry
+			    * this packet created (0 none): undone on a drop */
+	__u8 ct_undo_act; /* conntrack: undo run, XDP/TC action + 1 to end with */
+	__u8 pad3;
 	/* The router's FIB lookup, done already by an NF before it (the NAT
 	 * fast path) for the packet as it will leave: non-zero, the egress
 	 * interface, and the MACs to write. The router then skips its own

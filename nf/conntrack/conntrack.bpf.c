@@ -44,6 +44,15 @@ struct {
 	__type(value, struct ct_config);
 } ct_config SEC(".maps");
 
+/* Per CPU and hook, the key of the entry the current packet created: if
+ * a later NF drops the packet, the entry is deleted (sl_ct_undo_*). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SL_HOOK_MAX);
+	__type(key, __u32);
+	__type(value, struct ct_key);
+} ct_new SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
@@ -158,6 +167,7 @@ struct ct_pkt {
 	__u32 ack;
 	__u32 end; /* TCP: seq + payload length + SYN + FIN */
 	__u32 l3_len;
+	__u32 created; /* this packet created its entry */
 };
 
 static __always_inline __u32 ct_last_index(__u64 w)
@@ -565,6 +575,7 @@ static __always_inline __u32 ct_track(const struct ct_config *cfg,
 		if (ct_new_entry(cfg, p, now, &fresh))
 			return SL_CT_INVALID;
 		bpf_map_update_elem(&ct_table, &p->key, &fresh, BPF_ANY);
+		p->created = 1;
 		if (st) {
 			st->killed++;
 			st->created++;
@@ -613,6 +624,7 @@ static __always_inline __u32 ct_lookup_track(const struct ct_config *cfg,
 			return SL_CT_INVALID;
 		return ct_track(cfg, p, e, now, dir, st);
 	}
+	p->created = 1;
 	if (st)
 		st->created++;
 	return SL_CT_NEW;
@@ -851,11 +863,33 @@ static __always_inline int conntrack_run(void *data, void *data_end,
 	if ((m->flags & SL_F_FRAG) && state != SL_CT_INVALID)
 		state = ct_frag(data, data_end, m, state, &dir);
 	ct_count(st, state);
+	if (p.created) {
+		__u32 hook = m->hook;
+		struct ct_key *k = bpf_map_lookup_elem(&ct_new, &hook);
+
+		if (k) {
+			*k = p.key;
+			m->ct_new_slot = ct_slot + 1;
+		}
+	}
 	m->ct_state = state;
 	m->ct_dir = state == SL_CT_INVALID || state == SL_CT_UNTRACKED ? 0 : dir;
 	if (state == SL_CT_INVALID && (cfg->flags & CT_CFG_DROP_INVALID))
 		return -SL_DROP_CT_INVALID;
 	return SL_NEXT;
+}
+
+/* The packet that created an entry was dropped (sl_ct_undo_*): the
+ * entry goes; returns the action the packet ends with. */
+static __always_inline int ct_undo(struct sl_meta *m)
+{
+	__u32 hook = m->hook, act = m->ct_undo_act - 1;
+	struct ct_key *k = bpf_map_lookup_elem(&ct_new, &hook);
+
+	m->ct_undo_act = 0;
+	if (k)
+		bpf_map_delete_elem(&ct_table, k);
+	return act;
 }
 
 SEC("xdp")
@@ -867,6 +901,8 @@ int conntrack_xdp(struct xdp_md *ctx)
 
 	if (!m)
 		return XDP_PASS;
+	if (m->ct_undo_act)
+		return ct_undo(m);
 	return sl_finish_xdp(ctx, m, ct_slot, conntrack_run(data, data_end, m));
 }
 
@@ -878,6 +914,8 @@ int conntrack_tc(struct __sk_buff *skb)
 
 	if (!m)
 		return SL_TCX_NEXT;
+	if (m->ct_undo_act)
+		return ct_undo(m);
 	/* Keeps clang from reusing ctx + offset, which the verifier refuses. */
 	asm volatile("" : "+r"(skb));
 	data = (void *)(long)skb->data;

@@ -969,6 +969,7 @@ int firewall_xdp(struct xdp_md *ctx)
 	    !fw_reject(ctx, m, ans.reject, ans.chain)) {
 		/* Counted as a drop (rejected); the answer goes back. */
 		sl_account(m, fw_slot, verdict);
+		sl_ct_undo_xdp(ctx, m, XDP_TX);
 		return XDP_TX;
 	}
 	return sl_finish_xdp(ctx, m, fw_slot, verdict);
