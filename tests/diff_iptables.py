@@ -1478,6 +1478,7 @@ def main_import(args, topo):
         if ct:
             pk = h.make_packets(rnd, args.packets * 2 // 5, ct=True)
             flows = h.make_flows(rnd, args.packets - len(pk))
+            h.ct_states()  # counts from here on
             h.run_files("import-ct", s, f4, f6, pk, flows)
             nct += 1
             for k, v in h.ct_states().items():
@@ -1491,7 +1492,8 @@ def main_import(args, topo):
         % (args.seeds, nct, h.tot_packets, h.tot_accept, h.tot_drop, h.tot_answers,
            h.tot_counters, h.fails, time.time() - t0))
     if nct:
-        log("diff import: conntrack states of the packets sluice classified: %s"
+        log("diff import: conntrack states sluice gave in the conntrack sets "
+            "(forwarded packets pass conntrack at ingress and egress): %s"
             % ", ".join("%s %d" % kv for kv in sorted(states.items())))
     if h.tot_packets == 0 or h.tot_accept == 0 or h.tot_drop == 0 or h.tot_answers == 0:
         log("FAIL: diff import vacuous run")

@@ -20,6 +20,7 @@ TESTS=(
 	tests/e2e_capture.sh
 	tests/e2e_trace.sh
 	tests/diff_iptables.sh
+	tests/diff_iptables_import.sh
 	tests/api_routes.sh
 	tests/e2e_daemon.sh
 	tests/e2e_cli_daemon.sh
