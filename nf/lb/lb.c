@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/mman.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -766,36 +767,28 @@ out:
 	return err;
 }
 
-/* Writes table into a new inner map at slot tid of lb_tables. */
-static int put_table(const struct lb_maps *m, __u32 tid, const __u32 *table,
-		     __u32 len)
+/* A new inner map holding table (len entries); returns its fd. Tables
+ * are memory-mapped arrays, filled in place rather than by one update per
+ * entry. An array's elements are 8 bytes apart (values rounded up). */
+static int make_table(const __u32 *table, __u32 len)
 {
-	LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_INNER_MAP);
-	LIBBPF_OPTS(bpf_map_batch_opts, bopts);
-	int fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "lb_table", 4, 4, len ?: 1, &opts);
-	__u32 *keys = calloc(len + 1, sizeof(*keys)), count = len;
-	int err = 0;
+	LIBBPF_OPTS(bpf_map_create_opts, opts,
+		    .map_flags = BPF_F_INNER_MAP | BPF_F_MMAPABLE);
+	__u32 n = len ?: 1, *mem;
+	size_t size = ((size_t)n * 8 + 4095) & ~(size_t)4095;
+	int fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "lb_table", 4, 4, n, &opts);
 
-	if (fd < 0 || !keys) {
-		err = fd < 0 ? sl_err(-errno, "cannot create a lookup table: %s", strerror(errno)) :
-			       sl_err(-ENOMEM, "out of memory");
-		goto out;
+	if (fd < 0)
+		return sl_err(-errno, "cannot create a lookup table: %s", strerror(errno));
+	mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (mem == MAP_FAILED) {
+		close(fd);
+		return sl_err(-errno, "cannot fill a lookup table: %s", strerror(errno));
 	}
 	for (__u32 j = 0; j < len; j++)
-		keys[j] = j;
-	/* One call for the whole table; entry by entry if batches fail. */
-	if (len && bpf_map_update_batch(fd, keys, table, &count, &bopts))
-		for (__u32 j = 0; j < len && !err; j++)
-			if (bpf_map_update_elem(fd, &j, &table[j], BPF_ANY))
-				err = sl_err(-errno, "cannot fill a lookup table: %s",
-					     strerror(errno));
-	if (!err && bpf_map_update_elem(m->tables, &tid, &fd, BPF_ANY))
-		err = sl_err(-errno, "cannot install a lookup table: %s", strerror(errno));
-out:
-	free(keys);
-	if (fd >= 0)
-		close(fd);
-	return err;
+		mem[2 * j] = table[j];
+	munmap(mem, size);
+	return fd;
 }
 
 static void retire_backend(const struct lb_maps *m, __u32 id)
@@ -828,8 +821,7 @@ static const struct lb_backend_info *find_be(const struct lb_service_info *s,
 
 /* Whether s is what the maps hold already (same order, same settings):
  * then nothing is written, which keeps a one-backend edit of a large
- * configuration to that one service (each table switch of a map-in-map
- * waits for an RCU grace period). */
+ * configuration to that one service. */
 static bool svc_unchanged(const struct lb_service_info *old,
 			  const struct lb_service_info *s)
 {
@@ -846,35 +838,60 @@ static bool svc_unchanged(const struct lb_service_info *old,
 	return true;
 }
 
-/* Writes one service: backends, table, then the switch, then cleanup. */
-static int apply_service(const struct lb_maps *m, const struct lb_conf *cur,
-			 const struct lb_service_info *s, __u8 *svc_taken,
-			 __u8 *be_taken)
-{
-	const struct lb_service_info *old = find_svc(cur, &s->key);
-	struct lb_svc sv = {}, prev = {};
+/* One service's change, prepared aside: its new table is built but not
+ * yet installed, its service entry not yet switched. */
+struct svc_change {
+	const struct lb_service_info *old, *s;
 	struct lb_vip_key vk;
-	__u32 *ids = calloc(s->nbackends + 1, sizeof(*ids)), *table = NULL, len;
+	struct lb_svc sv;
+	__u32 prev_table; /* the table it leaves (when old) */
+	int fd; /* the new table */
+};
+
+/* A backend record as it was before this apply, to put back on failure. */
+struct be_undo {
+	__u32 id;
+	struct lb_be rec;
+};
+
+/* An apply in progress. Each table switch of a map-in-map waits for an
+ * RCU grace period (~10 ms), so every table is built first, then all are
+ * installed with one batch update and the old ones dropped with one batch
+ * delete: two grace periods per apply, whatever its size. */
+struct apply {
+	const struct lb_maps *m;
+	const struct lb_conf *cur;
+	__u8 *svc_taken, *be_taken;
+	struct svc_change *chg;
+	__u32 nchg;
+	struct be_undo *undo;
+	__u32 nundo, undo_cap;
+	struct lb_svc *removed; /* entries of cur's services being removed */
+};
+
+static int note_undo(struct apply *a, __u32 id, const struct lb_be *rec)
+{
+	if (a->nundo == a->undo_cap) {
+		__u32 cap = a->undo_cap ? 2 * a->undo_cap : 256;
+		struct be_undo *u = realloc(a->undo, cap * sizeof(*u));
+
+		if (!u)
+			return sl_err(-ENOMEM, "out of memory");
+		a->undo = u;
+		a->undo_cap = cap;
+	}
+	a->undo[a->nundo].id = id;
+	a->undo[a->nundo++].rec = *rec;
+	return 0;
+}
+
+/* Writes the backends of s (new ids for new ones) and fills ids. */
+static int write_backends(struct apply *a, const struct lb_service_info *old,
+			  const struct lb_service_info *s, __u32 svc_id, __u32 *ids)
+{
+	const struct lb_maps *m = a->m;
 	int err = 0;
 
-	if (!ids)
-		return sl_err(-ENOMEM, "out of memory");
-	if (svc_unchanged(old, s)) {
-		for (__u32 i = 0; i < s->nbackends; i++)
-			be_taken[old->backends[i].id] = 1;
-		goto out;
-	}
-	key_to_vip(&s->key, &vk);
-	if (old) {
-		sv.id = old->id;
-		bpf_map_lookup_elem(m->svcs, &vk, &prev);
-	} else {
-		err = alloc_service(svc_taken, &sv.id);
-		if (err)
-			goto out;
-		zero_stats(m->svc_stats, sv.id);
-	}
-	svc_taken[sv.id] = 1;
 	for (__u32 i = 0; i < s->nbackends && !err; i++) {
 		const struct lb_backend_info *b = &s->backends[i];
 		const struct lb_backend_info *ob = find_be(old, &b->addr);
@@ -884,18 +901,23 @@ static int apply_service(const struct lb_maps *m, const struct lb_conf *cur,
 			ids[i] = ob->id;
 			bpf_map_lookup_elem(m->backends, &ids[i], &rec);
 		} else {
-			err = alloc_backend(m, be_taken, &ids[i], &rec);
+			err = alloc_backend(m, a->be_taken, &ids[i], &rec);
 			if (err)
 				break;
+		}
+		err = note_undo(a, ids[i], &rec);
+		if (err)
+			break;
+		if (!ob) {
 			rec.gen++;
 			zero_stats(m->be_stats, ids[i]);
 		}
-		be_taken[ids[i]] = 1;
+		a->be_taken[ids[i]] = 1;
 		memcpy(rec.addr, b->addr.addr, 16);
 		rec.port = b->addr.port;
 		rec.family = b->addr.family;
 		rec.fwd = b->conf.fwd;
-		rec.svc_id = sv.id;
+		rec.svc_id = svc_id;
 		rec.weight = b->conf.weight;
 		rec.flags = LB_BE_LIVE | (b->up ? LB_BE_UP : 0);
 		if (rec.fwd != LB_FWD_NAT)
@@ -903,66 +925,237 @@ static int apply_service(const struct lb_maps *m, const struct lb_conf *cur,
 		if (!err && bpf_map_update_elem(m->backends, &ids[i], &rec, BPF_ANY))
 			err = sl_err(-errno, "cannot write a backend: %s", strerror(errno));
 	}
+	return err;
+}
+
+/* Prepares one service: backends written, table built aside. */
+static int prepare_service(struct apply *a, const struct lb_service_info *s)
+{
+	const struct lb_service_info *old = find_svc(a->cur, &s->key);
+	struct svc_change *c = &a->chg[a->nchg];
+	struct lb_svc prev = {};
+	__u32 *ids, *table = NULL, len;
+	int err = 0;
+
+	if (svc_unchanged(old, s)) {
+		for (__u32 i = 0; i < s->nbackends; i++)
+			a->be_taken[old->backends[i].id] = 1;
+		return 0;
+	}
+	ids = calloc(s->nbackends + 1, sizeof(*ids));
+	if (!ids)
+		return sl_err(-ENOMEM, "out of memory");
+	memset(c, 0, sizeof(*c));
+	c->fd = -1;
+	c->old = old;
+	c->s = s;
+	key_to_vip(&s->key, &c->vk);
+	if (old) {
+		c->sv.id = old->id;
+		bpf_map_lookup_elem(a->m->svcs, &c->vk, &prev);
+		c->prev_table = prev.table_id;
+	} else {
+		err = alloc_service(a->svc_taken, &c->sv.id);
+		if (err)
+			goto out;
+		zero_stats(a->m->svc_stats, c->sv.id);
+	}
+	a->svc_taken[c->sv.id] = 1;
+	err = write_backends(a, old, s, c->sv.id, ids);
 	err = err ?: build_table(s, ids, &table, &len);
 	if (err)
 		goto out;
-	sv.table_id = sv.id * 2 + (old ? (prev.table_id & 1) ^ 1 : 0);
-	sv.table_len = len;
-	sv.mh_size = s->conf.mh_size ?: LB_MH_DEFAULT;
-	sv.sched = s->conf.sched;
-	err = put_table(m, sv.table_id, table, len);
-	/* The switch: packets see the old service entry or the new one. */
-	if (!err && bpf_map_update_elem(m->svcs, &vk, &sv, BPF_ANY))
-		err = sl_err(-errno, "cannot write a service: %s", strerror(errno));
-	if (err)
-		goto out;
-	if (old && prev.table_id != sv.table_id)
-		bpf_map_delete_elem(m->tables, &prev.table_id);
-	for (__u32 i = 0; old && i < old->nbackends; i++)
-		if (!find_be(s, &old->backends[i].addr))
-			retire_backend(m, old->backends[i].id);
+	c->sv.table_id = c->sv.id * 2 + (old ? (prev.table_id & 1) ^ 1 : 0);
+	c->sv.table_len = len;
+	c->sv.mh_size = s->conf.mh_size ?: LB_MH_DEFAULT;
+	c->sv.sched = s->conf.sched;
+	c->fd = make_table(table, len);
+	if (c->fd < 0)
+		err = c->fd;
+	else
+		a->nchg++;
 out:
 	free(table);
 	free(ids);
 	return err;
 }
 
-static void remove_service(const struct lb_maps *m, const struct lb_service_info *s)
+/* Installs every prepared table in its (spare) slot: one batch. */
+static int install_tables(struct apply *a)
 {
-	struct lb_vip_key vk;
-	__u32 t0 = s->id * 2, t1 = s->id * 2 + 1;
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	__u32 *keys = calloc(a->nchg + 1, sizeof(*keys)), count = a->nchg;
+	int *fds = calloc(a->nchg + 1, sizeof(*fds)), err = 0;
 
-	key_to_vip(&s->key, &vk);
-	bpf_map_delete_elem(m->svcs, &vk);
-	bpf_map_delete_elem(m->tables, &t0);
-	bpf_map_delete_elem(m->tables, &t1);
-	for (__u32 i = 0; i < s->nbackends; i++)
-		retire_backend(m, s->backends[i].id);
+	if (!keys || !fds) {
+		err = sl_err(-ENOMEM, "out of memory");
+		goto out;
+	}
+	for (__u32 i = 0; i < a->nchg; i++) {
+		keys[i] = a->chg[i].sv.table_id;
+		fds[i] = a->chg[i].fd;
+	}
+	if (a->nchg && bpf_map_update_batch(a->m->tables, keys, fds, &count, &opts))
+		for (__u32 i = 0; i < a->nchg && !err; i++)
+			if (bpf_map_update_elem(a->m->tables, &keys[i], &fds[i], BPF_ANY))
+				err = sl_err(-errno, "cannot install a lookup table: %s",
+					     strerror(errno));
+out:
+	free(keys);
+	free(fds);
+	return err;
+}
+
+/* Whether slot tid is one this apply installs (then it is not dropped). */
+static bool installed(const struct apply *a, __u32 tid)
+{
+	for (__u32 i = 0; i < a->nchg; i++)
+		if (a->chg[i].sv.table_id == tid)
+			return true;
+	return false;
+}
+
+static void note_dead(const struct apply *a, __u32 tid, __u32 *dead, __u32 *n)
+{
+	__u32 map_id;
+
+	if (!installed(a, tid) && !bpf_map_lookup_elem(a->m->tables, &tid, &map_id))
+		dead[(*n)++] = tid;
+}
+
+/* Drops the tables no service uses any more. The kernel has no batch
+ * delete for map-in-maps and each delete waits for a grace period: the
+ * slots get an empty table instead, in one batch update (one wait), which
+ * frees the old tables as well. */
+static void drop_tables(const struct apply *a, const __u32 *dead, __u32 n)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	int *fds = calloc(n + 1, sizeof(*fds)), fd = make_table(NULL, 0);
+	__u32 count = n;
+
+	if (n && fds && fd >= 0) {
+		for (__u32 i = 0; i < n; i++)
+			fds[i] = fd;
+		if (!bpf_map_update_batch(a->m->tables, dead, fds, &count, &opts))
+			n = 0;
+	}
+	for (__u32 i = 0; i < n; i++)
+		bpf_map_delete_elem(a->m->tables, &dead[i]);
+	if (fd >= 0)
+		close(fd);
+	free(fds);
+}
+
+/* Services not in conf stop taking packets, before any table is
+ * installed (a new service may take over a removed one's id and table
+ * slot); with put_back, they come back as they were (a failed install). */
+static void unlink_removed(struct apply *a, const struct lb_conf *conf, bool put_back)
+{
+	for (__u32 i = 0; i < a->cur->n; i++) {
+		const struct lb_service_info *s = &a->cur->svcs[i];
+		struct lb_vip_key vk;
+
+		if (find_svc(conf, &s->key))
+			continue;
+		key_to_vip(&s->key, &vk);
+		if (!put_back)
+			bpf_map_lookup_elem(a->m->svcs, &vk, &a->removed[i]);
+		if (put_back && a->removed[i].id)
+			bpf_map_update_elem(a->m->svcs, &vk, &a->removed[i], BPF_ANY);
+		else if (!put_back)
+			bpf_map_delete_elem(a->m->svcs, &vk);
+	}
+}
+
+/* After the tables are in: changed services switched (each with one map
+ * update: packets see the old entry or the new one), backends gone
+ * retired, then the tables no service uses dropped. */
+static int switch_services(struct apply *a, const struct lb_conf *conf)
+{
+	const struct lb_conf *cur = a->cur;
+	__u32 *dead = calloc(2 * (cur->n + a->nchg) + 1, sizeof(*dead)), ndead = 0;
+	int err = 0;
+
+	if (!dead)
+		return sl_err(-ENOMEM, "out of memory");
+	for (__u32 i = 0; i < cur->n; i++) {
+		const struct lb_service_info *s = &cur->svcs[i];
+
+		if (find_svc(conf, &s->key))
+			continue;
+		note_dead(a, s->id * 2, dead, &ndead);
+		note_dead(a, s->id * 2 + 1, dead, &ndead);
+		for (__u32 j = 0; j < s->nbackends; j++)
+			retire_backend(a->m, s->backends[j].id);
+	}
+	for (__u32 i = 0; i < a->nchg && !err; i++) {
+		const struct svc_change *c = &a->chg[i];
+
+		if (bpf_map_update_elem(a->m->svcs, &c->vk, &c->sv, BPF_ANY)) {
+			err = sl_err(-errno, "cannot write a service: %s", strerror(errno));
+			break;
+		}
+		if (c->old && c->prev_table != c->sv.table_id)
+			note_dead(a, c->prev_table, dead, &ndead);
+		for (__u32 j = 0; c->old && j < c->old->nbackends; j++)
+			if (!find_be(c->s, &c->old->backends[j].addr))
+				retire_backend(a->m, c->old->backends[j].id);
+	}
+	drop_tables(a, dead, ndead);
+	free(dead);
+	return err;
+}
+
+/* A failed apply: backend records back as they were (new ids free again).
+ * Tables already installed sit in spare slots no service points at. */
+static void undo_backends(const struct apply *a)
+{
+	for (__u32 i = a->nundo; i-- > 0;)
+		bpf_map_update_elem(a->m->backends, &a->undo[i].id, &a->undo[i].rec, BPF_ANY);
 }
 
 static int apply_maps(const struct lb_maps *m, const struct lb_conf *conf)
 {
-	struct lb_conf cur;
-	__u8 *svc_taken = calloc(LB_MAX_SERVICES, 1), *be_taken = calloc(LB_MAX_BACKENDS, 1);
+	struct lb_conf cur = {};
+	struct apply a = { .m = m, .cur = &cur };
 	int err = check_conf(conf);
 
-	if (!svc_taken || !be_taken)
+	a.svc_taken = calloc(LB_MAX_SERVICES, 1);
+	a.be_taken = calloc(LB_MAX_BACKENDS, 1);
+	a.chg = calloc(conf->n + 1, sizeof(*a.chg));
+	if (!a.svc_taken || !a.be_taken || !a.chg)
 		err = err ?: sl_err(-ENOMEM, "out of memory");
 	err = err ?: list_maps(m, &cur);
+	if (!err && !(a.removed = calloc(cur.n + 1, sizeof(*a.removed))))
+		err = sl_err(-ENOMEM, "out of memory");
 	if (err)
 		goto out;
-	for (__u32 i = 0; i < cur.n; i++) {
-		if (!find_svc(conf, &cur.svcs[i].key))
-			remove_service(m, &cur.svcs[i]);
-		else
-			svc_taken[cur.svcs[i].id] = 1;
-	}
+	for (__u32 i = 0; i < cur.n; i++)
+		if (find_svc(conf, &cur.svcs[i].key))
+			a.svc_taken[cur.svcs[i].id] = 1;
 	for (__u32 i = 0; i < conf->n && !err; i++)
-		err = apply_service(m, &cur, &conf->svcs[i], svc_taken, be_taken);
-	lb_conf_free(&cur);
+		err = prepare_service(&a, &conf->svcs[i]);
+	if (err) {
+		undo_backends(&a);
+		goto out;
+	}
+	unlink_removed(&a, conf, false);
+	err = install_tables(&a);
+	if (err) {
+		unlink_removed(&a, conf, true);
+		undo_backends(&a);
+	} else {
+		err = switch_services(&a, conf);
+	}
 out:
-	free(svc_taken);
-	free(be_taken);
+	for (__u32 i = 0; a.chg && i < a.nchg; i++)
+		close(a.chg[i].fd);
+	lb_conf_free(&cur);
+	free(a.svc_taken);
+	free(a.be_taken);
+	free(a.chg);
+	free(a.undo);
+	free(a.removed);
 	return err;
 }
 

@@ -13,6 +13,7 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <net/if.h>
 #include <sys/ioctl.h>
@@ -783,6 +784,111 @@ static void test_maglev_table(void)
 	      "maglev/table: no weight at all is refused");
 }
 
+/* ---- whole configurations --------------------------------------------- */
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* nsvc UDP services 10.96.0.0 + i:80, 10 NAT backends each (10.91.x.y:8080). */
+static int bulk_conf(struct lb_conf *c, __u32 nsvc)
+{
+	c->n = nsvc;
+	c->svcs = calloc(nsvc + 1, sizeof(*c->svcs));
+	if (!c->svcs)
+		return -ENOMEM;
+	for (__u32 i = 0; i < nsvc; i++) {
+		struct lb_service_info *s = &c->svcs[i];
+		char ep[32];
+
+		snprintf(ep, sizeof(ep), "10.96.%u.%u:80", i >> 8, i & 255);
+		svc_key(&s->key, IPPROTO_UDP, ep);
+		s->nbackends = 10;
+		s->backends = calloc(10, sizeof(*s->backends));
+		if (!s->backends)
+			return -ENOMEM;
+		for (__u32 j = 0; j < 10; j++) {
+			__u32 n = i * 10 + j;
+
+			snprintf(ep, sizeof(ep), "10.91.%u.%u:8080", n >> 8, n & 255);
+			be_addr(&s->backends[j].addr, ep);
+			s->backends[j].conf.weight = 1;
+			s->backends[j].up = true;
+		}
+	}
+	return 0;
+}
+
+/* The backend a new UDP flow to 10.96.0.7:80 gets through XDP (0: none). */
+static __u32 bulk_pick(void)
+{
+	struct pkt_spec p = { .family = 4, .src = "192.0.2.80", .dst = "10.96.0.7",
+			      .proto = 17, .sport = 4242, .dport = 80, .payload = 8 };
+	uint8_t pin[PKT_MAX];
+	struct run r;
+
+	if (run_pkt(SL_HOOK_XDP, pin, pkt_build(&p, pin), 1, &r) || r.retval != XDP_PASS_RET)
+		return 0;
+	return meta_backend(SL_HOOK_XDP);
+}
+
+/* 1,000 services x 10 backends in one apply (the tables switched together,
+ * not one RCU grace period each), a failing apply that changes nothing,
+ * and removing them all. */
+static void test_bulk(void)
+{
+	struct lb_conf c = {}, bad = {}, seen = {};
+	char name[160];
+	__u32 be, be_after;
+	double t0, secs;
+	int err = bulk_conf(&c, 1000);
+
+	t0 = now_s();
+	err = err ?: lb_apply(ctx, LB, &c);
+	secs = now_s() - t0;
+	snprintf(name, sizeof(name), "bulk: 1,000 services x 10 backends applied in %.2f s (limit 2 s)",
+		 secs);
+	CHECK(!err && secs < 2, name);
+	printf("FIGURE: lb apply of 1,000 services x 10 backends: %.2f s\n", secs);
+	be = bulk_pick();
+	CHECK(!err && be && !lb_list(ctx, LB, &seen) && seen.n == 1000 &&
+	      seen.svcs[7].nbackends == 10, "bulk: listed back, a new flow gets a backend");
+
+	/* The same plus a service whose DSR backend has no route: refused
+	 * at preparation, after 1,000 services were prepared. */
+	err = err ?: bulk_conf(&bad, 1001);
+	if (!err) {
+		struct lb_service_info *s = &bad.svcs[1000];
+
+		s->nbackends = 1;
+		be_addr(&s->backends[0].addr, "203.0.113.9:80");
+		s->backends[0].conf.fwd = LB_FWD_IPIP;
+		bad.svcs[3].backends[2].conf.weight = 7; /* a change refused with it */
+	}
+	err = err ?: (lb_apply(ctx, LB, &bad) == 0 ? -EINVAL : 0);
+	lb_conf_free(&seen);
+	be_after = bulk_pick();
+	CHECK(!err && !lb_list(ctx, LB, &seen) && seen.n == 1000 &&
+	      seen.svcs[3].backends[2].conf.weight == 1 && be_after == be,
+	      "bulk: a refused apply (no route to a DSR backend) changes nothing");
+
+	lb_conf_free(&c);
+	t0 = now_s();
+	err = err ?: lb_apply(ctx, LB, &c);
+	secs = now_s() - t0;
+	lb_conf_free(&seen);
+	snprintf(name, sizeof(name), "bulk: 1,000 services removed in %.2f s, a packet to one passes",
+		 secs);
+	CHECK(!err && secs < 2 && !lb_list(ctx, LB, &seen) && seen.n == 0 && !bulk_pick(),
+	      name);
+	lb_conf_free(&seen);
+	lb_conf_free(&bad);
+}
+
 /* ---- cost ---------------------------------------------------------------- */
 
 static void test_cost(void)
@@ -884,6 +990,7 @@ int main(void)
 		test_maglev_table();
 		test_maglev_packets();
 		test_cost();
+		test_bulk();
 	}
 	sl_reset(ctx);
 	sl_close(ctx);
