@@ -6,6 +6,7 @@
  *   sluice lb [--name NAME] -L|-l [-n] [--stats] [-t|-u VIP:PORT]   (-j: JSON)
  *   sluice lb [--name NAME] -C | save | restore [FILE] | attach DEV... | detach DEV
  *   sluice lb [--name NAME] decap on|off   (a backend of an IPIP service)
+ *   sluice lb [--name NAME] forward [on|off]   (NAT packets leave by redirect)
  * Every write is checked whole before anything changes. Writes go straight
  * through libsluice under the writer lock (sluiced has no lb routes). */
 #include <errno.h>
@@ -112,6 +113,37 @@ static int lb_decap_cmd(int argc, char **argv)
 		return cli_bad_usage("lb decap: on|off");
 	on = !strcmp(argv[0], "on");
 	return lb_write(decap_fn, &on);
+}
+
+static int forward_fn(struct sl_ctx *ctx, void *arg)
+{
+	return lb_set_forward(ctx, lb_inst, *(bool *)arg);
+}
+
+/* forward on|off sets; forward alone shows the setting. */
+static int lb_forward_cmd(int argc, char **argv)
+{
+	struct sl_ctx *ctx = NULL;
+	bool on = false;
+	int err;
+
+	if (argc == 1 && (!strcmp(argv[0], "on") || !strcmp(argv[0], "off"))) {
+		on = !strcmp(argv[0], "on");
+		return lb_write(forward_fn, &on);
+	}
+	if (argc)
+		return cli_bad_usage("lb forward: [on|off]");
+	err = sl_open(&ctx, 0);
+	err = err ?: lb_get_forward(ctx, lb_inst, &on);
+	if (ctx)
+		sl_close(ctx);
+	if (err)
+		return cli_fail(err);
+	if (out_json())
+		printf("{\"forward\": %s}\n", on ? "true" : "false");
+	else
+		printf("forward %s\n", on ? "on" : "off");
+	return 0;
 }
 
 static int flush_fn(struct sl_ctx *ctx, void *arg)
@@ -419,6 +451,7 @@ static const struct cmd lb_cmds[] = {
 	{ "attach", lb_attach_cmd, " DEV [DEV ...] [--tc]   (XDP ingress; --tc: TC ingress)" },
 	{ "detach", lb_detach_cmd, " DEV" },
 	{ "decap", lb_decap_cmd, " on|off   (backends: strip IP-in-IP where attached)" },
+	{ "forward", lb_forward_cmd, " [on|off]   (NAT packets leave by redirect, no router run)" },
 	{ "flush", lb_flush_cmd, "   (forget every flow, as conntrack -F)" },
 	{ "save", lb_save_cmd, " [-n]   (ipvsadm-save -n format)" },
 	{ "restore", lb_restore_cmd, " [FILE]   (ipvsadm-save -n lines; all or nothing)" },

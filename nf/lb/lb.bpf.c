@@ -22,6 +22,7 @@ const volatile __u32 lb_slot = 0;
 #define LB_IPPROTO_IPIP 4
 #define LB_IPPROTO_IPV6 41
 #define LB_ETH_ALEN 6
+#define LB_ETH_HLEN 14
 #define LB_L2_MAX 22 /* Ethernet and two VLAN tags */
 #define LB_TCP_FIN 0x01
 #define LB_TCP_SYN 0x02
@@ -75,13 +76,6 @@ struct {
 	__type(key, struct lb_flow_key);
 	__type(value, struct lb_flow);
 } lb_flows SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, LB_MAX_FLOWS);
-	__type(key, struct lb_flow_key);
-	__type(value, struct lb_rnat);
-} lb_rnat SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -166,12 +160,12 @@ static __always_inline __u32 lb_pick(const struct lb_svc *svc,
 
 /* Records a new flow on backend id (and its NAT reply path). */
 static __always_inline void lb_remember(const struct lb_flow_key *fk,
-					const struct lb_svc *svc, __u32 id,
+					__u32 svc_id, __u32 id,
 					const struct lb_be *be)
 {
-	struct lb_flow f = { .backend = id, .gen = be->gen, .svc_id = svc->id };
+	struct lb_flow f = { .backend = id, .gen = be->gen, .svc_id = svc_id };
 	struct lb_flow_key rk = {};
-	struct lb_rnat rn = {};
+	struct lb_flow rn = {};
 
 	bpf_map_update_elem(&lb_flows, fk, &f, BPF_ANY);
 	if (be->fwd != LB_FWD_NAT)
@@ -182,11 +176,12 @@ static __always_inline void lb_remember(const struct lb_flow_key *fk,
 	rk.dport = fk->sport;
 	rk.proto = fk->proto;
 	rk.family = fk->family;
+	rn.kind = LB_FLOW_REPLY;
 	__builtin_memcpy(rn.vip, fk->daddr, sizeof(rn.vip));
 	rn.vport = fk->dport;
-	rn.svc_id = svc->id;
+	rn.svc_id = svc_id;
 	rn.backend = id;
-	bpf_map_update_elem(&lb_rnat, &rk, &rn, BPF_ANY);
+	bpf_map_update_elem(&lb_flows, &rk, &rn, BPF_ANY);
 }
 
 /* TCP reusing a 5-tuple (clients closing with RST or quickly after FIN
@@ -206,17 +201,62 @@ static __always_inline bool lb_tcp_reused(const struct sl_meta *m,
 	return false;
 }
 
+/* The backend of an established flow, or NULL when the flow must be
+ * scheduled again: its backend id went to another backend, its service
+ * was removed, or TCP opens a new connection on a closed flow's tuple. */
+static __always_inline struct lb_be *lb_flow_backend(const struct sl_meta *m,
+						     struct lb_flow *f)
+{
+	__u32 id = f->backend;
+	struct lb_be *be = bpf_map_lookup_elem(&lb_backends, &id);
+
+	if (!be || be->gen != f->gen || (be->flags & LB_BE_GONE))
+		return NULL;
+	if (lb_tcp_reused(m, f))
+		return NULL;
+	return be;
+}
+
+/* A new flow to a service: a backend from its table, remembered. */
+static __always_inline struct lb_be *lb_schedule(const struct sl_meta *m,
+						 const struct lb_flow_key *fk,
+						 __u32 *idp, __u32 *svc_idp)
+{
+	struct lb_vip_key vk = {};
+	struct lb_svc *svc;
+	struct lb_be *be;
+	__u32 id;
+
+	*svc_idp = 0;
+	__builtin_memcpy(vk.addr, fk->daddr, sizeof(vk.addr));
+	vk.port = fk->dport;
+	vk.proto = fk->proto;
+	vk.family = fk->family;
+	svc = bpf_map_lookup_elem(&lb_svcs, &vk);
+	if (!svc)
+		return NULL;
+	*svc_idp = svc->id;
+	id = lb_pick(svc, fk);
+	be = id ? bpf_map_lookup_elem(&lb_backends, &id) : NULL;
+	if (!be || !(be->flags & LB_BE_LIVE)) {
+		*idp = 0;
+		return NULL;
+	}
+	lb_remember(fk, svc->id, id, be);
+	*idp = id;
+	return be;
+}
+
 /* Decides what happens to the packet; returns a negative drop reason or 0
- * with the plan filled. */
+ * with the plan filled. A packet of a known flow (either direction) costs
+ * one flow-table lookup; only the first packet of a flow looks for its
+ * service. */
 static __always_inline int lb_decide(struct sl_meta *m, struct lb_plan *p)
 {
 	struct lb_flow_key fk = {};
-	struct lb_vip_key vk = {};
-	struct lb_svc *svc;
-	struct lb_flow *f;
-	struct lb_rnat *rn;
 	struct lb_be *be = NULL;
-	__u32 id = 0;
+	struct lb_flow *f;
+	__u32 id = 0, svc_id = 0;
 	bool is_new = false;
 
 	p->action = LB_NONE;
@@ -225,11 +265,6 @@ static __always_inline int lb_decide(struct sl_meta *m, struct lb_plan *p)
 	    (m->flags & SL_F_FRAG))
 		return 0;
 	fk.family = m->flags & SL_F_IPV4 ? 4 : 6;
-	__builtin_memcpy(fk.saddr, m->saddr, sizeof(fk.saddr));
-	__builtin_memcpy(fk.daddr, m->daddr, sizeof(fk.daddr));
-	fk.sport = m->sport;
-	fk.dport = m->dport;
-	fk.proto = m->ip_proto;
 	p->family = fk.family;
 	if ((fk.family == 4 && m->ip_proto == LB_IPPROTO_IPIP) ||
 	    (fk.family == 6 && m->ip_proto == LB_IPPROTO_IPV6)) {
@@ -242,43 +277,33 @@ static __always_inline int lb_decide(struct sl_meta *m, struct lb_plan *p)
 	}
 	if (m->ip_proto != IPPROTO_TCP && m->ip_proto != IPPROTO_UDP)
 		return 0;
-
-	rn = bpf_map_lookup_elem(&lb_rnat, &fk);
-	if (rn) {
-		p->action = LB_REPLY;
-		__builtin_memcpy(p->vip, rn->vip, sizeof(p->vip));
-		p->vport = rn->vport;
-		lb_count(&lb_svc_stats, rn->svc_id, m->pkt_len, false, false);
-		lb_count(&lb_be_stats, rn->backend, m->pkt_len, false, false);
-		return 0;
-	}
-
-	__builtin_memcpy(vk.addr, m->daddr, sizeof(vk.addr));
-	vk.port = m->dport;
-	vk.proto = m->ip_proto;
-	vk.family = fk.family;
-	svc = bpf_map_lookup_elem(&lb_svcs, &vk);
-	if (!svc)
-		return 0;
+	__builtin_memcpy(fk.saddr, m->saddr, sizeof(fk.saddr));
+	__builtin_memcpy(fk.daddr, m->daddr, sizeof(fk.daddr));
+	fk.sport = m->sport;
+	fk.dport = m->dport;
+	fk.proto = m->ip_proto;
 
 	f = bpf_map_lookup_elem(&lb_flows, &fk);
+	if (f && f->kind == LB_FLOW_REPLY) {
+		p->action = LB_REPLY;
+		__builtin_memcpy(p->vip, f->vip, sizeof(p->vip));
+		p->vport = f->vport;
+		lb_count(&lb_svc_stats, f->svc_id, m->pkt_len, false, false);
+		lb_count(&lb_be_stats, f->backend, m->pkt_len, false, false);
+		return 0;
+	}
 	if (f) {
+		be = lb_flow_backend(m, f);
 		id = f->backend;
-		be = bpf_map_lookup_elem(&lb_backends, &id);
-		if (be && be->gen != f->gen)
-			be = NULL; /* the id was given to another backend */
-		if (lb_tcp_reused(m, f))
-			be = NULL;
+		svc_id = f->svc_id;
 	}
 	if (!be) {
-		id = lb_pick(svc, &fk);
-		be = id ? bpf_map_lookup_elem(&lb_backends, &id) : NULL;
-		if (!be || !(be->flags & LB_BE_LIVE))
-			return -SL_DROP_LB_NO_BACKEND;
-		lb_remember(&fk, svc, id, be);
+		be = lb_schedule(m, &fk, &id, &svc_id);
+		if (!be)
+			return svc_id ? -SL_DROP_LB_NO_BACKEND : 0;
 		is_new = true;
 	}
-	lb_count(&lb_svc_stats, svc->id, m->pkt_len, true, is_new);
+	lb_count(&lb_svc_stats, svc_id, m->pkt_len, true, is_new);
 	lb_count(&lb_be_stats, id, m->pkt_len, true, is_new);
 	m->lb_backend = id;
 	p->action = LB_FORWARD;
@@ -317,6 +342,90 @@ static __always_inline __u64 lb_csum_delta(const __u32 *from, const __u32 *to,
 static __always_inline void lb_csum_apply(__u16 *csum, __u64 delta)
 {
 	*csum = ~lb_csum_fold((__u16)~*csum + delta);
+}
+
+/* ---- forwarding by the LB itself (lb forward on) ------------------------ */
+
+/* A NAT packet, rewritten, leaves as the router NF would send it: FIB and
+ * neighbour lookup, TTL or hop limit lowered, MACs rewritten, redirect;
+ * the router's own run is saved. What the FIB cannot finish (local
+ * delivery, no neighbour, TTL expiry, MTU, no route, VLAN tags) goes on
+ * unchanged to the next NF or the kernel. */
+static __always_inline bool lb_forward_on(void)
+{
+	__u32 zero = 0;
+	struct lb_state *st = bpf_map_lookup_elem(&lb_state, &zero);
+
+	return st && st->forward;
+}
+
+static __always_inline int lb_route(void *ctx, struct sl_meta *m, void *data,
+				    void *data_end)
+{
+	struct ethhdr *eth = data;
+	struct bpf_fib_lookup fib;
+	struct ipv6hdr *ip6;
+	struct iphdr *ip;
+	int rc;
+
+	if (m->l3_off != LB_ETH_HLEN || (void *)(eth + 1) > data_end)
+		return SL_NEXT;
+	__builtin_memset(&fib, 0, sizeof(fib));
+	fib.ifindex = m->ifindex;
+	fib.l4_protocol = m->ip_proto;
+	fib.sport = bpf_htons(m->sport);
+	fib.dport = bpf_htons(m->dport);
+	ip = data + LB_ETH_HLEN;
+	ip6 = data + LB_ETH_HLEN;
+	if (m->flags & SL_F_IPV4) {
+		if ((void *)(ip + 1) > data_end || ip->ttl <= 1)
+			return SL_NEXT;
+		fib.family = LB_AF_INET;
+		fib.tos = ip->tos;
+		fib.tot_len = bpf_ntohs(ip->tot_len);
+		fib.ipv4_src = ip->saddr;
+		fib.ipv4_dst = ip->daddr;
+	} else {
+		if ((void *)(ip6 + 1) > data_end || ip6->hop_limit <= 1)
+			return SL_NEXT;
+		fib.family = LB_AF_INET6;
+		fib.flowinfo = *(__be32 *)ip6 & bpf_htonl(0x0fffffff);
+		fib.tot_len = sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
+		__builtin_memcpy(fib.ipv6_src, &ip6->saddr, 16);
+		__builtin_memcpy(fib.ipv6_dst, &ip6->daddr, 16);
+	}
+	rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
+		return SL_NEXT;
+	if (m->flags & SL_F_IPV4) {
+		/* RFC 1624: the TTL is the high byte of its 16-bit word. */
+		__u32 sum = (__u32)ip->check + (__u32)bpf_htons(0x0100);
+
+		ip->check = (__u16)(sum + (sum >> 16));
+		ip->ttl--;
+	} else {
+		ip6->hop_limit--;
+	}
+	__builtin_memcpy(eth->h_dest, fib.dmac, LB_ETH_ALEN);
+	__builtin_memcpy(eth->h_source, fib.smac, LB_ETH_ALEN);
+	m->redirect_ifindex = fib.ifindex;
+	return SL_REDIRECT;
+}
+
+static __always_inline int lb_xdp_route(struct xdp_md *ctx, struct sl_meta *m)
+{
+	if (!lb_forward_on())
+		return SL_NEXT;
+	return lb_route(ctx, m, (void *)(long)ctx->data,
+			(void *)(long)ctx->data_end);
+}
+
+static __always_inline int lb_tc_route(struct __sk_buff *skb, struct sl_meta *m)
+{
+	if (m->hook != SL_HOOK_TC_IN || !lb_forward_on())
+		return SL_NEXT;
+	return lb_route(skb, m, (void *)(long)skb->data,
+			(void *)(long)skb->data_end);
 }
 
 /* ---- XDP rewrites ------------------------------------------------------ */
@@ -577,7 +686,7 @@ static __always_inline int lb_xdp_apply(struct xdp_md *ctx, struct sl_meta *m,
 			return err;
 		__builtin_memcpy(m->saddr, p->vip, sizeof(m->saddr));
 		m->sport = p->vport;
-		return SL_NEXT;
+		return lb_xdp_route(ctx, m);
 	}
 	if (p->action != LB_FORWARD || !be)
 		return SL_NEXT;
@@ -590,7 +699,7 @@ static __always_inline int lb_xdp_apply(struct xdp_md *ctx, struct sl_meta *m,
 		return err;
 	__builtin_memcpy(m->daddr, be->addr, sizeof(m->daddr));
 	m->dport = be->port;
-	return SL_NEXT;
+	return lb_xdp_route(ctx, m);
 }
 
 SEC("xdp")
@@ -725,7 +834,7 @@ static __always_inline int lb_tc_apply(struct __sk_buff *skb, struct sl_meta *m,
 			return err;
 		__builtin_memcpy(m->saddr, p->vip, sizeof(m->saddr));
 		m->sport = p->vport;
-		return SL_NEXT;
+		return lb_tc_route(skb, m);
 	}
 	if (p->action != LB_FORWARD || !be)
 		return SL_NEXT;
@@ -738,7 +847,7 @@ static __always_inline int lb_tc_apply(struct __sk_buff *skb, struct sl_meta *m,
 		return err;
 	__builtin_memcpy(m->daddr, be->addr, sizeof(m->daddr));
 	m->dport = be->port;
-	return SL_NEXT;
+	return lb_tc_route(skb, m);
 }
 
 SEC("tc")

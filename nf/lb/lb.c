@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -251,13 +252,13 @@ static int build_sequence(const __u32 *weights, __u32 n, bool weighted,
 /* ---- the instance and its maps ------------------------------------------ */
 
 struct lb_maps {
-	int svcs, backends, tables, rr, flows, rnat, svc_stats, be_stats, state;
+	int svcs, backends, tables, rr, flows, svc_stats, be_stats, state;
 };
 
 static const char *const map_pins[] = { "lb_svcs", "lb_backends", "lb_tables",
-					"lb_rr", "lb_flows", "lb_rnat",
-					"lb_svc_stats", "lb_be_stats", "lb_state" };
-#define LB_NMAPS 9
+					"lb_rr", "lb_flows", "lb_svc_stats",
+					"lb_be_stats", "lb_state" };
+#define LB_NMAPS 8
 
 static void maps_close(struct lb_maps *m)
 {
@@ -332,10 +333,9 @@ int lb_create(struct sl_ctx *ctx, const char *inst)
 	maps[2] = skel->maps.lb_tables;
 	maps[3] = skel->maps.lb_rr;
 	maps[4] = skel->maps.lb_flows;
-	maps[5] = skel->maps.lb_rnat;
-	maps[6] = skel->maps.lb_svc_stats;
-	maps[7] = skel->maps.lb_be_stats;
-	maps[8] = skel->maps.lb_state;
+	maps[5] = skel->maps.lb_svc_stats;
+	maps[6] = skel->maps.lb_be_stats;
+	maps[7] = skel->maps.lb_state;
 	err = sl_instance_stage_dir(ctx, &in, stage, sizeof(stage));
 	for (int i = 0; i < LB_NMAPS && !err; i++)
 		err = sl_pin(stage, map_pins[i], bpf_map__fd(maps[i]));
@@ -791,13 +791,17 @@ static int make_table(const __u32 *table, __u32 len)
 	return fd;
 }
 
-static void retire_backend(const struct lb_maps *m, __u32 id)
+/* A backend leaves its service: its address is kept so that its flows
+ * carry on, unless the whole service goes (gone). */
+static void retire_backend(const struct lb_maps *m, __u32 id, bool gone)
 {
 	struct lb_be be;
 
 	if (bpf_map_lookup_elem(m->backends, &id, &be))
 		return;
-	be.flags &= ~LB_BE_LIVE; /* address kept: its flows carry on */
+	be.flags &= ~LB_BE_LIVE;
+	if (gone)
+		be.flags |= LB_BE_GONE;
 	bpf_map_update_elem(m->backends, &id, &be, BPF_ANY);
 }
 
@@ -1086,7 +1090,7 @@ static int switch_services(struct apply *a, const struct lb_conf *conf)
 		note_dead(a, s->id * 2, dead, &ndead);
 		note_dead(a, s->id * 2 + 1, dead, &ndead);
 		for (__u32 j = 0; j < s->nbackends; j++)
-			retire_backend(a->m, s->backends[j].id);
+			retire_backend(a->m, s->backends[j].id, true);
 	}
 	for (__u32 i = 0; i < a->nchg && !err; i++) {
 		const struct svc_change *c = &a->chg[i];
@@ -1099,7 +1103,7 @@ static int switch_services(struct apply *a, const struct lb_conf *conf)
 			note_dead(a, c->prev_table, dead, &ndead);
 		for (__u32 j = 0; c->old && j < c->old->nbackends; j++)
 			if (!find_be(c->s, &c->old->backends[j].addr))
-				retire_backend(a->m, c->old->backends[j].id);
+				retire_backend(a->m, c->old->backends[j].id, false);
 	}
 	drop_tables(a, dead, ndead);
 	free(dead);
@@ -1294,14 +1298,20 @@ int lb_backend_set_up(struct sl_ctx *ctx, const char *inst,
 	return err;
 }
 
-static int flush_map(int fd)
+/* Empties the flow table; returns the connections forgotten (forward
+ * entries; NAT reply entries go with them). */
+static int flush_flows(int fd)
 {
 	struct lb_flow_key k;
+	struct lb_flow f;
 	int n = 0;
 
-	while (!bpf_map_get_next_key(fd, NULL, &k))
-		if (!bpf_map_delete_elem(fd, &k))
+	while (!bpf_map_get_next_key(fd, NULL, &k)) {
+		bool fwd = !bpf_map_lookup_elem(fd, &k, &f) && f.kind == LB_FLOW_FWD;
+
+		if (!bpf_map_delete_elem(fd, &k) && fwd)
 			n++;
+	}
 	return n;
 }
 
@@ -1312,46 +1322,56 @@ int lb_flush_flows(struct sl_ctx *ctx, const char *inst)
 
 	if (err)
 		return err;
-	n = flush_map(m.flows);
-	flush_map(m.rnat);
+	n = flush_flows(m.flows);
 	maps_close(&m);
 	return n;
 }
 
-int lb_set_decap(struct sl_ctx *ctx, const char *inst, bool on)
+/* Sets (set) or reads one setting of lb_state, at offset off. */
+static int state_flag(struct sl_ctx *ctx, const char *inst, size_t off,
+		      bool set, bool *on)
 {
 	struct lb_state st = {};
 	struct lb_maps m;
 	__u32 zero = 0;
-	int err;
+	int err = 0;
 
 	inst = inst_name(inst);
-	err = lb_create(ctx, inst);
+	if (set)
+		err = lb_create(ctx, inst);
 	err = err ?: maps_open(ctx, inst, &m);
-	if (err)
-		return err;
-	bpf_map_lookup_elem(m.state, &zero, &st);
-	st.decap = on;
-	if (bpf_map_update_elem(m.state, &zero, &st, BPF_ANY))
-		err = sl_err(-errno, "cannot write lb_state: %s", strerror(errno));
-	maps_close(&m);
-	return err;
-}
-
-int lb_get_decap(struct sl_ctx *ctx, const char *inst, bool *on)
-{
-	struct lb_state st = {};
-	struct lb_maps m;
-	__u32 zero = 0;
-	int err = maps_open(ctx, inst_name(inst), &m);
-
 	if (err)
 		return err;
 	if (bpf_map_lookup_elem(m.state, &zero, &st))
 		err = sl_err(-errno, "cannot read lb_state: %s", strerror(errno));
-	*on = st.decap;
+	if (!err && set) {
+		*(__u32 *)((char *)&st + off) = *on;
+		if (bpf_map_update_elem(m.state, &zero, &st, BPF_ANY))
+			err = sl_err(-errno, "cannot write lb_state: %s", strerror(errno));
+	}
+	*on = *(__u32 *)((char *)&st + off);
 	maps_close(&m);
 	return err;
+}
+
+int lb_set_decap(struct sl_ctx *ctx, const char *inst, bool on)
+{
+	return state_flag(ctx, inst, offsetof(struct lb_state, decap), true, &on);
+}
+
+int lb_get_decap(struct sl_ctx *ctx, const char *inst, bool *on)
+{
+	return state_flag(ctx, inst, offsetof(struct lb_state, decap), false, on);
+}
+
+int lb_set_forward(struct sl_ctx *ctx, const char *inst, bool on)
+{
+	return state_flag(ctx, inst, offsetof(struct lb_state, forward), true, &on);
+}
+
+int lb_get_forward(struct sl_ctx *ctx, const char *inst, bool *on)
+{
+	return state_flag(ctx, inst, offsetof(struct lb_state, forward), false, on);
 }
 
 /* ---- attaching ---------------------------------------------------------- */

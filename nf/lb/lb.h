@@ -142,6 +142,14 @@ int lb_flush_flows(struct sl_ctx *ctx, const char *inst);
 int lb_set_decap(struct sl_ctx *ctx, const char *inst, bool on);
 int lb_get_decap(struct sl_ctx *ctx, const char *inst, bool *on);
 
+/* With forward on, NAT packets (to backends and replies to clients) leave
+ * by redirect after a FIB and neighbour lookup, as the router NF would
+ * send them, without the router's run (nor the kernel's forwarding path:
+ * netfilter's FORWARD hooks do not see them). What the FIB cannot finish
+ * goes on to the next NF or the kernel. Off by default. */
+int lb_set_forward(struct sl_ctx *ctx, const char *inst, bool on);
+int lb_get_forward(struct sl_ctx *ctx, const char *inst, bool *on);
+
 /* ---- parsing and formatting (CLI, restore, tests) ------------------- */
 
 /* "10.0.0.1:80", "[2001:db8::1]:80", "10.0.0.1" (port 0 when optional). */

@@ -23,8 +23,9 @@
 #define LB_MAX_BACKENDS 65536
 /* Per service: two table slots (the live one and the one being built). */
 #define LB_MAX_TABLES (2 * LB_MAX_SERVICES + 2)
-/* Flows remembered (LRU): one entry per connection, another per NAT reply. */
-#define LB_MAX_FLOWS 262144
+/* Flows remembered (LRU), in one table: an entry per connection and
+ * another for its NAT replies (262,144 NAT connections). */
+#define LB_MAX_FLOWS 524288
 /* Maglev table size: a prime well above 100 x backends keeps each
  * backend's share within ~1 % of its weight (Maglev paper, 5.3) for up to
  * 40 backends, at 16 KiB a service: 1,000 services take 16 MiB. */
@@ -66,6 +67,7 @@ struct lb_svc {
 enum lb_be_flags {
 	LB_BE_LIVE = 1 << 0, /* configured; clear once removed */
 	LB_BE_UP = 1 << 1, /* health: up (new flows allowed) */
+	LB_BE_GONE = 1 << 2, /* its service was removed: its flows end too */
 };
 
 /* A backend, by id. A removed backend keeps its address so flows already
@@ -95,20 +97,21 @@ struct lb_flow_key {
 	__u16 pad;
 };
 
-struct lb_flow {
-	__u32 backend;
-	__u32 gen;
-	__u32 svc_id;
-	__u32 closing; /* TCP FIN seen: a later SYN is a new connection */
+enum lb_flow_kind {
+	LB_FLOW_FWD = 0, /* client to VIP: goes to backend */
+	LB_FLOW_REPLY = 1, /* NAT reply (backend to client): source to vip:vport */
 };
 
-/* NAT reply path: key is the reply's tuple (backend -> client). */
-struct lb_rnat {
-	__u32 vip[4];
-	__u16 vport; /* host order */
-	__u16 pad;
-	__u32 svc_id;
+/* The one flow table holds both directions, so that any packet of a
+ * known connection costs one lookup: keyed by the tuple on the wire. */
+struct lb_flow {
 	__u32 backend;
+	__u32 svc_id;
+	__u8 kind; /* enum lb_flow_kind */
+	__u8 closing; /* forward: TCP FIN or RST seen; a later SYN is new */
+	__u16 vport; /* reply: host order */
+	__u32 gen; /* forward: the backend's gen when scheduled */
+	__u32 vip[4]; /* reply */
 };
 
 /* Per service and per backend (per-CPU). in: client to VIP; out: NAT
@@ -127,6 +130,8 @@ struct lb_state {
 	__u32 decap; /* data plane: strip IP-in-IP (4in4, 6in6) headers; for
 		      * backends of an IPIP service, where no tunnel device
 		      * is available */
+	__u32 forward; /* data plane: NAT packets leave by XDP/TC redirect
+			* after a FIB lookup (as the router NF) */
 };
 
 /* One hash for the flow (BPF and user space share it, so tests can tell

@@ -784,6 +784,120 @@ static void test_maglev_table(void)
 	      "maglev/table: no weight at all is refused");
 }
 
+/* ---- forwarding by the LB (forward on) and removed services ---------- */
+
+/* What the router NF would make of frame p: to the backend's MAC from
+ * DEV's, TTL or hop limit lowered (IPv4 header checksum recomputed). */
+static void routed(uint8_t *p, int family)
+{
+	uint8_t *ip = p + 14;
+
+	memcpy(p, be_mac, 6);
+	memcpy(p + 6, dev_mac, 6);
+	if (family == 4) {
+		ip[8]--;
+		ip[10] = ip[11] = 0;
+		memcpy(ip + 10, &(uint16_t){ csum_fold(csum_add(0, ip, 20)) }, 2);
+	} else {
+		ip[7]--;
+	}
+}
+
+static void test_forward(void)
+{
+	bool on = false;
+	int err = add_svc(IPPROTO_TCP, "10.0.0.210:80", LB_SCHED_MH, 0);
+
+	err = err ?: add_be(IPPROTO_TCP, "10.0.0.210:80", "10.0.0.5:8080", LB_FWD_NAT, 1);
+	err = err ?: add_svc(IPPROTO_UDP, "[fd00::210]:80", LB_SCHED_MH, 0);
+	err = err ?: add_be(IPPROTO_UDP, "[fd00::210]:80", "[fd00::5]:8080", LB_FWD_NAT, 1);
+	err = err ?: lb_set_forward(ctx, LB, true);
+	err = err ?: lb_get_forward(ctx, LB, &on);
+	if (!check_report(!err && on, "forward/setup, forward on", err ? sl_errmsg() : NULL))
+		return;
+	for (int hook = SL_HOOK_XDP; hook <= SL_HOOK_TC_IN; hook++) {
+		uint8_t pin[PKT_MAX], want[PKT_MAX];
+		size_t lin, lwant;
+		char name[128];
+		struct run r;
+
+		struct pkt_spec t4 = { .family = 4, .src = "192.0.2.40", .dst = "10.0.0.210",
+				       .proto = 6, .sport = 3000 + hook, .dport = 80,
+				       .tcp_flags = 0x02, .payload = 9 };
+		struct pkt_spec t4o = t4;
+
+		t4o.dst = "10.0.0.5";
+		t4o.dport = 8080;
+		lin = pkt_build(&t4, pin);
+		lwant = pkt_build(&t4o, want);
+		routed(want, 4);
+		snprintf(name, sizeof(name), "%s/forward/tcp4: DNAT, TTL lowered, backend MAC, redirected",
+			 sl_hook_name(hook));
+		if (check_report(!run_pkt(hook, pin, lin, 1, &r), name, NULL))
+			compare(name, pin, lin, &r, want, lwant, redirect_ret(hook));
+
+		/* The reply's client has no route here: translated, then
+		 * left to the kernel (which answers what it cannot route). */
+		struct pkt_spec rin = { .family = 4, .src = "10.0.0.5", .dst = "192.0.2.40",
+					.proto = 6, .sport = 8080, .dport = 3000 + hook,
+					.tcp_flags = 0x12, .payload = 5 };
+		struct pkt_spec rout = rin;
+
+		rout.src = "10.0.0.210";
+		rout.sport = 80;
+		golden("forward/tcp4 reply without a route: translated, passed on", hook,
+		       &rin, &rout, pass_ret(hook));
+
+		struct pkt_spec u6 = { .family = 6, .src = "2001:db8::40", .dst = "fd00::210",
+				       .proto = 17, .sport = 3000 + hook, .dport = 80, .payload = 12 };
+		struct pkt_spec u6o = u6;
+
+		u6o.dst = "fd00::5";
+		u6o.dport = 8080;
+		lin = pkt_build(&u6, pin);
+		lwant = pkt_build(&u6o, want);
+		routed(want, 6);
+		snprintf(name, sizeof(name), "%s/forward/udp6: DNAT, hop limit lowered, backend MAC, redirected",
+			 sl_hook_name(hook));
+		if (check_report(!run_pkt(hook, pin, lin, 1, &r), name, NULL))
+			compare(name, pin, lin, &r, want, lwant, redirect_ret(hook));
+	}
+	err = lb_set_forward(ctx, LB, false);
+	err = err ?: lb_get_forward(ctx, LB, &on);
+	CHECK(!err && !on, "forward off again");
+	struct pkt_spec t4 = { .family = 4, .src = "192.0.2.40", .dst = "10.0.0.210",
+			       .proto = 6, .sport = 3100, .dport = 80, .tcp_flags = 0x02 };
+	struct pkt_spec t4o = t4;
+
+	t4o.dst = "10.0.0.5";
+	t4o.dport = 8080;
+	golden("forward off: DNAT only, passed on", SL_HOOK_XDP, &t4, &t4o, XDP_PASS_RET);
+}
+
+/* A removed service's established flows end with it: their next packets
+ * are not the LB's any more (and the reply path stops translating). */
+static void test_service_removed(void)
+{
+	struct lb_service_key k;
+	struct pkt_spec in = { .family = 4, .src = "192.0.2.50", .dst = "10.0.0.220",
+			       .proto = 6, .sport = 5050, .dport = 80, .tcp_flags = 0x10 };
+	struct pkt_spec out = in;
+	int err = add_svc(IPPROTO_TCP, "10.0.0.220:80", LB_SCHED_MH, 0);
+
+	err = err ?: add_be(IPPROTO_TCP, "10.0.0.220:80", "10.0.0.5:8080", LB_FWD_NAT, 1);
+	if (!check_report(!err, "removed/setup", err ? sl_errmsg() : NULL))
+		return;
+	out.dst = "10.0.0.5";
+	out.dport = 8080;
+	golden("removed: a flow established", SL_HOOK_XDP, &in, &out, XDP_PASS_RET);
+	svc_key(&k, IPPROTO_TCP, "10.0.0.220:80");
+	err = lb_service_del(ctx, LB, &k);
+	CHECK(!err, "removed: service deleted");
+	golden("removed: its flow's next packet goes on untouched", SL_HOOK_XDP, &in, &in,
+	       XDP_PASS_RET);
+	golden("removed: and through TC", SL_HOOK_TC_IN, &in, &in, TC_NEXT_RET);
+}
+
 /* ---- whole configurations --------------------------------------------- */
 
 static double now_s(void)
@@ -989,6 +1103,8 @@ int main(void)
 		test_reuse();
 		test_maglev_table();
 		test_maglev_packets();
+		test_forward();
+		test_service_removed();
 		test_cost();
 		test_bulk();
 	}
