@@ -837,14 +837,59 @@ static __noinline int fw_reject(struct xdp_md *ctx, struct sl_meta *m,
 	return fw_icmp6(ctx, code, ia->v6);
 }
 
+extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
+
+/* Route decisions of IPv4 packets that went to no chain or to INPUT,
+ * cached per CPU by (ingress interface, destination) and tagged with the
+ * namespace's rt_genid: the generation the kernel bumps (rt_cache_flush)
+ * on every change of routes, rules, addresses, links or the forwarding
+ * sysctls, and with which it invalidates its own cached routes. Only
+ * decisions the route lookup takes from the destination alone are kept:
+ * no policy routing rules (they may look at the source, marks, ports),
+ * and no forwarded packet (a multipath route picks its path from the
+ * source and ports). */
+struct fw_route_slot {
+	__u32 dst;
+	__u32 ifindex;
+	__u32 genid;
+	__u32 chain;
+};
+
+#define FW_ROUTE_SLOTS 256
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, FW_ROUTE_SLOTS);
+	__type(key, __u32);
+	__type(value, struct fw_route_slot);
+} fw_routes SEC(".maps");
+
+static __always_inline struct net *fw_xdp_net(struct xdp_md *ctx)
+{
+	struct xdp_buff *x = bpf_cast_to_kern_ctx(ctx);
+
+	return x->rxq->dev->nd_net.net;
+}
+
+static __always_inline __u32 fw_route_slot_of(__u32 dst, __u32 ifindex)
+{
+	__u32 h = (dst ^ (ifindex << 16)) * 0x9e3779b1U;
+
+	return h >> 24; /* FW_ROUTE_SLOTS */
+}
+
 /* iptables: which built-in chain sees the packet, as netfilter would pick
  * it: at ingress a route lookup tells local delivery (INPUT) from
  * forwarding (FORWARD, to the route's interface); egress sees OUTPUT for
- * locally generated packets only. Returns FW_NONE when no chain applies. */
+ * locally generated packets only. Returns FW_NONE when no chain applies.
+ * net (XDP only, or NULL) lets IPv4 decisions come from fw_routes. */
 static __noinline __u32 fw_chain_of(void *ctx, struct sl_meta *m,
-				    __u64 *oif, __u32 ingress_ifindex)
+				    __u64 *oif, __u32 ingress_ifindex,
+				    struct net *net)
 {
 	struct bpf_fib_lookup p = {};
+	struct fw_route_slot *slot = NULL;
+	__u32 genid = 0, chain;
 	long rc;
 
 	if (m->hook == SL_HOOK_TC_OUT) {
@@ -852,6 +897,18 @@ static __noinline __u32 fw_chain_of(void *ctx, struct sl_meta *m,
 			return FW_NONE; /* forwarded: FORWARD saw it at ingress */
 		*oif = m->ifindex;
 		return FW_OUTPUT;
+	}
+	if (net && (m->flags & SL_F_IPV4)) {
+		__u32 idx = fw_route_slot_of(m->daddr[0], m->ifindex);
+
+		/* Read before the lookup: a change during it bumps it. */
+		genid = net->ipv4.rt_genid.counter;
+		slot = bpf_map_lookup_elem(&fw_routes, &idx);
+		if (slot && slot->genid == genid && slot->dst == m->daddr[0] &&
+		    slot->ifindex == m->ifindex)
+			return slot->chain == FW_INPUT ? FW_INPUT : FW_NONE;
+		if (net->ipv4.fib_has_custom_rules)
+			slot = NULL;
 	}
 	p.ifindex = m->ifindex;
 	p.l4_protocol = m->ip_proto;
@@ -872,12 +929,22 @@ static __noinline __u32 fw_chain_of(void *ctx, struct sl_meta *m,
 	case BPF_FIB_LKUP_RET_NO_NEIGH:
 		*oif = p.ifindex;
 		return FW_FORWARD;
+	case BPF_FIB_LKUP_RET_UNSUPP_LWT: /* after the multipath choice */
+		return FW_NONE;
 	case BPF_FIB_LKUP_RET_NOT_FWDED: /* local, broadcast, multicast */
 	case BPF_FIB_LKUP_RET_FWD_DISABLED: /* a host: all it takes is local */
-		return FW_INPUT;
+		chain = FW_INPUT;
+		break;
 	default: /* blackhole, unreachable...: dropped before any chain */
-		return FW_NONE;
+		chain = FW_NONE;
 	}
+	if (slot) {
+		slot->dst = m->daddr[0];
+		slot->ifindex = m->ifindex;
+		slot->genid = genid;
+		slot->chain = chain;
+	}
+	return chain;
 }
 
 struct fw_answer {
@@ -887,7 +954,8 @@ struct fw_answer {
 
 static __always_inline int firewall_run(void *ctx, struct sl_meta *m,
 					void *data, void *data_end,
-					__u32 ingress_ifindex, struct fw_answer *ans)
+					__u32 ingress_ifindex, struct net *net,
+					struct fw_answer *ans)
 {
 	struct fw_run w = { .s.match = ~0U };
 	struct fw_scan *s = &w.s;
@@ -929,7 +997,7 @@ static __always_inline int firewall_run(void *ctx, struct sl_meta *m,
 
 	if (cfg->mode == FW_MODE_IPTABLES) {
 		__u32 chain = fw_chain_of(ctx, m, &s->key[FW_DIM_OIF],
-					  ingress_ifindex);
+					  ingress_ifindex, net);
 
 		if (chain >= FW_CHAINS)
 			return SL_NEXT;
@@ -964,7 +1032,7 @@ int firewall_xdp(struct xdp_md *ctx)
 
 	if (!m)
 		return XDP_PASS;
-	verdict = firewall_run(ctx, m, data, data_end, 0, &ans);
+	verdict = firewall_run(ctx, m, data, data_end, 0, fw_xdp_net(ctx), &ans);
 	if (verdict == -SL_DROP_REJECT && ans.reject &&
 	    !fw_reject(ctx, m, ans.reject, ans.chain)) {
 		/* Counted as a drop (rejected); the answer goes back. */
@@ -989,5 +1057,5 @@ int firewall_tc(struct __sk_buff *skb)
 	 * where only TC sees the packet (OUTPUT). */
 	return sl_finish_tc(skb, m, fw_slot,
 			    firewall_run(skb, m, data, data_end,
-					 skb->ingress_ifindex, &ans));
+					 skb->ingress_ifindex, NULL, &ans));
 }
