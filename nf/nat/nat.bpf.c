@@ -19,6 +19,7 @@
 #include "pipeline.h"
 #include "parse.h"
 #include "nat_abi.h"
+#include "conntrack_abi.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -596,6 +597,14 @@ struct nat_xlat {
 	__u16 port;
 };
 
+/* What nat_known found in the forward entry (struct nat_fwd), for a note
+ * in the conntrack entry (fresh_until 0: none to make). */
+struct nat_check {
+	__u32 ifindex;
+	__u32 epoch;
+	__u64 fresh_until;
+};
+
 static __always_inline struct nat_flags *flags(void)
 {
 	__u32 zero = 0;
@@ -630,7 +639,8 @@ static __always_inline bool fwd_fresh(const struct nat_fwd *f,
  * The reverse entry (the allocation, and the mapping's life) is checked and
  * refreshed once a second at most: one hash lookup a packet, not two. */
 static __noinline int nat_known(const struct nat_flow *fl, bool snat,
-				 bool same_if, struct nat_xlat *x)
+				 bool same_if, struct nat_xlat *x,
+				 struct nat_check *c)
 {
 	void *fwd_map = snat ? (void *)&nat_snat_fwd : (void *)&nat_dnat_fwd;
 	const struct nat_key *k = &fl->k;
@@ -643,9 +653,7 @@ static __noinline int nat_known(const struct nat_flow *fl, bool snat,
 	if (fwd_fresh(f, fl)) {
 		if (same_if && f->ifindex != fl->ifindex)
 			return 0;
-		__builtin_memcpy(x->addr, f->addr, 16);
-		x->port = f->port;
-		return 1;
+		goto hit;
 	}
 	rk = *k;
 	if (snat) {
@@ -674,8 +682,14 @@ static __noinline int nat_known(const struct nat_flow *fl, bool snat,
 	f->epoch = fl->epoch;
 	f->fresh_until = r->expires + NS_PER_SEC -
 			 nat_timeout(k->proto, r->state) * NS_PER_SEC;
+hit:
 	__builtin_memcpy(x->addr, f->addr, 16);
 	x->port = f->port;
+	if (c) {
+		c->ifindex = f->ifindex;
+		c->epoch = f->epoch;
+		c->fresh_until = f->fresh_until;
+	}
 	return 1;
 }
 
@@ -989,7 +1003,7 @@ static __always_inline int nat_run(struct __sk_buff *skb, struct sl_meta *m)
 	if (fl.k.proto == icmp_proto(p.family) &&
 	    !is_echo_req(p.family, m->icmp_type))
 		return SL_NEXT; /* other ICMP starts no flow */
-	ret = nat_known(&fl, !ingress, false, &x);
+	ret = nat_known(&fl, !ingress, false, &x, NULL);
 	if (!ret)
 		ret = nat_new(&fl, !ingress, &x);
 	if (ret <= 0)
@@ -1217,6 +1231,97 @@ static __always_inline bool snat_addr(const struct nat_config *cfg,
 	return c.hit;
 }
 
+/* ---- the note in the conntrack entry ------------------------------------ */
+
+/* The table of the conntrack instance named "ct", when there is one (the
+ * loader reuses it; this small one stands in otherwise): a connection's
+ * entry there holds room for NAT (struct ct_nat_note), so that a packet
+ * conntrack has just looked up finds its source translation in a cache line
+ * just read, not in a map of NAT's own. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 64);
+	__type(key, struct ct_key);
+	__type(value, struct ct_entry);
+} nat_ct SEC(".maps");
+
+/* The conntrack key of an IPv4 TCP/UDP flow (conntrack.bpf.c, ct_key_fill:
+ * the smaller endpoint first); returns the sender's endpoint. */
+static __always_inline __u8 ct_key_of(const struct nat_key *k,
+				      struct ct_key *ck)
+{
+	bool swap = k->saddr[0] != k->daddr[0] ? k->saddr[0] > k->daddr[0] :
+						  k->sport > k->dport;
+
+	__builtin_memset(ck, 0, sizeof(*ck));
+	ck->proto = k->proto;
+	ck->family = 4;
+	if (swap) {
+		ck->addr[0][0] = k->daddr[0];
+		ck->addr[1][0] = k->saddr[0];
+		ck->port[0] = k->dport;
+		ck->port[1] = k->sport;
+		return 1;
+	}
+	ck->addr[0][0] = k->saddr[0];
+	ck->addr[1][0] = k->daddr[0];
+	ck->port[0] = k->sport;
+	ck->port[1] = k->dport;
+	return 0;
+}
+
+static __always_inline bool note_fresh(const struct ct_nat_note *n,
+				       const struct nat_flow *fl, __u8 sender)
+{
+	return n->addr && n->sender == sender && n->ifindex == fl->ifindex &&
+	       fl->now < n->fresh_until && n->epoch == fl->epoch &&
+	       !(fl->epoch & 1) && !(fl->tcp_flags & (TCP_SYN | TCP_FIN | TCP_RST));
+}
+
+/* SNAT of an original packet at XDP (a mapping of fl->ifindex, or a new
+ * one): from the note in its conntrack entry while that is fresh, else from
+ * NAT's maps, noting the result. Returns 1 with the translation, 0 when no
+ * rule applies, or a drop verdict. */
+static __noinline int snat_xdp(const struct nat_flow *fl,
+			       const struct sl_meta *m, struct nat_xlat *x)
+{
+	struct ct_nat_note *note = NULL;
+	struct nat_check c = {};
+	struct ct_entry *e;
+	struct ct_key ck;
+	__u8 sender = 0;
+	int ret;
+
+	/* Only behind a conntrack that found or made the entry: else the
+	 * lookup would miss, and cost a cache miss. */
+	if (fl->k.family == 4 &&
+	    (fl->k.proto == SL_IPPROTO_TCP || fl->k.proto == SL_IPPROTO_UDP) &&
+	    (m->ct_state & (SL_CT_NEW | SL_CT_ESTABLISHED))) {
+		sender = ct_key_of(&fl->k, &ck);
+		e = bpf_map_lookup_elem(&nat_ct, &ck);
+		if (e)
+			note = &e->nat;
+	}
+	if (note && note_fresh(note, fl, sender)) {
+		__builtin_memset(x, 0, sizeof(*x));
+		x->addr[0] = note->addr;
+		x->port = note->port;
+		return 1;
+	}
+	ret = nat_known(fl, true, true, x, &c);
+	if (!ret)
+		ret = nat_new(fl, true, x); /* noted from the next packet on */
+	if (ret == 1 && note && c.fresh_until) {
+		note->addr = x->addr[0];
+		note->port = x->port;
+		note->sender = sender;
+		note->ifindex = c.ifindex;
+		note->epoch = c.epoch;
+		note->fresh_until = c.fresh_until;
+	}
+	return ret;
+}
+
 /* Hands the router after this NF the lookup done for the packet: the
  * route of the packet as the kernel would route it (before SNAT, after
  * DNAT), so the router does not look it up again. */
@@ -1276,7 +1381,7 @@ static __always_inline int nat_xdp_run(struct xdp_md *ctx, struct sl_meta *m)
 
 	/* Originals: DNAT by a rule of the arriving interface (before
 	 * routing, as at TC ingress), then the route, then SNAT. */
-	ret = dnat_used ? nat_known(&fl, false, false, &dx) : 0;
+	ret = dnat_used ? nat_known(&fl, false, false, &dx, NULL) : 0;
 	if (!ret && cfg->ndnat)
 		ret = nat_new(&fl, false, &dx);
 	if (ret < 0)
@@ -1285,9 +1390,13 @@ static __always_inline int nat_xdp_run(struct xdp_md *ctx, struct sl_meta *m)
 	if (nat_fib(ctx, m, &fl, dnat ? &dx : &to, &fib))
 		return SL_NEXT; /* TC ingress finds the DNAT mapping made */
 	fl.ifindex = fib.ifindex;
-	ret = nat_known(&fl, true, true, &sx);
-	if (!ret)
-		ret = nat_new(&fl, true, &sx);
+	if (dnat) {
+		ret = nat_known(&fl, true, true, &sx, NULL);
+		if (!ret)
+			ret = nat_new(&fl, true, &sx);
+	} else {
+		ret = snat_xdp(&fl, m, &sx);
+	}
 	if (ret < 0)
 		return ret;
 	if (dnat) {

@@ -26,6 +26,7 @@
 #include <netinet/in.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include "conntrack.h"
 #include "nat.h"
 #include "nat.skel.h"
 #include "router.h"
@@ -814,6 +815,37 @@ static void carry_apply(const struct nat_carry *c, int cnt_fd, const struct nat_
 	}
 }
 
+/* The table of the conntrack instance CT_DEFAULT_NAME, where the XDP path
+ * keeps a copy of a flow's translation in its connection's entry (nat_ct in
+ * nat.bpf.c); -1 when there is none: the program then keeps the small
+ * stand-in it declares, in which nothing is ever found, and works from its
+ * own maps alone. A conntrack instance made later is used from NAT's next
+ * load on. */
+static int ct_table_of(struct sl_ctx *ctx)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+	struct sl_instance inst;
+	int dir, fd;
+
+	if (sl_instance_get(ctx, CT_DEFAULT_NAME, &inst) || strcmp(inst.type, CT_TYPE))
+		return -1;
+	dir = sl_instance_open_dir(ctx, CT_DEFAULT_NAME);
+	if (dir < 0)
+		return -1;
+	fd = sl_obj_get_at(dir, "ct_table");
+	close(dir);
+	if (fd < 0)
+		return -1;
+	if (bpf_obj_get_info_by_fd(fd, &info, &len) || info.type != BPF_MAP_TYPE_LRU_HASH ||
+	    info.key_size != sizeof(struct ct_key) ||
+	    info.value_size != sizeof(struct ct_entry)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 int nat_load(struct sl_ctx *ctx, const struct nat_specs *specs)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = sl_base(ctx));
@@ -826,7 +858,7 @@ int nat_load(struct sl_ctx *ctx, const struct nat_specs *specs)
 	struct sl_instance inst;
 	char stage[PATH_MAX], dev[IF_NAMESIZE];
 	__u32 nrules = 0;
-	int err;
+	int err, ct_fd;
 
 	if (!rules || !devs || !carry) {
 		err = sl_err(-ENOMEM, "out of memory");
@@ -848,6 +880,15 @@ int nat_load(struct sl_ctx *ctx, const struct nat_specs *specs)
 		goto out;
 	}
 	skel->rodata->nat_slot = inst.slot;
+	ct_fd = ct_table_of(ctx);
+	if (ct_fd >= 0) {
+		err = bpf_map__reuse_fd(skel->maps.nat_ct, ct_fd);
+		close(ct_fd);
+		if (err) {
+			err = sl_err(err, "cannot use the conntrack table: %s", strerror(-err));
+			goto out;
+		}
+	}
 	/* The mapping maps are pinned by name: load reuses them. */
 	err = nat_bpf__load(skel);
 	if (err) {

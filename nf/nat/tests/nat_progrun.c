@@ -17,6 +17,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "sluice.h"
+#include "conntrack.h"
 #include "nat.h"
 #include "router.h"
 #include "check.h"
@@ -996,6 +997,82 @@ static void test_xdp_v6_dnat(void)
 		 0, &(struct want){ V_REDIRECT, "203.0.113.1", "198.51.100.77", 8080, 5555 }, NULL);
 }
 
+/* The entry of the UDP connection with port 7200 in the "ct" table. */
+struct ct_find {
+	int n;
+	struct ct_key key;
+	struct ct_entry e;
+};
+
+static int ct_find_cb(const struct ct_conn *c, void *arg)
+{
+	struct ct_find *f = arg;
+
+	if (c->key.proto == 17 && (c->key.port[0] == 7200 || c->key.port[1] == 7200)) {
+		f->n++;
+		f->key = c->key;
+		f->e = c->e;
+	}
+	return 0;
+}
+
+static int ct_table_fd(void)
+{
+	int dir = sl_instance_open_dir(ctx, CT_DEFAULT_NAME), fd;
+
+	if (dir < 0)
+		return dir;
+	fd = sl_obj_get_at(dir, "ct_table");
+	close(dir);
+	return fd;
+}
+
+/* Behind conntrack, the XDP path keeps a flow's source translation in the
+ * connection's conntrack entry and takes it from there while it is fresh;
+ * a flush makes it stale. */
+static void test_xdp_ct_note(void)
+{
+	const struct pkt_spec udp = V4("10.0.0.2", "198.51.100.2", UDP, .sport = 7200,
+				       .dport = 53, .payload = 6);
+	const struct want w = { V_REDIRECT, "203.0.113.1", "198.51.100.2", 7200, 53 };
+	struct ct_find f = {};
+	__u32 forged;
+	int err, fd;
+
+	err = ct_attach(ctx, IN, SL_HOOK_XDP, CT_DEFAULT_NAME);
+	err = err ?: ct_attach(ctx, OUT, SL_HOOK_XDP, CT_DEFAULT_NAME);
+	err = err ?: nat_reload(ctx); /* NAT finds the conntrack table on load */
+	if (!check_report(!err, "xdp ct note/conntrack attached, nat reloaded",
+			  err ? sl_errmsg() : NULL))
+		return;
+	case_pkt("xdp ct note/new flow", if_in, SL_HOOK_XDP, &udp, 0, &w, NULL);
+	case_pkt("xdp ct note/second packet", if_in, SL_HOOK_XDP, &udp, 0, &w, NULL);
+	ct_foreach(ctx, CT_DEFAULT_NAME, ct_find_cb, &f);
+	inet_pton(AF_INET, "203.0.113.1", &forged);
+	check_report(f.n == 1 && f.e.nat.addr == forged && f.e.nat.port == 7200 &&
+			     f.e.nat.ifindex == (__u32)if_out,
+		     "xdp ct note/the conntrack entry holds the translation", NULL);
+	case_pkt("xdp ct note/third packet, from the note", if_in, SL_HOOK_XDP, &udp, 0, &w,
+		 NULL);
+	/* The note is what translates: one changed by hand is followed... */
+	fd = ct_table_fd();
+	inet_pton(AF_INET, "203.0.113.99", &forged);
+	f.e.nat.addr = forged;
+	err = fd < 0 || f.n != 1 || bpf_map_update_elem(fd, &f.key, &f.e, BPF_EXIST);
+	check_report(!err, "xdp ct note/note changed by hand", NULL);
+	case_pkt("xdp ct note/a fresh note is used", if_in, SL_HOOK_XDP, &udp, 0,
+		 &(struct want){ V_REDIRECT, "203.0.113.99", "198.51.100.2", 7200, 53 }, NULL);
+	/* ...until a flush: then the flow is translated (and noted) anew. */
+	check_report(nat_flush(ctx) > 0, "xdp ct note/flush", NULL);
+	case_pkt("xdp ct note/after a flush the note is not trusted", if_in, SL_HOOK_XDP, &udp,
+		 0, &w, NULL);
+	if (fd >= 0)
+		close(fd);
+	err = ct_chain_remove(ctx, IN, SL_HOOK_XDP, CT_DEFAULT_NAME);
+	err = err ?: ct_chain_remove(ctx, OUT, SL_HOOK_XDP, CT_DEFAULT_NAME);
+	check_report(!err, "xdp ct note/conntrack detached", err ? sl_errmsg() : NULL);
+}
+
 /* The XDP path's cost per packet (BPF_PROG_RUN, one run at a time: the
  * router lowers the TTL of the packet it is given, so runs cannot repeat
  * on one buffer). */
@@ -1035,6 +1112,7 @@ static void test_xdp(void)
 	test_xdp_v4();
 	test_xdp_kernel();
 	test_xdp_v6_dnat();
+	test_xdp_ct_note();
 	test_xdp_perf();
 }
 
