@@ -248,42 +248,42 @@ static __always_inline __u32 sl_event_caplen(__u32 len)
 	return ((cap - 1) & (SL_EVENT_SNAPLEN - 1)) + 1;
 }
 
-static __always_inline void sl_event_drop_xdp(struct xdp_md *ctx,
-					      struct sl_meta *m, __u32 slot,
-					      int verdict,
-					      const struct sl_evcfg *cfg)
+static __noinline int sl_event_drop_xdp(struct xdp_md *ctx, struct sl_meta *m,
+					__u32 slot, int verdict,
+					const struct sl_evcfg *cfg)
 {
 	struct sl_event *e;
 	__u32 cap;
 
 	if (!sl_event_drop_sampled(cfg))
-		return;
+		return 0;
 	e = sl_event_drop_begin(m, slot, verdict);
 	if (!e)
-		return;
+		return 0;
 	cap = sl_event_caplen(m->pkt_len);
 	if (m->pkt_len && !bpf_xdp_load_bytes(ctx, 0, e->data, cap))
 		e->cap_len = cap;
 	bpf_ringbuf_submit(e, 0);
+	return 0;
 }
 
-static __always_inline void sl_event_drop_tc(struct __sk_buff *skb,
-					     struct sl_meta *m, __u32 slot,
-					     int verdict,
-					     const struct sl_evcfg *cfg)
+static __noinline int sl_event_drop_tc(struct __sk_buff *skb,
+				       struct sl_meta *m, __u32 slot,
+				       int verdict, const struct sl_evcfg *cfg)
 {
 	struct sl_event *e;
 	__u32 cap;
 
 	if (!sl_event_drop_sampled(cfg))
-		return;
+		return 0;
 	e = sl_event_drop_begin(m, slot, verdict);
 	if (!e)
-		return;
+		return 0;
 	cap = sl_event_caplen(skb->len);
 	if (skb->len && !bpf_skb_load_bytes(skb, 0, e->data, cap))
 		e->cap_len = cap;
 	bpf_ringbuf_submit(e, 0);
+	return 0;
 }
 
 /* ---- Capture and path tracing ---------------------------------------- */
@@ -465,13 +465,16 @@ static __always_inline void sl_observe_policy(struct sl_meta *m)
 	m->trace_id = sl_trace_id(st, 1U << 31);
 }
 
-static __always_inline void sl_observe_mark(struct sl_meta *m, __u32 obs)
+/* Out of line, as every path taken only while observing: the hot path of
+ * each program stays short (fewer instruction cache lines per packet). */
+static __noinline int sl_observe_mark(struct sl_meta *m, __u32 obs)
 {
 	if (obs & (SL_OBS_CAPTURE_ALL | SL_OBS_TRACE))
 		sl_observe_session(m, obs);
 	/* A traced packet has its policies checked already. */
 	if ((obs & SL_OBS_POLICY_WATCH) && !(m->trace & SL_MT_TRACE))
 		sl_observe_policy(m);
+	return 0;
 }
 
 /* Root, every packet: one lookup (inlined) and one branch when off. */
@@ -527,40 +530,40 @@ static __always_inline __u8 *sl_capture_buf(struct sl_meta *m, __u32 *snaplen)
 	return bpf_map_lookup_elem(&sl_capbuf, &hook);
 }
 
-static __always_inline void sl_capture_xdp(struct xdp_md *ctx,
-					   struct sl_meta *m, __u32 slot,
-					   int verdict)
+static __noinline int sl_capture_xdp(struct xdp_md *ctx, struct sl_meta *m,
+				     __u32 slot, int verdict)
 {
 	__u32 snaplen, len = ctx->data_end - ctx->data, cap;
 	__u8 *buf = sl_capture_buf(m, &snaplen);
 
 	if (!buf || !len || !snaplen)
-		return;
+		return 0;
 	cap = sl_capture_len(len, snaplen);
 	if (bpf_xdp_load_bytes(ctx, 0, buf + sizeof(struct sl_cap_rec), cap))
-		return;
+		return 0;
 	((struct sl_cap_rec *)buf)->pkt_len = len;
 	sl_capture_emit(m, slot, verdict, buf, cap);
+	return 0;
 }
 
-static __always_inline void sl_capture_tc(struct __sk_buff *skb,
-					  struct sl_meta *m, __u32 slot,
-					  int verdict)
+static __noinline int sl_capture_tc(struct __sk_buff *skb, struct sl_meta *m,
+				    __u32 slot, int verdict)
 {
 	__u32 snaplen, len = skb->len, cap;
 	__u8 *buf = sl_capture_buf(m, &snaplen);
 
 	if (!buf || !len || !snaplen)
-		return;
+		return 0;
 	cap = sl_capture_len(len, snaplen);
 	if (bpf_skb_load_bytes(skb, 0, buf + sizeof(struct sl_cap_rec), cap))
-		return;
+		return 0;
 	((struct sl_cap_rec *)buf)->pkt_len = len;
 	sl_capture_emit(m, slot, verdict, buf, cap);
+	return 0;
 }
 
 /* A drop while a --drops capture runs: filter, sample, rate, copy. */
-static __always_inline bool sl_capture_drop_wanted(struct sl_meta *m)
+static __noinline bool sl_capture_drop_wanted(struct sl_meta *m)
 {
 	__u32 zero = 0;
 	struct sl_obscfg *cfg = bpf_map_lookup_elem(&sl_obscfg, &zero);
@@ -615,7 +618,7 @@ static long sl_path_step(__u32 i, void *arg)
 
 /* A traced packet leaving the chain alive: the first path policy it does
  * not follow (1 + index; 0: none), reported as an SL_EVENT_PATH event. */
-static __always_inline __u32 sl_path_check(struct sl_meta *m)
+static __noinline __u32 sl_path_check(struct sl_meta *m)
 {
 	struct sl_path_walk w = { .m = m };
 	struct sl_obsstate *st;
@@ -640,21 +643,18 @@ static __always_inline __u32 sl_path_check(struct sl_meta *m)
 }
 
 /* One hop of a traced packet. */
-static __always_inline void sl_trace_hop(struct sl_meta *m, __u32 slot,
-					 int verdict, bool end)
+static __noinline int sl_trace_hop(struct sl_meta *m, __u32 slot, int verdict,
+				   __u64 now, __u32 violated)
 {
-	__u64 now = bpf_ktime_get_ns(); /* first: the NF's time ends here */
 	struct sl_obsstate *st = sl_obsstate_get();
-	__u32 violated = 0;
+	bool end = sl_chain_ends(m, verdict);
 	struct sl_hop_rec *h;
 
-	if (end && verdict >= 0)
-		violated = sl_path_check(m);
 	h = bpf_ringbuf_reserve(&sl_obs, sizeof(*h), 0);
 	if (!h) {
 		if (st)
 			st->lost++;
-		return;
+		return 0;
 	}
 	if (st)
 		st->emitted++;
@@ -680,19 +680,31 @@ static __always_inline void sl_trace_hop(struct sl_meta *m, __u32 slot,
 	/* Wake the reader once per packet, at its last hop: forced, as the
 	 * earlier hops left the reader behind (no adaptive wakeup then). */
 	bpf_ringbuf_submit(h, end ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
+	return 0;
 }
 
-/* sl_finish of a packet the root marked (meta->trace non-zero). */
+/* sl_finish of a packet the root marked (meta->trace non-zero). Each piece
+ * is out of line, called from here: the hot path of every program stays
+ * short, and no piece nests in another, as the stack of an NF's frame and
+ * of the deepest call below it must fit in 512 bytes together. */
+static __always_inline __u32 sl_observe_path(struct sl_meta *m, int verdict,
+					     bool end)
+{
+	if ((m->trace & (SL_MT_TRACE | SL_MT_POLICY)) && end && verdict >= 0)
+		return sl_path_check(m);
+	return 0;
+}
+
 static __always_inline void sl_observe_xdp(struct xdp_md *ctx,
 					   struct sl_meta *m, __u32 slot,
 					   int verdict)
 {
+	__u64 now = bpf_ktime_get_ns(); /* first: the NF's time ends here */
 	bool end = sl_chain_ends(m, verdict);
+	__u32 violated = sl_observe_path(m, verdict, end);
 
 	if (m->trace & SL_MT_TRACE)
-		sl_trace_hop(m, slot, verdict, end);
-	if ((m->trace & SL_MT_POLICY) && end && verdict >= 0)
-		sl_path_check(m);
+		sl_trace_hop(m, slot, verdict, now, violated);
 	if ((m->trace & SL_MT_CAPTURE) && end)
 		sl_capture_xdp(ctx, m, slot, verdict);
 }
@@ -701,17 +713,18 @@ static __always_inline void sl_observe_tc(struct __sk_buff *skb,
 					  struct sl_meta *m, __u32 slot,
 					  int verdict)
 {
+	__u64 now = bpf_ktime_get_ns();
 	bool end = sl_chain_ends(m, verdict);
+	__u32 violated = sl_observe_path(m, verdict, end);
 
 	if (m->trace & SL_MT_TRACE)
-		sl_trace_hop(m, slot, verdict, end);
-	if ((m->trace & SL_MT_POLICY) && end && verdict >= 0)
-		sl_path_check(m);
+		sl_trace_hop(m, slot, verdict, now, violated);
 	if ((m->trace & SL_MT_CAPTURE) && end)
 		sl_capture_tc(skb, m, slot, verdict);
 }
 
-/* A drop: sampled drop events, and the packet for a --drops capture. */
+/* A drop: sampled drop events, and the packet for a --drops capture. With
+ * both off, one array lookup (inlined) and one branch. */
 static __always_inline void sl_on_drop_xdp(struct xdp_md *ctx,
 					   struct sl_meta *m, __u32 slot,
 					   int verdict)
@@ -719,7 +732,7 @@ static __always_inline void sl_on_drop_xdp(struct xdp_md *ctx,
 	__u32 zero = 0;
 	struct sl_evcfg *cfg = bpf_map_lookup_elem(&sl_evcfg, &zero);
 
-	if (!cfg)
+	if (!cfg || !(cfg->drop_sample || (cfg->obs & SL_OBS_CAPTURE_DROPS)))
 		return;
 	if (cfg->drop_sample)
 		sl_event_drop_xdp(ctx, m, slot, verdict, cfg);
@@ -734,7 +747,7 @@ static __always_inline void sl_on_drop_tc(struct __sk_buff *skb,
 	__u32 zero = 0;
 	struct sl_evcfg *cfg = bpf_map_lookup_elem(&sl_evcfg, &zero);
 
-	if (!cfg)
+	if (!cfg || !(cfg->drop_sample || (cfg->obs & SL_OBS_CAPTURE_DROPS)))
 		return;
 	if (cfg->drop_sample)
 		sl_event_drop_tc(skb, m, slot, verdict, cfg);
