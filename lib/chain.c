@@ -127,27 +127,91 @@ static __u32 chain_ignore(struct sl_ctx *ctx, enum sl_hook hook,
 	return w.ignore;
 }
 
+/* sl_chain_cache (bpf/root/root.bpf.c) follows sl_chains. An entry is
+ * rewritten in three updates, each a plain copy by the kernel: seq made odd
+ * with the contents unchanged, then the new contents with seq still odd,
+ * then seq made even. A reader that saw seq even and unchanged around its
+ * copy read one version; one that saw it odd asks sl_chains. Ours only
+ * when free or tagged with our interface. */
+static bool chain_cache_read(struct sl_ctx *ctx, __u32 ifindex,
+			     enum sl_hook hook, struct sl_chain_cached *c)
+{
+	__u32 idx = SL_CHAIN_CACHE_INDEX(ifindex, hook);
+
+	if (ctx->chain_cache_fd < 0 ||
+	    bpf_map_lookup_elem(ctx->chain_cache_fd, &idx, c))
+		return false;
+	return !c->tag || c->tag == ifindex;
+}
+
+/* Step one, before sl_chains changes: packets ask sl_chains meanwhile (and
+ * for good if we stop half-way). */
+static void chain_cache_hold(struct sl_ctx *ctx, __u32 ifindex,
+			     enum sl_hook hook)
+{
+	__u32 idx = SL_CHAIN_CACHE_INDEX(ifindex, hook);
+	struct sl_chain_cached c;
+
+	if (!chain_cache_read(ctx, ifindex, hook, &c) || (c.seq & 1))
+		return;
+	c.seq++;
+	bpf_map_update_elem(ctx->chain_cache_fd, &idx, &c, BPF_ANY);
+}
+
+/* Steps two and three: the entry becomes what sl_chains holds now. */
+static void chain_cache_sync(struct sl_ctx *ctx, __u32 ifindex,
+			     enum sl_hook hook)
+{
+	struct sl_chain_key key = { .ifindex = ifindex, .hook = hook };
+	__u32 idx = SL_CHAIN_CACHE_INDEX(ifindex, hook);
+	struct sl_chain_cached c;
+	struct sl_chain chain;
+	__u32 seq;
+
+	if (!chain_cache_read(ctx, ifindex, hook, &c))
+		return;
+	seq = c.seq | 1;
+	memset(&c, 0, sizeof(c));
+	c.seq = seq;
+	if (!bpf_map_lookup_elem(ctx->chains_fd, &key, &chain) && chain.len &&
+	    chain.len <= SL_CHAIN_MAX) {
+		c.tag = ifindex;
+		c.len = chain.len;
+		c.ignore = chain.ignore;
+		memcpy(c.slots, chain.slots, sizeof(c.slots));
+	}
+	if (bpf_map_update_elem(ctx->chain_cache_fd, &idx, &c, BPF_ANY))
+		return; /* seq stays odd: packets keep asking sl_chains */
+	c.seq = seq + 1;
+	bpf_map_update_elem(ctx->chain_cache_fd, &idx, &c, BPF_ANY);
+}
+
 static int chain_set_idx(struct sl_ctx *ctx, const char *dev, __u32 ifindex,
 			 enum sl_hook hook, const struct sl_chain *in)
 {
 	struct sl_chain_key key = { .ifindex = ifindex, .hook = hook };
 	struct sl_chain c = *in, *chain = &c;
-	int err;
+	int err = 0;
 
+	chain_cache_hold(ctx, ifindex, hook);
 	if (!chain->len) {
 		link_detach(ctx, ifindex, hook);
 		bpf_map_delete_elem(ctx->chains_fd, &key);
-		return 0;
+		goto out;
 	}
 	chain->ignore = chain_ignore(ctx, hook, chain);
 	/* One update of a hash entry: packets see the old chain or the new,
 	 * with what it ignores. */
-	if (bpf_map_update_elem(ctx->chains_fd, &key, chain, BPF_ANY))
-		return sl_err(-errno, "cannot update the chain of %s: %s", dev,
-			      strerror(errno));
+	if (bpf_map_update_elem(ctx->chains_fd, &key, chain, BPF_ANY)) {
+		err = sl_err(-errno, "cannot update the chain of %s: %s", dev,
+			     strerror(errno));
+		goto out;
+	}
 	err = link_attach(ctx, dev, ifindex, hook);
 	if (err)
 		bpf_map_delete_elem(ctx->chains_fd, &key);
+out:
+	chain_cache_sync(ctx, ifindex, hook);
 	return err;
 }
 
@@ -254,7 +318,9 @@ int sl_chain_prune(struct sl_ctx *ctx)
 	/* Deleted after the walk: deleting while iterating restarts it. */
 	for (int i = 0; i < n; i++) {
 		link_detach(ctx, dead[i].ifindex, dead[i].hook);
+		chain_cache_hold(ctx, dead[i].ifindex, dead[i].hook);
 		bpf_map_delete_elem(ctx->chains_fd, &dead[i]);
+		chain_cache_sync(ctx, dead[i].ifindex, dead[i].hook);
 	}
 	return n;
 }

@@ -257,7 +257,8 @@ void sl_close(struct sl_ctx *ctx)
 	if (!ctx)
 		return;
 	int *fds[] = { &ctx->chains_fd,	 &ctx->instances_fd, &ctx->progs_xdp_fd,
-		       &ctx->progs_tc_fd, &ctx->nf_stats_fd,  &ctx->drops_fd };
+		       &ctx->progs_tc_fd, &ctx->nf_stats_fd,  &ctx->drops_fd,
+		       &ctx->chain_cache_fd };
 
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
 		if (*fds[i] >= 0)
@@ -289,7 +290,7 @@ int sl_open(struct sl_ctx **out, unsigned int flags)
 		return sl_err(-ENOMEM, "out of memory");
 	ctx->lock_fd = ctx->chains_fd = ctx->instances_fd = -1;
 	ctx->progs_xdp_fd = ctx->progs_tc_fd = ctx->nf_stats_fd = -1;
-	ctx->drops_fd = -1;
+	ctx->drops_fd = ctx->chain_cache_fd = -1;
 	for (int h = 0; h < SL_HOOK_MAX; h++)
 		ctx->root_fd[h] = -1;
 	snprintf(ctx->base, sizeof(ctx->base), SL_PIN_ROOT "/netns-%llu",
@@ -342,6 +343,8 @@ int sl_open(struct sl_ctx **out, unsigned int flags)
 			goto fail;
 		}
 	}
+	snprintf(path, sizeof(path), "%s/sl_chain_cache", ctx->base);
+	ctx->chain_cache_fd = bpf_obj_get(path); /* optional: see internal.h */
 	if (flags & SL_OPEN_WRITE)
 		sl_chain_prune(ctx);
 	*out = ctx;

@@ -9,6 +9,7 @@ struct sl_ctx {
 	char base[128]; /* pin folder of this namespace */
 	int lock_fd; /* held while writing, -1 for readers */
 	int chains_fd;
+	int chain_cache_fd; /* -1: state made before the cache existed */
 	int instances_fd;
 	int progs_xdp_fd;
 	int progs_tc_fd;

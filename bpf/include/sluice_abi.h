@@ -51,6 +51,26 @@ struct sl_chain {
 	__u32 ignore;
 };
 
+/* The root's fast way to a chain: a direct-mapped array of copies of the
+ * sl_chains entries (an array lookup is inlined by the verifier, a hash
+ * lookup is a call and a hash). Entry SL_CHAIN_CACHE_INDEX(ifindex, hook)
+ * holds the chain of that interface and hook when tag == ifindex: the index
+ * is a bijection of (ifindex, hook) modulo the size, so the ifindex alone
+ * tells two keys of one entry apart. The entry of two colliding interfaces
+ * serves the first; the other, and every entry being written (seq odd),
+ * leaves the root to sl_chains, which stays the reference. */
+#define SL_CHAIN_CACHE_SIZE 1024
+#define SL_CHAIN_CACHE_INDEX(ifindex, hook)                                    \
+	(((ifindex) * SL_HOOK_MAX + (hook)) & (SL_CHAIN_CACHE_SIZE - 1))
+
+struct sl_chain_cached {
+	__u32 seq; /* odd while user space rewrites the entry */
+	__u32 tag; /* ifindex; 0: free */
+	__u32 slots[SL_CHAIN_MAX]; /* 8-aligned: copied by words */
+	__u32 len;
+	__u32 ignore; /* as in struct sl_chain */
+};
+
 enum sl_meta_flags {
 	SL_F_IPV4 = 1 << 0,
 	SL_F_IPV6 = 1 << 1,

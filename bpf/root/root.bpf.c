@@ -21,25 +21,103 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sl_chains SEC(".maps");
 
-/* Fills meta for this packet; returns the chain, or NULL when none or when
- * every NF of it ignores packets of this kind (enum sl_ignore; 0: not
- * known). */
-static __always_inline struct sl_chain *
-root_prepare(struct sl_meta *m, __u32 ifindex, __u32 hook, __u32 len,
-	     __u32 kind)
-{
-	struct sl_chain_key key = { .ifindex = ifindex, .hook = hook };
-	struct sl_chain *chain = bpf_map_lookup_elem(&sl_chains, &key);
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SL_CHAIN_CACHE_SIZE);
+	__type(key, __u32);
+	__type(value, struct sl_chain_cached);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sl_chain_cache SEC(".maps");
 
-	if (!chain || (chain->ignore & kind))
-		return NULL;
-	__builtin_memset(m, 0, sizeof(*m));
+_Static_assert(__builtin_offsetof(struct sl_meta, slots) % 8 == 0 &&
+	       __builtin_offsetof(struct sl_meta, ct_dir) ==
+		       __builtin_offsetof(struct sl_meta, slots) +
+			       sizeof(__u32) * SL_CHAIN_MAX,
+	       "slots[] of sl_meta: 8-aligned, followed by ct_dir");
+
+/* An unaligned u64: slots[] of an sl_chains entry sit at offset 4. */
+typedef __u64 __attribute__((aligned(4))) sl_u64_a4;
+
+#define root_barrier() asm volatile("" ::: "memory")
+
+/* Zeroes meta but for slots[], which the chain fills. Every field after
+ * slots[] is zeroed, including any appended later. */
+static __always_inline void root_meta_init(struct sl_meta *m, __u32 ifindex,
+					   __u32 len, __u32 hook)
+{
+	__builtin_memset(m, 0, __builtin_offsetof(struct sl_meta, slots));
+	__builtin_memset((void *)m + __builtin_offsetof(struct sl_meta, ct_dir),
+			 0, sizeof(*m) - __builtin_offsetof(struct sl_meta, ct_dir));
 	m->ifindex = ifindex;
 	m->pkt_len = len;
 	m->hook = hook;
+}
+
+/* Copies the chain's slots, two per word. */
+static __always_inline void root_copy_slots(struct sl_meta *m,
+					    const volatile __u32 *slots)
+{
+	const volatile sl_u64_a4 *from = (const volatile sl_u64_a4 *)slots;
+	__u64 *to = (__u64 *)m->slots;
+
+#pragma unroll
+	for (int i = 0; i < SL_CHAIN_MAX / 2; i++)
+		to[i] = from[i];
+}
+
+/* The chain from sl_chain_cache, read like a seqlock: the entry must carry
+ * our tag and the same even seq before and after the reads (user space
+ * writes it in three steps, see lib/chain.c; x86-64 keeps loads in order).
+ * Returns 1 with meta filled, 0 when the chain ignores this kind of packet
+ * (enum sl_ignore), -1 to ask sl_chains. */
+static __always_inline int root_chain_cached(struct sl_meta *m, __u32 ifindex,
+					     __u32 hook, __u32 pkt_len,
+					     __u32 kind)
+{
+	__u32 idx = SL_CHAIN_CACHE_INDEX(ifindex, hook);
+	volatile struct sl_chain_cached *c;
+	__u32 seq, len;
+
+	c = bpf_map_lookup_elem(&sl_chain_cache, &idx);
+	if (!c)
+		return -1;
+	seq = c->seq;
+	root_barrier();
+	if ((seq & 1) || c->tag != ifindex)
+		return -1;
+	if (c->ignore & kind) {
+		root_barrier();
+		return c->seq == seq ? 0 : -1;
+	}
+	len = c->len;
+	root_copy_slots(m, c->slots);
+	root_barrier();
+	if (!len || c->seq != seq)
+		return -1;
+	root_meta_init(m, ifindex, pkt_len, hook);
+	m->chain_len = len;
+	return 1;
+}
+
+/* Fills meta for this packet; returns false when the interface and hook
+ * have no chain, or when every NF of it ignores packets of this kind (enum
+ * sl_ignore; 0: not known). */
+static __always_inline bool root_prepare(struct sl_meta *m, __u32 ifindex,
+					 __u32 hook, __u32 len, __u32 kind)
+{
+	struct sl_chain_key key = { .ifindex = ifindex, .hook = hook };
+	struct sl_chain *chain;
+	int cached = root_chain_cached(m, ifindex, hook, len, kind);
+
+	if (cached >= 0)
+		return cached;
+	chain = bpf_map_lookup_elem(&sl_chains, &key);
+	if (!chain || (chain->ignore & kind))
+		return false;
+	root_meta_init(m, ifindex, len, hook);
 	m->chain_len = chain->len;
-	__builtin_memcpy(m->slots, chain->slots, sizeof(m->slots));
-	return chain;
+	root_copy_slots(m, chain->slots);
+	return true;
 }
 
 SEC("xdp")
