@@ -53,7 +53,7 @@ NF_TEST_SRCS := $(filter-out nf/firewall/tests/%,$(wildcard nf/*/tests/*.c))
 NF_TESTS  := $(addprefix $(BUILD)/tests/,$(basename $(notdir $(NF_TEST_SRCS))))
 
 .PHONY: all deps test demo clean bench bench-quick fuzz
-all: $(BUILD)/sluice $(BUILD)/sluiced $(BUILD)/tests/fw_progrun $(BUILD)/tests/obs_progrun $(BUILD)/tests/fw_parse_asan $(BUILD)/tests/config_unit_asan $(NF_TESTS)
+all: $(BUILD)/sluice $(BUILD)/sluiced $(BUILD)/tests/fw_progrun $(BUILD)/tests/obs_progrun $(BUILD)/tests/pipeline_progrun $(BUILD)/tests/fw_parse_asan $(BUILD)/tests/config_unit_asan $(NF_TESTS)
 
 deps:
 	$(Q)scripts/deps.sh
@@ -115,6 +115,12 @@ $(BUILD)/tests/fw_progrun: nf/firewall/tests/fw_progrun.c tests/pktbuild.h tests
 
 # Capture and tracing through the pipeline (tests/obs_progrun.c).
 $(BUILD)/tests/obs_progrun: tests/obs_progrun.c tests/pktbuild.h tests/check.h $(BUILD)/libsluice.a
+	@echo "  CC    $@"
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(CFLAGS) -Itests -o $@ $< $(BUILD)/libsluice.a $(LDLIBS)
+
+# The root's chain lookup (tests/pipeline_progrun.c).
+$(BUILD)/tests/pipeline_progrun: tests/pipeline_progrun.c tests/pktbuild.h tests/check.h $(BUILD)/libsluice.a
 	@echo "  CC    $@"
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CC) $(CFLAGS) -Itests -o $@ $< $(BUILD)/libsluice.a $(LDLIBS)

@@ -12,6 +12,7 @@ TESTS=(
 	build/tests/config_unit_asan
 	build/tests/fw_progrun
 	build/tests/obs_progrun
+	build/tests/pipeline_progrun
 	tests/e2e_pipeline.sh
 	tests/e2e_firewall.sh
 	tests/e2e_apply.sh
