@@ -22,6 +22,10 @@ DESC = {
     "sluice-ipt": "sluice iptables import of the iptables-input file (`sluice iptables import --dev DEV FILE`)",
     "fwd-plain": "kernel forwarding, no filtering or NAT (an XDP pass program gives the veth NAPI)",
     "sluice-obs": "kernel forwarding + sluice flow monitor (XDP ingress) + HTTP parsing for port 80 (TC ingress)",
+    "sluice-fm": "kernel forwarding + sluice flow monitor (XDP ingress) alone",
+    "sluice-http": "kernel forwarding + HTTP parsing for port 80 (TC ingress) alone (fwd-plain's XDP pass program gives the veth NAPI)",
+    "sluice-router": "sluice router NF (XDP ingress, FIB lookup, redirect to the sink's side), nothing else",
+    "sluice-router-obs": "sluice router NF behind the flow monitor (XDP ingress), HTTP parsing for port 80 at TC ingress (redirected packets never reach TC)",
     "sluice-lb": "sluice load balancer (XDP), Maglev, NAT mode (`sluice lb restore` of ipvsadm-save lines)",
     "ipt-dnat": "iptables-nft nat table as kube-proxy writes it (statistic random to DNAT endpoints) + conntrack",
     "nft-numgen": "nftables: verdict map VIP . port -> service chain, dnat to numgen random mod 10 map + conntrack",
@@ -316,8 +320,11 @@ def main():
                   ["fwd-plain", "sluice-ctnat", "nf-ctnat"], "sluice-ctnat"),
         "obs": ("Observability overhead", "UDP 10.78.0.0/16 -> 10.99.0.2:80 forwarded to "
                 "the sink, with and without the flow monitor (every packet updates its "
-                "flow record) and the HTTP monitor on port 80 (non-TCP packets leave it "
-                "at its first test)", ["fwd-plain", "sluice-obs"], "fwd-plain"),
+                "flow record) and the HTTP monitor on port 80 (a TC chain of httpmon "
+                "ignores non-TCP packets: the TC root lets them go after its chain "
+                "lookup); sluice-router-obs is to be read against sluice-router",
+                ["fwd-plain", "sluice-obs", "sluice-fm", "sluice-http", "sluice-router",
+                 "sluice-router-obs"], "fwd-plain"),
     }
     for sc, (title_, what, order, base) in fwd_desc.items():
         ks = sorted(k for k in list(stats) + list(skipped) if k[1] == sc)

@@ -14,6 +14,8 @@
 #   IPT_SIZES="10 1000 10000" (sluice iptables import vs iptables-input and
 #   nft-set) LB_SYSTEMS="sluice-lb ipt-dnat nft-numgen" LB_SERVICES=1000
 #   CTNAT_SYSTEMS="fwd-plain sluice-ctnat nf-ctnat" OBS_SYSTEMS="fwd-plain sluice-obs"
+#   (also sluice-fm, sluice-http: its parts alone; sluice-router and
+#   sluice-router-obs: the same on sluice's router NF instead of the kernel)
 #   (SIZES= SYSTEMS= NOMATCH_SYSTEMS= EXTRA_LIMITS= PROGRUN_SIZES= with
 #   CHAIN_KS set runs the chain-length scenario alone)
 #
@@ -264,7 +266,7 @@ SC=""       # its scenario
 LOADED_N=0
 
 # Systems of the forwarding scenarios: counted = packets the sink received.
-FWD_SYSTEMS=" fwd-plain sluice-obs sluice-lb ipt-dnat nft-numgen sluice-ctnat nf-ctnat "
+FWD_SYSTEMS=" fwd-plain sluice-obs sluice-fm sluice-http sluice-router sluice-router-obs sluice-lb ipt-dnat nft-numgen sluice-ctnat nf-ctnat "
 is_fwd() { [[ "$FWD_SYSTEMS" == *" $1 "* ]]; }
 # Drops counted by sluice's instances (0 when none is loaded).
 sluice_drops() {
@@ -394,6 +396,27 @@ load_b() {
 		# ingress of the same port: both on the forwarding path.
 		{ ind "$SLUICE" flowmon attach "$DB" --hook ingress >/dev/null &&
 		  ind "$SLUICE" httpmon attach "$DB" --port 80 >/dev/null; } || rc=$?
+		;;
+	# The obs scenario's parts, to tell their costs apart: the flow
+	# monitor alone; the HTTP monitor alone (with fwd-plain's counting
+	# XDP program, which gives the veth its NAPI).
+	sluice-fm)
+		ind "$SLUICE" flowmon attach "$DB" --hook ingress >/dev/null || rc=$?
+		;;
+	sluice-http)
+		ind "$SB" attach -i "$DB" -P pass -m "$PIN/b" &&
+		  ind "$SLUICE" httpmon attach "$DB" --port 80 >/dev/null || rc=$?
+		;;
+	# On sluice's own forwarding path: the router NF (XDP redirect to the
+	# sink's side) alone, and behind the flow monitor with the HTTP
+	# monitor at TC (which redirected packets never reach).
+	sluice-router)
+		ind "$SLUICE" router attach "$DB" >/dev/null || rc=$?
+		;;
+	sluice-router-obs)
+		{ ind "$SLUICE" flowmon attach "$DB" --hook ingress >/dev/null &&
+		  ind "$SLUICE" httpmon attach "$DB" --port 80 >/dev/null &&
+		  ind "$SLUICE" router attach "$DB" >/dev/null; } || rc=$?
 		;;
 	sluice-lb)
 		# The LB rewrites, the router forwards (XDP redirect to DC).

@@ -205,7 +205,9 @@ static __always_inline int flowmon_run(struct sl_meta *m, void *data,
 	}
 	__sync_fetch_and_add(&f->packets[dir & 1], 1);
 	__sync_fetch_and_add(&f->bytes[dir & 1], m->pkt_len);
-	f->last_ns = now;
+	/* The coarse clock moves once a tick: most packets find it written. */
+	if (f->last_ns != now)
+		f->last_ns = now;
 	if (m->ip_proto == 6 && (m->flags & SL_F_L4)) {
 		struct fm_tcp t = fm_tcp_read(m, data, data_end);
 
