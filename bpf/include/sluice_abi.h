@@ -89,6 +89,20 @@ enum sl_ct_state {
 	SL_CT_UNTRACKED = 1 << 4,
 };
 
+/* Room in a conntrack entry for the NAT NF (nf/conntrack, nf/nat): the
+ * source translation of one direction of an IPv4 TCP or UDP connection, a
+ * copy of NAT's own mapping that NAT checks and refreshes itself. Conntrack
+ * zeroes it in a new entry and hands it on in sl_meta.ct_nat. */
+struct sl_ct_nat_note {
+	__u32 addr; /* the new source address; 0: no note */
+	__u16 port; /* the new source port, host order */
+	__u8 sender; /* the conntrack key endpoint whose packets it translates */
+	__u8 pad;
+	__u32 ifindex; /* the egress interface the mapping was made for */
+	__u32 epoch; /* NAT's nat_epoch when it was checked */
+	__u64 fresh_until; /* NAT's own (nat_abi.h: struct nat_fwd) */
+};
+
 /* Per-packet metadata: filled once by the root program, read by every NF.
  * Lives in a per-CPU map; XDP and TC use different entries. The root
  * zeroes it for every packet; NFs fill the fields after slots[] for the
@@ -132,6 +146,9 @@ struct sl_meta {
 	__u32 fib_ifindex;
 	__u8 fib_smac[6];
 	__u8 fib_dmac[6];
+	/* conntrack: the note of the packet's connection entry when it is for
+	 * the packet's sender (addr 0: none), for the NAT after it. */
+	struct sl_ct_nat_note ct_nat;
 };
 
 /* Per-instance counters (per-CPU), indexed by slot. */

@@ -597,10 +597,12 @@ static __always_inline __u32 ct_track(const struct ct_config *cfg,
 }
 
 /* Looks the packet's connection up, creating it when the packet may open
- * one; returns an SL_CT_* bit and sets *dir. */
+ * one; returns an SL_CT_* bit and sets *dir. An existing entry's NAT note
+ * for the packet's sender goes to *note (when asked). */
 static __always_inline __u32 ct_lookup_track(const struct ct_config *cfg,
 					     struct ct_pkt *p, __u32 *dir,
-					     struct ct_stats *st)
+					     struct ct_stats *st,
+					     struct sl_ct_nat_note *note)
 {
 	__u64 now = bpf_ktime_get_coarse_ns();
 	__u64 flags = BPF_NOEXIST;
@@ -608,8 +610,11 @@ static __always_inline __u32 ct_lookup_track(const struct ct_config *cfg,
 
 	*dir = 0;
 	e = bpf_map_lookup_elem(&ct_table, &p->key);
-	if (e && e->expires_ns > now)
+	if (e && e->expires_ns > now) {
+		if (note && e->nat.addr && e->nat.sender == p->sender)
+			*note = e->nat;
 		return ct_track(cfg, p, e, now, dir, st);
+	}
 	if (e) {
 		flags = BPF_ANY; /* expired: replace it */
 		if (st)
@@ -859,7 +864,7 @@ static __always_inline int conntrack_run(void *data, void *data_end,
 		return -SL_DROP_NF_STATE;
 	state = ct_parse(data, data_end, m, &p, &dir);
 	if (!state)
-		state = ct_lookup_track(cfg, &p, &dir, st);
+		state = ct_lookup_track(cfg, &p, &dir, st, &m->ct_nat);
 	if ((m->flags & SL_F_FRAG) && state != SL_CT_INVALID)
 		state = ct_frag(data, data_end, m, state, &dir);
 	ct_count(st, state);
@@ -1073,20 +1078,21 @@ SEC("?xdp")
 int ct_bench_table(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
+	/* The per-CPU meta, as the NF's: too large for this frame. */
+	struct sl_meta *m = sl_meta_get(SL_HOOK_XDP);
 	struct bpf_sock_tuple t = {};
 	const struct ct_config *cfg;
 	struct ct_pkt p = {};
-	struct sl_meta m;
 	__u32 zero = 0, dir = 0, state;
 
-	if (bench_tuple(ctx, &t, &m))
+	if (!m || bench_tuple(ctx, &t, m))
 		return XDP_ABORTED;
 	cfg = bpf_map_lookup_elem(&ct_config, &zero);
 	if (!cfg)
 		return XDP_ABORTED;
-	state = ct_parse(data, data_end, &m, &p, &dir);
+	state = ct_parse(data, data_end, m, &p, &dir);
 	if (!state)
-		state = ct_lookup_track(cfg, &p, &dir, NULL);
+		state = ct_lookup_track(cfg, &p, &dir, NULL, NULL);
 	if (state == SL_CT_ESTABLISHED || state == SL_CT_NEW)
 		bench_hits++;
 	return XDP_PASS;

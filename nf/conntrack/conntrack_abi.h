@@ -81,28 +81,15 @@ struct ct_key {
 #define CT_ST_CHALLENGE (1ULL << 14) /* RFC 5961 challenge ACK expected */
 #define CT_ST_LAST_END_SHIFT 32
 
-/* Room in a connection's entry for the NAT NF (nf/nat): the source
- * translation of one direction of an IPv4 TCP or UDP connection, a copy of
- * NAT's own mapping kept where NAT finds it in the entry conntrack has just
- * read, instead of in a map of its own. NAT checks and refreshes it
- * itself; conntrack zeroes it in a new entry and never reads it. */
-struct ct_nat_note {
-	__u32 addr; /* the new source address; 0: no note */
-	__u16 port; /* the new source port, host order */
-	__u8 sender; /* the key endpoint whose packets it translates */
-	__u8 pad;
-	__u32 ifindex; /* the egress interface the mapping was made for */
-	__u32 epoch; /* NAT's nat_epoch when it was checked */
-	__u64 fresh_until; /* NAT's own (nat_abi.h: struct nat_fwd) */
-};
-
 struct ct_entry {
 	__u64 state;
 	__u64 expires_ns; /* CLOCK_MONOTONIC (coarse), ns */
 	__u64 created_ns;
 	__u64 packets[2]; /* [0] original direction, [1] reply */
 	__u64 bytes[2]; /* L3 bytes (IP header and payload), as the kernel */
-	struct ct_nat_note nat;
+	/* Room for the NAT NF (struct sl_ct_nat_note in sluice_abi.h): the
+	 * entry conntrack has just read hands NAT its translation. */
+	struct sl_ct_nat_note nat;
 };
 
 /* Per-CPU counters. */

@@ -1270,48 +1270,49 @@ static __always_inline __u8 ct_key_of(const struct nat_key *k,
 	return 0;
 }
 
-static __always_inline bool note_fresh(const struct ct_nat_note *n,
-				       const struct nat_flow *fl, __u8 sender)
+static __always_inline bool note_fresh(const struct sl_ct_nat_note *n,
+				       const struct nat_flow *fl)
 {
-	return n->addr && n->sender == sender && n->ifindex == fl->ifindex &&
+	return n->addr && n->ifindex == fl->ifindex &&
 	       fl->now < n->fresh_until && n->epoch == fl->epoch &&
 	       !(fl->epoch & 1) && !(fl->tcp_flags & (TCP_SYN | TCP_FIN | TCP_RST));
 }
 
 /* SNAT of an original packet at XDP (a mapping of fl->ifindex, or a new
- * one): from the note in its conntrack entry while that is fresh, else from
- * NAT's maps, noting the result. Returns 1 with the translation, 0 when no
- * rule applies, or a drop verdict. */
+ * one): from the note conntrack handed on (sl_meta.ct_nat, from the
+ * connection's entry) while that is fresh, else from NAT's maps, noting
+ * the result in the entry. Returns 1 with the translation, 0 when no rule
+ * applies, or a drop verdict. */
 static __noinline int snat_xdp(const struct nat_flow *fl,
 			       const struct sl_meta *m, struct nat_xlat *x)
 {
-	struct ct_nat_note *note = NULL;
+	struct sl_ct_nat_note *note = NULL;
 	struct nat_check c = {};
 	struct ct_entry *e;
 	struct ct_key ck;
-	__u8 sender = 0;
+	__u8 sender;
 	int ret;
 
-	/* Only behind a conntrack that found or made the entry: else the
-	 * lookup would miss, and cost a cache miss. */
-	if (fl->k.family == 4 &&
-	    (fl->k.proto == SL_IPPROTO_TCP || fl->k.proto == SL_IPPROTO_UDP) &&
-	    (m->ct_state & (SL_CT_NEW | SL_CT_ESTABLISHED))) {
-		sender = ct_key_of(&fl->k, &ck);
-		e = bpf_map_lookup_elem(&nat_ct, &ck);
-		if (e)
-			note = &e->nat;
-	}
-	if (note && note_fresh(note, fl, sender)) {
+	if (note_fresh(&m->ct_nat, fl)) {
 		__builtin_memset(x, 0, sizeof(*x));
-		x->addr[0] = note->addr;
-		x->port = note->port;
+		x->addr[0] = m->ct_nat.addr;
+		x->port = m->ct_nat.port;
 		return 1;
 	}
 	ret = nat_known(fl, true, true, x, &c);
 	if (!ret)
 		ret = nat_new(fl, true, x); /* noted from the next packet on */
-	if (ret == 1 && note && c.fresh_until) {
+	/* The note is made behind a conntrack that found or made the entry
+	 * (else the lookup would miss, at the cost of a cache miss): once a
+	 * second at most for a flow. */
+	if (ret != 1 || !c.fresh_until || fl->k.family != 4 ||
+	    (fl->k.proto != SL_IPPROTO_TCP && fl->k.proto != SL_IPPROTO_UDP) ||
+	    !(m->ct_state & (SL_CT_NEW | SL_CT_ESTABLISHED)))
+		return ret;
+	sender = ct_key_of(&fl->k, &ck);
+	e = bpf_map_lookup_elem(&nat_ct, &ck);
+	if (e) {
+		note = &e->nat;
 		note->addr = x->addr[0];
 		note->port = x->port;
 		note->sender = sender;
