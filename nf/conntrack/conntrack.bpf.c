@@ -44,6 +44,16 @@ struct {
 	__type(value, struct ct_config);
 } ct_config SEC(".maps");
 
+/* The chains (the root's map, shared by name): at egress, whether this
+ * instance saw a forwarded packet already at its ingress. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct sl_chain_key);
+	__type(value, struct sl_chain);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sl_chains SEC(".maps");
+
 /* Per CPU and hook, the key of the entry the current packet created: if
  * a later NF drops the packet, the entry is deleted (sl_ct_undo_*). */
 struct {
@@ -911,16 +921,39 @@ int conntrack_xdp(struct xdp_md *ctx)
 	return sl_finish_xdp(ctx, m, ct_slot, conntrack_run(data, data_end, m));
 }
 
+/* Whether this instance runs in the chain of ifindex at hook. */
+static __always_inline bool ct_in_chain(__u32 ifindex, __u32 hook)
+{
+	struct sl_chain_key key = { .ifindex = ifindex, .hook = hook };
+	struct sl_chain *c = bpf_map_lookup_elem(&sl_chains, &key);
+
+	if (!c)
+		return false;
+	for (int i = 0; i < SL_CHAIN_MAX; i++)
+		if (i < c->len && c->slots[i] == ct_slot)
+			return true;
+	return false;
+}
+
 SEC("tc")
 int conntrack_tc(struct __sk_buff *skb)
 {
 	struct sl_meta *m = sl_meta_tc(skb);
 	void *data, *data_end;
+	__u32 in;
 
 	if (!m)
 		return SL_TCX_NEXT;
 	if (m->ct_undo_act)
 		return ct_undo(m);
+	/* A forwarded packet this instance tracked at its ingress: the
+	 * kernel's conntrack sees it once (PREROUTING), so must we; a second
+	 * pass would run the TCP state machine twice (a FIN seen twice
+	 * moves FIN_WAIT on to LAST_ACK). Its ct_state stays unknown here. */
+	in = skb->ingress_ifindex;
+	if (m->hook == SL_HOOK_TC_OUT && in &&
+	    (ct_in_chain(in, SL_HOOK_XDP) || ct_in_chain(in, SL_HOOK_TC_IN)))
+		return sl_finish_tc(skb, m, ct_slot, SL_NEXT);
 	/* Keeps clang from reusing ctx + offset, which the verifier refuses. */
 	asm volatile("" : "+r"(skb));
 	data = (void *)(long)skb->data;
