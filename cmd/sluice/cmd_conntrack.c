@@ -341,11 +341,11 @@ static void print_tuple(const struct ct_conn *c, int dir)
 	out_str("src", NULL, src);
 	out_str("dst", NULL, dst);
 	if (k->proto == IPPROTO_ICMP || k->proto == IPPROTO_ICMPV6) {
-		unsigned int req = k->port[1];
+		unsigned int req = k->port[1] & 0xff;
 		unsigned int rep = k->proto == IPPROTO_ICMPV6 ? req + 1 : req == 8 ? 0 : req + 1;
 
 		out_u64("type", NULL, dir ? rep : req);
-		out_u64("code", NULL, 0);
+		out_u64("code", NULL, k->port[1] >> 8);
 		out_u64("id", NULL, k->port[0]);
 	} else if (k->proto == IPPROTO_TCP || k->proto == IPPROTO_UDP) {
 		out_u64("sport", NULL, k->port[from]);

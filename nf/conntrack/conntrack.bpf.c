@@ -410,17 +410,21 @@ static __always_inline bool ct_icmp_is_error(__u8 type, bool v6)
 	return type == 3 || type == 4 || type == 5 || type == 11 || type == 12;
 }
 
-/* ICMPv6 messages the kernel leaves untracked: MLD and neighbour
- * discovery (nf_conntrack_proto_icmpv6.c, noct_valid_new). */
+/* ICMPv6 messages the kernel leaves untracked: MLD, neighbour discovery
+ * and multicast router discovery advertisements and solicitations
+ * (nf_conntrack_proto_icmpv6.c, noct_valid_new; 151 and 152 seen with
+ * the kernel's OUTPUT counters). */
 static __always_inline bool ct_icmpv6_untracked(__u8 type)
 {
-	return (type >= 130 && type <= 136) || type == 143;
+	return (type >= 130 && type <= 136) || type == 143 || type == 151 ||
+	       type == 152;
 }
 
-/* Fills p for an ICMP query (request or reply) with the given id. */
+/* Fills p for an ICMP query (request or reply) with the given code and
+ * id (the kernel's ICMP tuple holds both: a reply must match them). */
 static __always_inline int ct_icmp_key(struct ct_pkt *p, const __u32 *saddr,
-				       const __u32 *daddr, __u8 type, __u16 id,
-				       bool v6)
+				       const __u32 *daddr, __u8 type, __u8 code,
+				       __u16 id, bool v6)
 {
 	bool reply;
 	__u8 req = ct_icmp_request_of(type, v6, &reply);
@@ -434,7 +438,7 @@ static __always_inline int ct_icmp_key(struct ct_pkt *p, const __u32 *saddr,
 	__builtin_memcpy(p->key.addr[0], reply ? daddr : saddr, 16);
 	__builtin_memcpy(p->key.addr[1], reply ? saddr : daddr, 16);
 	p->key.port[0] = id;
-	p->key.port[1] = req;
+	p->key.port[1] = req | code << 8;
 	p->key.proto = v6 ? SL_IPPROTO_ICMPV6 : SL_IPPROTO_ICMP;
 	p->key.family = v6 ? 6 : 4;
 	p->key.pad = 0;
@@ -685,7 +689,7 @@ static __always_inline __u32 ct_icmp_error(void *data, void *data_end,
 			    (l4[2] << 8) | l4[3], proto, v6 ? 6 : 4);
 	} else if ((proto == SL_IPPROTO_ICMP && !v6) ||
 		   (proto == SL_IPPROTO_ICMPV6 && v6)) {
-		if (ct_icmp_key(&p, saddr, daddr, l4[0], (l4[4] << 8) | l4[5], v6))
+		if (ct_icmp_key(&p, saddr, daddr, l4[0], l4[1], (l4[4] << 8) | l4[5], v6))
 			return SL_CT_INVALID;
 	} else {
 		ct_key_fill(&p, saddr, daddr, 0, 0, proto, v6 ? 6 : 4);
@@ -774,7 +778,7 @@ static __always_inline __u32 ct_parse(void *data, void *data_end,
 			return SL_CT_UNTRACKED;
 		ih = ct_ptr(data, data_end, m->l4_off, 8);
 		if (!ih || ct_icmp_key(p, m->saddr, m->daddr, m->icmp_type,
-				       (ih[4] << 8) | ih[5], v6))
+				       m->icmp_code, (ih[4] << 8) | ih[5], v6))
 			return SL_CT_INVALID; /* no query, no error */
 		return 0;
 	}

@@ -551,7 +551,7 @@ static bool is_icmp(const struct ct_key *k)
 /* The reply type of an ICMP request type (the entry keeps the request's). */
 static unsigned int icmp_reply_type(const struct ct_key *k)
 {
-	unsigned int req = k->port[1];
+	unsigned int req = k->port[1] & 0xff;
 
 	if (k->proto == IPPROTO_ICMPV6)
 		return req + 1;
@@ -570,8 +570,9 @@ static int tuple_format(const struct ct_conn *c, int dir, char *buf, size_t len)
 	addr_text(k, !from, dst, sizeof(dst));
 	n = snprintf(buf, len, "src=%s dst=%s", src, dst);
 	if (is_icmp(k))
-		n += snprintf(buf + n, len > (size_t)n ? len - n : 0, " type=%u code=0 id=%u",
-			      dir ? icmp_reply_type(k) : k->port[1], k->port[0]);
+		n += snprintf(buf + n, len > (size_t)n ? len - n : 0, " type=%u code=%u id=%u",
+			      dir ? icmp_reply_type(k) : k->port[1] & 0xff,
+			      k->port[1] >> 8, k->port[0]);
 	else if (k->proto == IPPROTO_TCP || k->proto == IPPROTO_UDP)
 		n += snprintf(buf + n, len > (size_t)n ? len - n : 0, " sport=%u dport=%u",
 			      k->port[from], k->port[!from]);

@@ -55,7 +55,7 @@ struct ct_config {
 
 /* A connection's endpoints: endpoint 0 sorts before endpoint 1 (address,
  * then port); for ICMP queries endpoint 0 is the requester and port[0] the
- * query id, port[1] the request type. Addresses in network order, IPv4 in
+ * query id, port[1] the request type | code << 8. Addresses in network order, IPv4 in
  * addr[.][0]; ports in host order. */
 struct ct_key {
 	__u32 addr[2][4];
