@@ -1386,6 +1386,14 @@ class ImportHarness(Harness):
         if seen["A"] != seen["B"]:
             self.settle(want, seen, 1.0, 3.0)
         after = self.save_all()
+        if flows is not None and os.environ.get("CTDUMP"):  # debugging
+            with open(os.environ["CTDUMP"] + ".%s" % seed, "w") as fd:
+                fd.write(self.t.sh(self.t.ns_a, SLUICE, "conntrack", "list", check=False).stdout)
+                for f in ("ipv4", "ipv6"):
+                    fd.write(self.t.sh(self.t.ns_b, "conntrack", "-L", "-f", f, check=False).stdout)
+                for fl in flows:
+                    fd.write("FLOW %s\n" % json.dumps([(st[0], st[2]) for st in fl]))
+                fd.write("SEEN_A %s\nSEEN_B %s\n" % (sorted(seen["A"]), sorted(seen["B"])))
         bad = [(seq, l3, d) for seq, l3, d in pkts if (seq in seen["A"]) != (seq in seen["B"])]
         cbad = []
         # Only answers to sources routed back towards the sender compare:
