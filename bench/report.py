@@ -26,7 +26,7 @@ DESC = {
     "sluice-http": "kernel forwarding + HTTP parsing for port 80 (TC ingress) alone (fwd-plain's XDP pass program gives the veth NAPI)",
     "sluice-router": "sluice router NF (XDP ingress, FIB lookup, redirect to the sink's side), nothing else",
     "sluice-router-obs": "sluice router NF behind the flow monitor (XDP ingress), HTTP parsing for port 80 at TC ingress (redirected packets never reach TC)",
-    "sluice-lb": "sluice load balancer (XDP), Maglev, NAT mode (`sluice lb restore` of ipvsadm-save lines)",
+    "sluice-lb": "sluice load balancer (XDP), Maglev, NAT mode (`sluice lb restore` of ipvsadm-save lines), forwarding its NAT packets itself (`sluice lb forward on`: FIB lookup, XDP redirect); router NF for the rest",
     "ipt-dnat": "iptables-nft nat table as kube-proxy writes it (statistic random to DNAT endpoints) + conntrack",
     "nft-numgen": "nftables: verdict map VIP . port -> service chain, dnat to numgen random mod 10 map + conntrack",
     "sluice-ctnat": "sluice conntrack (DB ingress, DC egress) + sluice masquerade on DC egress, kernel forwarding",
@@ -314,7 +314,19 @@ def main():
     fwd_desc = {
         "lb": ("Load balancing", "UDP to %s virtual services (10.95.1.0 + i, port 80; "
                "flows spread over all of them), 10 backends each, DNAT to the backend "
-               "and forwarded to the sink", ["sluice-lb", "ipt-dnat", "nft-numgen"], "sluice-lb"),
+               "and forwarded to the sink. 10,000 long-lived flows: after a flow's first "
+               "packet the kernel peers pay conntrack only (their NAT rules run once per "
+               "connection), so the number of services barely matters to them",
+               ["sluice-lb", "ipt-dnat", "nft-numgen"], "sluice-lb"),
+        "lb-new": ("Load balancing, new connections", "The services of scenario lb (%s, "
+                   "10 backends each), but nearly every packet opens a new flow (a "
+                   "random UDP 5-tuple out of 2^31, a new generator seed each slice): "
+                   "the kernel peers run their NAT rules (kube-proxy's chain walk, "
+                   "nftables' verdict map) and create a conntrack entry (the table "
+                   "full: evicting an unreplied one) per packet; sluice schedules "
+                   "through the service's Maglev table and records the flow and its "
+                   "reply path in its LRU flow table",
+                   ["sluice-lb", "ipt-dnat", "nft-numgen"], "sluice-lb"),
         "ctnat": ("Connection tracking + NAT", "UDP 10.78.0.0/16 -> 10.99.0.2:7777 forwarded "
                   "to the sink with source NAT (masquerade) on the way out",
                   ["fwd-plain", "sluice-ctnat", "nf-ctnat"], "sluice-ctnat"),

@@ -13,6 +13,8 @@
 #   LOAD_TIMEOUT=300 GEN_CPU=0 RX_CPU=1 CHAIN_KS="1 2 4 8" CHAIN_RULES=4
 #   IPT_SIZES="10 1000 10000" (sluice iptables import vs iptables-input and
 #   nft-set) LB_SYSTEMS="sluice-lb ipt-dnat nft-numgen" LB_SERVICES=1000
+#   LBNEW_SYSTEMS="..." (default: LB_SYSTEMS) LBNEW_FLOWS=2147483647 (the lb
+#   services with a new flow per packet: a fresh generator seed each slice)
 #   CTNAT_SYSTEMS="fwd-plain sluice-ctnat nf-ctnat" OBS_SYSTEMS="fwd-plain sluice-obs"
 #   (also sluice-fm, sluice-http: its parts alone; sluice-router and
 #   sluice-router-obs: the same on sluice's router NF instead of the kernel)
@@ -85,6 +87,10 @@ esac
 : "${CHAIN_RULES:=4}"
 EXTRA_LIMITS=${EXTRA_LIMITS-xdp-parse}
 : "${LB_SYSTEMS=sluice-lb ipt-dnat nft-numgen}" "${LB_SERVICES:=1000}"
+# Scenario lb-new: the lb services, but nearly every packet opens a new flow
+# (out of LBNEW_FLOWS 5-tuples, a new seed per slice), where netfilter runs
+# its NAT rules and creates a conntrack entry per packet.
+: "${LBNEW_SYSTEMS=$LB_SYSTEMS}" "${LBNEW_FLOWS:=2147483647}"
 : "${CTNAT_SYSTEMS=fwd-plain sluice-ctnat nf-ctnat}" "${OBS_SYSTEMS=fwd-plain sluice-obs}"
 # Systems of the iptables-import scenario (sluice-ipt and its peers).
 IPT_SYSTEMS=${IPT_SYSTEMS-sluice-ipt iptables-input nft-set}
@@ -262,6 +268,8 @@ done
 # ---- systems: load, count, unload ---------------------------------------
 SYS=""      # system currently loaded on DB
 GEN_ARGS="" # generator options of its scenario (destinations, packet type)
+GEN_FLOWS="" # flows of its scenario (default FLOWS)
+GEN_SEED=0  # 1: a fresh generator seed each slice (new flows every slice)
 SC=""       # its scenario
 LOADED_N=0
 
@@ -350,7 +358,7 @@ unload_b() {
 	ind ip link set "$DB" xdp off 2>/dev/null
 	# Flows NATed by netfilter must not outlive their system.
 	ind conntrack -F >/dev/null 2>&1
-	SYS="" SC="" GEN_ARGS=""
+	SYS="" SC="" GEN_ARGS="" GEN_FLOWS="" GEN_SEED=0
 	set -e
 }
 
@@ -364,11 +372,12 @@ load_b() {
 	if [ "$sc" = chain ]; then
 		[ "$sys" = sluice ] || { LOAD_ERR="scenario chain is for sluice only"; return 1; }
 	elif [ "$sys" != xdp-parse ] && [ "$sc" != ctnat ] && [ "$sc" != obs ]; then
-		timeout "$LOAD_TIMEOUT" "$RULES" "$sys" "$sc" "$n" >"$f" 2>"$WORK/err" || {
+		timeout "$LOAD_TIMEOUT" "$RULES" "$sys" "${sc%-new}" "$n" >"$f" 2>"$WORK/err" || {
 			LOAD_ERR=$(tail -1 "$WORK/err"); return 1; }
 	fi
 	case "$sc" in
 	lb) GEN_ARGS="--dst 10.95.1.0 --ndst $n -d 80" ;;
+	lb-new) GEN_ARGS="--dst 10.95.1.0 --ndst $n -d 80" GEN_FLOWS=$LBNEW_FLOWS GEN_SEED=1 ;;
 	ctnat) GEN_ARGS="--dst 10.99.0.2" ;;
 	# UDP to port 80: TCP SYN forwarding on this kernel costs tens of
 	# microseconds a packet with or without sluice (unexplained, see
@@ -419,9 +428,12 @@ load_b() {
 		  ind "$SLUICE" router attach "$DB" >/dev/null; } || rc=$?
 		;;
 	sluice-lb)
-		# The LB rewrites, the router forwards (XDP redirect to DC).
+		# The LB rewrites and forwards its NAT packets itself (FIB
+		# lookup, XDP redirect to DC: lb forward on); the router
+		# forwards the rest.
 		{ ind "$SLUICE" lb attach "$DB" >/dev/null &&
 		  timeout "$LOAD_TIMEOUT" nsenter --net="/run/netns/$NSD" "$SLUICE" lb restore "$f" >/dev/null &&
+		  ind "$SLUICE" lb forward on >/dev/null &&
 		  ind "$SLUICE" router attach "$DB" >/dev/null; } || rc=$?
 		;;
 	ipt-dnat)
@@ -521,14 +533,19 @@ count_a() { local c; c=$("$SB" count "$PIN/a/cnt"); echo "$c $c"; }
 
 slice() {
 	local which=$1 gdev pids c0 c1 d0 d1 s0 s1 j0 j1 u0 u1 out frames secs prev i
+	local flows=$FLOWS seed=""
 	if [ "$which" = A ]; then gdev=$GA pids=$NAPI_A; else gdev=$GB pids=$NAPI_B; fi
+	if [ "$which" = B ]; then
+		flows=${GEN_FLOWS:-$FLOWS}
+		[ "$GEN_SEED" = 1 ] && seed="-S $((RANDOM * 32768 + RANDOM + 1))"
+	fi
 	read -r c0 d0 < <(count_$(echo "$which" | tr AB ab))
 	s0=$(schedstat_ns "$pids")
 	j0=$(cpu_jiffies)
 	u0=$(udp_seen)
 	if ! out=$(timeout -k 2 "$(awk -v s="$SLICE" 'BEGIN { print int(s) + 15 }')" \
 		nsenter --net="/run/netns/$NSG" \
-		"$SB" gen -i "$gdev" -s "$SLICE" -f "$FLOWS" -c "$GEN_CPU" $GEN_ARGS); then
+		"$SB" gen -i "$gdev" -s "$SLICE" -f "$flows" -c "$GEN_CPU" $GEN_ARGS $seed); then
 		log "generator failed: $out"
 		echo "-1 0 0 0 0 0 0"
 		return 0
@@ -618,6 +635,7 @@ done
 # Forwarding (issues #4 and #7): load balancing, conntrack + NAT, the
 # flow monitor + HTTP parsing overhead.
 for sys in $LB_SYSTEMS; do run_config "$sys" lb "$LB_SERVICES"; done
+for sys in $LBNEW_SYSTEMS; do run_config "$sys" lb-new "$LB_SERVICES"; done
 for sys in $CTNAT_SYSTEMS; do run_config "$sys" ctnat 1; done
 for sys in $OBS_SYSTEMS; do run_config "$sys" obs 1; done
 unload_b
