@@ -27,6 +27,7 @@ DESC = {
     "sluice-router": "sluice router NF (XDP ingress, FIB lookup, redirect to the sink's side), nothing else",
     "sluice-router-obs": "sluice router NF behind the flow monitor (XDP ingress), HTTP parsing for port 80 at TC ingress (redirected packets never reach TC)",
     "sluice-lb": "sluice load balancer (XDP), Maglev, NAT mode (`sluice lb restore` of ipvsadm-save lines), forwarding its NAT packets itself (`sluice lb forward on`: FIB lookup, XDP redirect); router NF for the rest",
+    "sluice-lb-rt": "sluice-lb with `lb forward off`: the LB rewrites, the router NF forwards (FIB lookup, XDP redirect)",
     "ipt-dnat": "iptables-nft nat table as kube-proxy writes it (statistic random to DNAT endpoints) + conntrack",
     "nft-numgen": "nftables: verdict map VIP . port -> service chain, dnat to numgen random mod 10 map + conntrack",
     "sluice-ctnat": "sluice conntrack (DB ingress, DC egress) + sluice masquerade on DC egress, kernel forwarding",

@@ -274,7 +274,7 @@ SC=""       # its scenario
 LOADED_N=0
 
 # Systems of the forwarding scenarios: counted = packets the sink received.
-FWD_SYSTEMS=" fwd-plain sluice-obs sluice-fm sluice-http sluice-router sluice-router-obs sluice-lb ipt-dnat nft-numgen sluice-ctnat nf-ctnat "
+FWD_SYSTEMS=" fwd-plain sluice-obs sluice-fm sluice-http sluice-router sluice-router-obs sluice-lb sluice-lb-rt ipt-dnat nft-numgen sluice-ctnat nf-ctnat "
 is_fwd() { [[ "$FWD_SYSTEMS" == *" $1 "* ]]; }
 # Drops counted by sluice's instances (0 when none is loaded).
 sluice_drops() {
@@ -372,7 +372,8 @@ load_b() {
 	if [ "$sc" = chain ]; then
 		[ "$sys" = sluice ] || { LOAD_ERR="scenario chain is for sluice only"; return 1; }
 	elif [ "$sys" != xdp-parse ] && [ "$sc" != ctnat ] && [ "$sc" != obs ]; then
-		timeout "$LOAD_TIMEOUT" "$RULES" "$sys" "${sc%-new}" "$n" >"$f" 2>"$WORK/err" || {
+		# sluice-lb-rt loads the sluice-lb file; lb-new the lb services.
+		timeout "$LOAD_TIMEOUT" "$RULES" "${sys/#sluice-lb-rt/sluice-lb}" "${sc%-new}" "$n" >"$f" 2>"$WORK/err" || {
 			LOAD_ERR=$(tail -1 "$WORK/err"); return 1; }
 	fi
 	case "$sc" in
@@ -427,13 +428,13 @@ load_b() {
 		  ind "$SLUICE" httpmon attach "$DB" --port 80 >/dev/null &&
 		  ind "$SLUICE" router attach "$DB" >/dev/null; } || rc=$?
 		;;
-	sluice-lb)
+	sluice-lb | sluice-lb-rt)
 		# The LB rewrites and forwards its NAT packets itself (FIB
 		# lookup, XDP redirect to DC: lb forward on); the router
-		# forwards the rest.
+		# forwards the rest. sluice-lb-rt: the router forwards all.
 		{ ind "$SLUICE" lb attach "$DB" >/dev/null &&
 		  timeout "$LOAD_TIMEOUT" nsenter --net="/run/netns/$NSD" "$SLUICE" lb restore "$f" >/dev/null &&
-		  ind "$SLUICE" lb forward on >/dev/null &&
+		  { [ "$sys" = sluice-lb-rt ] || ind "$SLUICE" lb forward on >/dev/null; } &&
 		  ind "$SLUICE" router attach "$DB" >/dev/null; } || rc=$?
 		;;
 	ipt-dnat)
