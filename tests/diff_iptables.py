@@ -1512,8 +1512,7 @@ def main_import(args, topo):
         % (args.seeds, nct, nfixed, h.tot_packets, h.tot_accept, h.tot_drop, h.tot_answers,
            h.tot_counters, h.fails, time.time() - t0))
     if nct:
-        log("diff import: conntrack states sluice gave in the conntrack sets "
-            "(forwarded packets pass conntrack at ingress and egress): %s"
+        log("diff import: conntrack states sluice gave in the conntrack sets: %s"
             % ", ".join("%s %d" % kv for kv in sorted(states.items())))
     if h.tot_packets == 0 or h.tot_accept == 0 or h.tot_drop == 0 or h.tot_answers == 0:
         log("FAIL: diff import vacuous run")
