@@ -99,25 +99,33 @@ static __always_inline int root_chain_cached(struct sl_meta *m, __u32 ifindex,
 	return 1;
 }
 
-/* Fills meta for this packet; returns false when the interface and hook
- * have no chain, or when every NF of it ignores packets of this kind (enum
- * sl_ignore; 0: not known). */
-static __always_inline bool root_prepare(struct sl_meta *m, __u32 ifindex,
+/* The chain from sl_chains, when the cache cannot tell: out of line, as
+ * it is rare (a chain being changed, two interfaces on one cache entry). */
+static __noinline bool root_chain_lookup(struct sl_meta *m, __u32 ifindex,
 					 __u32 hook, __u32 len, __u32 kind)
 {
 	struct sl_chain_key key = { .ifindex = ifindex, .hook = hook };
-	struct sl_chain *chain;
-	int cached = root_chain_cached(m, ifindex, hook, len, kind);
+	struct sl_chain *chain = bpf_map_lookup_elem(&sl_chains, &key);
 
-	if (cached >= 0)
-		return cached;
-	chain = bpf_map_lookup_elem(&sl_chains, &key);
 	if (!chain || (chain->ignore & kind))
 		return false;
 	root_meta_init(m, ifindex, len, hook);
 	m->chain_len = chain->len;
 	root_copy_slots(m, chain->slots);
 	return true;
+}
+
+/* Fills meta for this packet; returns false when the interface and hook
+ * have no chain, or when every NF of it ignores packets of this kind (enum
+ * sl_ignore; 0: not known). */
+static __always_inline bool root_prepare(struct sl_meta *m, __u32 ifindex,
+					 __u32 hook, __u32 len, __u32 kind)
+{
+	int cached = root_chain_cached(m, ifindex, hook, len, kind);
+
+	if (cached >= 0)
+		return cached;
+	return root_chain_lookup(m, ifindex, hook, len, kind);
 }
 
 SEC("xdp")
