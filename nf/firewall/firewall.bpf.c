@@ -25,7 +25,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct fw_node);
+	__type(value, struct fw_snode);
 } fw_nodes SEC(".maps");
 
 struct {
@@ -169,34 +169,45 @@ static long fw_scan_one(__u32 i, void *arg)
 /* Walks tree t down to its leaf, then scans the leaf's candidates. The
  * walks and scans are bpf_loop callbacks: the verifier checks each once,
  * which keeps loading fast whatever the depth and tree count. */
+/* Test j of packed node n: 1 when the key goes right. */
+static __always_inline __u32 fw_test(const struct fw_scan *s,
+				     const struct fw_snode *n, __u32 j)
+{
+	__u32 d = n->dim[j];
+
+	/* The builder writes dims below FW_DIMS: the bound is for the
+	 * verifier. */
+	return s->key[d < FW_DIMS ? d : 0] > n->thr[j];
+}
+
 static long fw_walk_tree(__u32 t, void *arg)
 {
 	struct fw_scan *s = arg;
-	const struct fw_node *n = NULL;
-	__u32 node;
+	__u32 node, child, k;
 	int i;
 
 	if (t >= FW_MAX_TREES)
 		return 1;
 	node = s->roots[t];
-	for (i = 0; i < FW_MAX_DEPTH; i++) {
-		__u32 d;
+	for (i = 0; i < FW_MAX_SDEPTH; i++) {
+		const struct fw_snode *n = bpf_map_lookup_elem(&fw_nodes, &node);
+		__u32 j;
 
-		n = bpf_map_lookup_elem(&fw_nodes, &node);
 		if (!n)
 			break;
-		d = n->dim;
-		if (d >= FW_DIMS)
-			break;
-		node = s->key[d] <= n->threshold ? n->left : n->right;
+		j = 1 + fw_test(s, n, 0);
+		j = 2 * j + 1 + fw_test(s, n, j);
+		k = (2 * (j - 3) + fw_test(s, n, j)) & (FW_SN_CHILDREN - 1);
+		child = n->child[k];
+		if (child & FW_SN_LEAF) {
+			s->first = child & ~FW_SN_LEAF;
+			bpf_loop(n->cnt[k], fw_scan_one, s, 0);
+			return 0;
+		}
+		node = child;
 	}
-	if (!n || n->dim < FW_DIMS) {
-		s->broken = true; /* the builder never makes such a tree */
-		return 1;
-	}
-	s->first = n->left;
-	bpf_loop(n->right, fw_scan_one, s, 0);
-	return 0;
+	s->broken = true; /* the builder never makes such a tree */
+	return 1;
 }
 
 /* One scan of every tree for the first rule of the key's block from

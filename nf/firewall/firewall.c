@@ -599,22 +599,41 @@ int fw_classify_linear(const struct fw_ruleset *rs, const __u64 *key, __u8 flags
 	return -1;
 }
 
+/* The leaf of a packed tree for key: *first and *cnt; false if broken. */
+static bool packed_leaf(const struct fw_tree *t, __u32 node, const __u64 *key,
+			__u32 *first, __u32 *cnt)
+{
+	for (int i = 0; i < FW_MAX_SDEPTH && node < t->nsnodes; i++) {
+		const struct fw_snode *n = &t->snodes[node];
+		__u32 j = 1 + (key[n->dim[0]] > n->thr[0]);
+		__u32 k;
+
+		j = 2 * j + 1 + (key[n->dim[j]] > n->thr[j]);
+		k = 2 * (j - 3) + (key[n->dim[j]] > n->thr[j]);
+		if (n->child[k] & FW_SN_LEAF) {
+			*first = n->child[k] & ~FW_SN_LEAF;
+			*cnt = n->cnt[k];
+			return true;
+		}
+		node = n->child[k];
+	}
+	return false;
+}
+
 int fw_classify_tree(const struct fw_ruleset *rs, const struct fw_tree *t,
 		     const __u64 *key, __u8 flags)
 {
 	int best = -1;
 
 	for (__u32 tr = 0; tr < t->ntrees; tr++) {
-		const struct fw_node *n = &t->nodes[t->roots[tr]];
+		__u32 first, cnt;
 
-		for (int i = 0; i < FW_MAX_DEPTH && n->dim < FW_DIMS; i++)
-			n = &t->nodes[key[n->dim] <= n->threshold ? n->left : n->right];
-		if (n->dim < FW_DIMS)
+		if (!packed_leaf(t, t->sroots[tr], key, &first, &cnt))
 			return -2;
 		/* Candidates are in rule order: stop at the first match, or
 		 * where an earlier tree already found a better one. */
-		for (__u32 i = 0; i < n->right; i++) {
-			__u32 idx = t->leaves[n->left + i];
+		for (__u32 i = 0; i < cnt; i++) {
+			__u32 idx = t->leaves[first + i];
 
 			if (best >= 0 && idx >= (__u32)best)
 				break;
@@ -852,9 +871,59 @@ out:
 	return err;
 }
 
+static int pack_node(struct fw_tree *t, __u32 bin, __u32 *out);
+
+/* Fills heap position j (tests 0-6, children 7-14) of packed node s from
+ * binary node bin. */
+static int pack_fill(struct fw_tree *t, __u32 s, int j, __u32 bin)
+{
+	const struct fw_node *n = &t->nodes[bin];
+	__u32 child;
+	int err;
+
+	if (j >= FW_SN_TESTS) {
+		int k = j - FW_SN_TESTS;
+
+		if (n->dim >= FW_DIMS) {
+			t->snodes[s].child[k] = FW_SN_LEAF | n->left;
+			t->snodes[s].cnt[k] = n->right;
+			return 0;
+		}
+		err = pack_node(t, bin, &child);
+		if (!err) /* pack_node may move the array */
+			t->snodes[s].child[k] = child;
+		return err;
+	}
+	if (n->dim >= FW_DIMS) { /* a leaf early: every way leads to it */
+		t->snodes[s].dim[j] = FW_DIM_FAMILY;
+		t->snodes[s].thr[j] = UINT64_MAX;
+		return pack_fill(t, s, 2 * j + 1, bin) ?: pack_fill(t, s, 2 * j + 2, bin);
+	}
+	t->snodes[s].dim[j] = n->dim;
+	t->snodes[s].thr[j] = n->threshold;
+	return pack_fill(t, s, 2 * j + 1, n->left) ?: pack_fill(t, s, 2 * j + 2, n->right);
+}
+
+static int pack_node(struct fw_tree *t, __u32 bin, __u32 *out)
+{
+	if (t->nsnodes == t->cap_snodes) {
+		__u32 cap = t->cap_snodes ? t->cap_snodes * 2 : 64;
+		struct fw_snode *sn = realloc(t->snodes, cap * sizeof(*sn));
+
+		if (!sn)
+			return sl_err(-ENOMEM, "out of memory packing the rule tree");
+		t->snodes = sn;
+		t->cap_snodes = cap;
+	}
+	*out = t->nsnodes++;
+	memset(&t->snodes[*out], 0, sizeof(struct fw_snode));
+	return pack_fill(t, *out, 0, bin);
+}
+
 void fw_tree_free(struct fw_tree *t)
 {
 	free(t->nodes);
+	free(t->snodes);
 	free(t->leaves);
 	memset(t, 0, sizeof(*t));
 }
@@ -974,6 +1043,8 @@ int fw_tree_build(const struct fw_ruleset *rs, struct fw_tree *t)
 		err = push_node(t, &t->roots[tr]);
 		if (!err)
 			err = build_node(&b, t->roots[tr], ids, n, lo, hi, 0);
+		if (!err)
+			err = pack_node(t, t->roots[tr], &t->sroots[tr]);
 	}
 	if (err)
 		fw_tree_free(t);
@@ -1110,8 +1181,8 @@ static int fill_maps(struct bpf_map **maps, const struct fw_ruleset *rs,
 
 	err = fill_array(bpf_map__fd(maps[0]), rs->rules, rs->n,
 			 sizeof(struct fw_rule), "fw_rules");
-	err = err ?: fill_array(bpf_map__fd(maps[1]), tree->nodes, tree->nnodes,
-				sizeof(struct fw_node), "fw_nodes");
+	err = err ?: fill_array(bpf_map__fd(maps[1]), tree->snodes, tree->nsnodes,
+				sizeof(struct fw_snode), "fw_nodes");
 	err = err ?: fill_array(bpf_map__fd(maps[2]), tree->leaves, tree->nleaves,
 				sizeof(__u32), "fw_leaves");
 	err = err ?: fill_array(bpf_map__fd(maps[5]), o->blocks, o->nblocks,
@@ -1154,7 +1225,7 @@ int fw_load_ex(struct sl_ctx *ctx, const char *name, const struct fw_ruleset *rs
 	if (err)
 		return err;
 	cfg.ntrees = tree.ntrees;
-	memcpy(cfg.roots, tree.roots, sizeof(cfg.roots));
+	memcpy(cfg.roots, tree.sroots, sizeof(cfg.roots));
 	memcpy(cfg.top, o->top, sizeof(cfg.top));
 	skel = firewall_bpf__open_opts(&opts);
 	if (!skel) {
@@ -1173,7 +1244,7 @@ int fw_load_ex(struct sl_ctx *ctx, const char *name, const struct fw_ruleset *rs
 	maps[7] = skel->maps.fw_logs;
 	maps[8] = skel->maps.fw_ifaddrs;
 	bpf_map__set_max_entries(maps[0], rs->n ? rs->n : 1);
-	bpf_map__set_max_entries(maps[1], tree.nnodes);
+	bpf_map__set_max_entries(maps[1], tree.nsnodes);
 	bpf_map__set_max_entries(maps[2], tree.nleaves ? tree.nleaves : 1);
 	bpf_map__set_max_entries(maps[3], o->ncounters ? o->ncounters : 1);
 	bpf_map__set_max_entries(maps[5], o->nblocks ? o->nblocks : 1);

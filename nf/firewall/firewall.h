@@ -43,6 +43,10 @@ struct fw_tree {
 	__u32 roots[FW_MAX_TREES];
 	__u32 depth; /* deepest leaf */
 	__u32 max_leaf; /* longest candidate list */
+	/* The same trees packed as the BPF program walks them. */
+	struct fw_snode *snodes;
+	__u32 nsnodes, cap_snodes;
+	__u32 sroots[FW_MAX_TREES];
 };
 int fw_tree_build(const struct fw_ruleset *rs, struct fw_tree *tree);
 void fw_tree_free(struct fw_tree *tree);

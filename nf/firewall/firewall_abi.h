@@ -191,6 +191,27 @@ struct fw_node {
 	__u32 pad;
 };
 
+/* The tree as the BPF program walks it: each packed node holds three
+ * levels of the binary tree (7 tests, 8 children), so a packet waits on a
+ * third of the dependent lookups. Tests are heap-ordered: 0, then 1 + c0,
+ * then 3 + 2 * c0 + c1, where c is 1 when key[dim] > thr (right); the
+ * third test's c2 picks child 2 * (test - 3) + c2. A child with
+ * FW_SN_LEAF set is a leaf: candidates from fw_leaves[child & ~FW_SN_LEAF],
+ * cnt of them; otherwise the packed node to go on with. A leaf above the
+ * third level becomes tests that always go left (dim FAMILY <= ~0). */
+#define FW_SN_TESTS 7
+#define FW_SN_CHILDREN 8
+#define FW_SN_LEAF 0x80000000U
+#define FW_MAX_SDEPTH ((FW_MAX_DEPTH + 2) / 3)
+
+struct fw_snode {
+	__u64 thr[FW_SN_TESTS];
+	__u8 dim[FW_SN_TESTS];
+	__u8 pad;
+	__u32 child[FW_SN_CHILDREN];
+	__u32 cnt[FW_SN_CHILDREN];
+};
+
 /* Rounds of the scan (one per jump, return, log or limit miss), bounded
  * so the verifier sees an end; the importer refuses deeper rule sets. */
 #define FW_MAX_ROUNDS 4096
