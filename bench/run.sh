@@ -18,6 +18,7 @@
 #   CTNAT_SYSTEMS="fwd-plain sluice-ctnat nf-ctnat" OBS_SYSTEMS="fwd-plain sluice-obs"
 #   (also sluice-fm, sluice-http: its parts alone; sluice-router and
 #   sluice-router-obs: the same on sluice's router NF instead of the kernel)
+#   OBS_GEN_EXTRA="-p tcp4" (obs scenario: TCP SYNs instead of UDP)
 #   (SIZES= SYSTEMS= NOMATCH_SYSTEMS= EXTRA_LIMITS= PROGRUN_SIZES= with
 #   CHAIN_KS set runs the chain-length scenario alone)
 #
@@ -380,10 +381,11 @@ load_b() {
 	lb) GEN_ARGS="--dst 10.95.1.0 --ndst $n -d 80" ;;
 	lb-new) GEN_ARGS="--dst 10.95.1.0 --ndst $n -d 80" GEN_FLOWS=$LBNEW_FLOWS GEN_SEED=1 ;;
 	ctnat) GEN_ARGS="--dst 10.99.0.2" ;;
-	# UDP to port 80: TCP SYN forwarding on this kernel costs tens of
-	# microseconds a packet with or without sluice (unexplained, see
-	# bench/README.md), which would hide what is measured here.
-	obs) GEN_ARGS="-d 80 --dst 10.99.0.2" ;;
+	# UDP to port 80, so that httpmon has nothing to parse. (TCP SYN
+	# forwarding was once seen costing tens of microseconds a packet; with
+	# OBS_GEN_EXTRA="-p tcp4" on 2026-11-22 fwd-plain took 833 ns a SYN,
+	# in line with UDP: not reproduced.)
+	obs) GEN_ARGS="-d 80 --dst 10.99.0.2 ${OBS_GEN_EXTRA:-}" ;;
 	*) GEN_ARGS="" ;;
 	esac
 	t0=$(date +%s.%N)
