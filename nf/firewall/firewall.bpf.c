@@ -889,38 +889,15 @@ static __always_inline __u32 fw_route_slot_of(__u32 dst, __u32 ifindex)
 	return h >> 24; /* FW_ROUTE_SLOTS */
 }
 
-/* iptables: which built-in chain sees the packet, as netfilter would pick
- * it: at ingress a route lookup tells local delivery (INPUT) from
- * forwarding (FORWARD, to the route's interface); egress sees OUTPUT for
- * locally generated packets only. Returns FW_NONE when no chain applies.
- * net (XDP only, or NULL) lets IPv4 decisions come from fw_routes. */
-static __noinline __u32 fw_chain_of(void *ctx, struct sl_meta *m,
-				    __u64 *oif, __u32 ingress_ifindex,
-				    struct net *net)
+/* The route lookup of fw_chain_of, out of line; fills slot (when not
+ * NULL) with a decision taken from the destination alone. */
+static __noinline __u32 fw_route_lookup(void *ctx, struct sl_meta *m, __u64 *oif,
+					struct fw_route_slot *slot, __u32 genid)
 {
 	struct bpf_fib_lookup p = {};
-	struct fw_route_slot *slot = NULL;
-	__u32 genid = 0, chain;
+	__u32 chain;
 	long rc;
 
-	if (m->hook == SL_HOOK_TC_OUT) {
-		if (ingress_ifindex)
-			return FW_NONE; /* forwarded: FORWARD saw it at ingress */
-		*oif = m->ifindex;
-		return FW_OUTPUT;
-	}
-	if (net && (m->flags & SL_F_IPV4)) {
-		__u32 idx = fw_route_slot_of(m->daddr[0], m->ifindex);
-
-		/* Read before the lookup: a change during it bumps it. */
-		genid = net->ipv4.rt_genid.counter;
-		slot = bpf_map_lookup_elem(&fw_routes, &idx);
-		if (slot && slot->genid == genid && slot->dst == m->daddr[0] &&
-		    slot->ifindex == m->ifindex)
-			return slot->chain == FW_INPUT ? FW_INPUT : FW_NONE;
-		if (net->ipv4.fib_has_custom_rules)
-			slot = NULL;
-	}
 	p.ifindex = m->ifindex;
 	p.l4_protocol = m->ip_proto;
 	p.sport = bpf_htons(m->sport);
@@ -956,6 +933,39 @@ static __noinline __u32 fw_chain_of(void *ctx, struct sl_meta *m,
 		slot->chain = chain;
 	}
 	return chain;
+}
+
+/* iptables: which built-in chain sees the packet, as netfilter would pick
+ * it: at ingress a route lookup tells local delivery (INPUT) from
+ * forwarding (FORWARD, to the route's interface); egress sees OUTPUT for
+ * locally generated packets only. Returns FW_NONE when no chain applies.
+ * net (XDP only, or NULL) lets IPv4 decisions come from fw_routes. */
+static __always_inline __u32 fw_chain_of(void *ctx, struct sl_meta *m,
+					 __u64 *oif, __u32 ingress_ifindex,
+					 struct net *net)
+{
+	struct fw_route_slot *slot = NULL;
+	__u32 genid = 0;
+
+	if (m->hook == SL_HOOK_TC_OUT) {
+		if (ingress_ifindex)
+			return FW_NONE; /* forwarded: FORWARD saw it at ingress */
+		*oif = m->ifindex;
+		return FW_OUTPUT;
+	}
+	if (net && (m->flags & SL_F_IPV4)) {
+		__u32 idx = fw_route_slot_of(m->daddr[0], m->ifindex);
+
+		/* Read before the lookup: a change during it bumps it. */
+		genid = net->ipv4.rt_genid.counter;
+		slot = bpf_map_lookup_elem(&fw_routes, &idx);
+		if (slot && slot->genid == genid && slot->dst == m->daddr[0] &&
+		    slot->ifindex == m->ifindex)
+			return slot->chain == FW_INPUT ? FW_INPUT : FW_NONE;
+		if (net->ipv4.fib_has_custom_rules)
+			slot = NULL;
+	}
+	return fw_route_lookup(ctx, m, oif, slot, genid);
 }
 
 struct fw_answer {
