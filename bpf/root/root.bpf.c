@@ -30,34 +30,55 @@ struct {
 } sl_chain_cache SEC(".maps");
 
 _Static_assert(__builtin_offsetof(struct sl_meta, slots) % 8 == 0 &&
+	       __builtin_offsetof(struct sl_chain_cached, slots) % 8 == 0 &&
+	       sizeof(struct sl_meta) % 8 == 0 &&
 	       __builtin_offsetof(struct sl_meta, ct_dir) ==
 		       __builtin_offsetof(struct sl_meta, slots) +
 			       sizeof(__u32) * SL_CHAIN_MAX,
-	       "slots[] of sl_meta: 8-aligned, followed by ct_dir");
+	       "slots[]: 8-aligned; sl_meta: slots[] followed by ct_dir, whole words");
 
 /* An unaligned u64: slots[] of an sl_chains entry sit at offset 4. */
 typedef __u64 __attribute__((aligned(4))) sl_u64_a4;
 
 #define root_barrier() asm volatile("" ::: "memory")
 
-/* Zeroes meta but for slots[], which the chain fills. Every field after
- * slots[] is zeroed, including any appended later. */
+#define ROOT_META_TAIL __builtin_offsetof(struct sl_meta, ct_dir)
+
+/* Zeroes meta but for slots[], which the chain fills, by whole words (a
+ * memset of an offset pointer would be compiled to byte stores). Every
+ * field after slots[] is zeroed, including any appended later. */
 static __always_inline void root_meta_init(struct sl_meta *m, __u32 ifindex,
 					   __u32 len, __u32 hook)
 {
+	__u64 *tail = (__u64 *)((void *)m + ROOT_META_TAIL);
+
 	__builtin_memset(m, 0, __builtin_offsetof(struct sl_meta, slots));
-	__builtin_memset((void *)m + __builtin_offsetof(struct sl_meta, ct_dir),
-			 0, sizeof(*m) - __builtin_offsetof(struct sl_meta, ct_dir));
+#pragma unroll
+	for (int i = 0; i < (sizeof(*m) - ROOT_META_TAIL) / 8; i++)
+		tail[i] = 0;
 	m->ifindex = ifindex;
 	m->pkt_len = len;
 	m->hook = hook;
 }
 
-/* Copies the chain's slots, two per word. */
+/* Copies a chain's slots, two per word; from sl_chains (offset 4) each word
+ * is read in two halves. */
 static __always_inline void root_copy_slots(struct sl_meta *m,
-					    const volatile __u32 *slots)
+					    const __u32 *slots)
 {
-	const volatile sl_u64_a4 *from = (const volatile sl_u64_a4 *)slots;
+	const sl_u64_a4 *from = (const sl_u64_a4 *)slots;
+	__u64 *to = (__u64 *)m->slots;
+
+#pragma unroll
+	for (int i = 0; i < SL_CHAIN_MAX / 2; i++)
+		to[i] = from[i];
+}
+
+/* From sl_chain_cache, where slots[] is 8-aligned: one load a word. */
+static __always_inline void
+root_copy_cached(struct sl_meta *m, volatile struct sl_chain_cached *c)
+{
+	volatile __u64 *from = (volatile __u64 *)c->slots;
 	__u64 *to = (__u64 *)m->slots;
 
 #pragma unroll
@@ -85,12 +106,12 @@ static __always_inline int root_chain_cached(struct sl_meta *m, __u32 ifindex,
 	root_barrier();
 	if ((seq & 1) || c->tag != ifindex)
 		return -1;
-	if (c->ignore & kind) {
+	if (kind && (c->ignore & kind)) {
 		root_barrier();
 		return c->seq == seq ? 0 : -1;
 	}
 	len = c->len;
-	root_copy_slots(m, c->slots);
+	root_copy_cached(m, c);
 	root_barrier();
 	if (!len || c->seq != seq)
 		return -1;
