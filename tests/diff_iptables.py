@@ -1482,6 +1482,18 @@ def main_import(args, topo):
             flows = h.make_flows(rnd, 300)
             h.run_files("import-ct-drop-%s" % st.lower(), 0, f, f, pk, flows)
             nfixed += 1
+        # A tcp-reset answer closes the connection it answers (the
+        # kernel's nf_send_reset -> nf_ct_set_closing): the packets after
+        # it find the connection in CLOSE.
+        f = ("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+             "-A FORWARD -m conntrack --ctstate NEW\n"
+             "-A FORWARD -m conntrack --ctstate INVALID\n"
+             "-A FORWARD -p tcp --tcp-flags SYN,RST,FIN,ACK ACK -m conntrack "
+             "--ctstate ESTABLISHED -j REJECT --reject-with tcp-reset\nCOMMIT\n")
+        pk = h.make_packets(rnd, 100, ct=True)
+        flows = h.make_flows(rnd, 300)
+        h.run_files("import-ct-reset-closes", 0, f, f, pk, flows)
+        nfixed += 1
     for s in range(first, first + args.seeds):
         rnd = random.Random(1000003 * s + 7)
         n = rnd.randint(1, 4 * args.rules) if args.soak or args.vary else args.rules

@@ -779,34 +779,60 @@ static __always_inline void sl_next_tc(struct __sk_buff *skb,
 	}
 }
 
+/* ct_new_slot: the TCP entry existed before this packet (only a tcp-reset
+ * answer touches it: sl_ct_close_*). */
+#define SL_CT_SLOT_SEEN 0x8000
+/* ct_undo_act: close that existing entry instead of deleting one. */
+#define SL_CT_UNDO_CLOSE 0x80
+
 /* A dropped packet that created a conntrack entry takes the entry with
  * it, as the kernel confirms an entry only when its packet is accepted:
  * the conntrack instance runs once more to delete it, and ends the packet
- * with act. Returns only when there is nothing to undo. */
-static __always_inline void sl_ct_undo_xdp(struct xdp_md *ctx, struct sl_meta *m,
-					   int act)
+ * with act. With close, a tcp-reset answer (the kernel's nf_send_reset ->
+ * nf_ct_set_closing), an existing TCP entry moves to CLOSE instead.
+ * Returns only when there is nothing to do. */
+static __always_inline void sl_ct_end_xdp(struct xdp_md *ctx, struct sl_meta *m,
+					  int act, bool close)
 {
 	__u32 slot = m->ct_new_slot;
 
-	if (!slot)
+	if (!slot || ((slot & SL_CT_SLOT_SEEN) && !close))
 		return;
 	m->ct_new_slot = 0;
-	m->ct_undo_act = act + 1;
-	bpf_tail_call(ctx, &sl_progs_xdp, slot - 1);
+	m->ct_undo_act = (act + 1) | (slot & SL_CT_SLOT_SEEN ? SL_CT_UNDO_CLOSE : 0);
+	bpf_tail_call(ctx, &sl_progs_xdp, (slot & ~SL_CT_SLOT_SEEN) - 1);
 	m->ct_undo_act = 0;
+}
+
+static __always_inline void sl_ct_end_tc(struct __sk_buff *skb,
+					 struct sl_meta *m, int act, bool close)
+{
+	__u32 slot = m->ct_new_slot;
+
+	if (!slot || ((slot & SL_CT_SLOT_SEEN) && !close))
+		return;
+	m->ct_new_slot = 0;
+	m->ct_undo_act = (act + 1) | (slot & SL_CT_SLOT_SEEN ? SL_CT_UNDO_CLOSE : 0);
+	bpf_tail_call(skb, &sl_progs_tc, (slot & ~SL_CT_SLOT_SEEN) - 1);
+	m->ct_undo_act = 0;
+}
+
+static __always_inline void sl_ct_undo_xdp(struct xdp_md *ctx, struct sl_meta *m,
+					   int act)
+{
+	sl_ct_end_xdp(ctx, m, act, false);
 }
 
 static __always_inline void sl_ct_undo_tc(struct __sk_buff *skb,
 					  struct sl_meta *m, int act)
 {
-	__u32 slot = m->ct_new_slot;
+	sl_ct_end_tc(skb, m, act, false);
+}
 
-	if (!slot)
-		return;
-	m->ct_new_slot = 0;
-	m->ct_undo_act = act + 1;
-	bpf_tail_call(skb, &sl_progs_tc, slot - 1);
-	m->ct_undo_act = 0;
+static __always_inline void sl_ct_close_xdp(struct xdp_md *ctx, struct sl_meta *m,
+					    int act)
+{
+	sl_ct_end_xdp(ctx, m, act, true);
 }
 
 /* Counts the verdict of the instance in slot; returns its stats. */

@@ -54,8 +54,9 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sl_chains SEC(".maps");
 
-/* Per CPU and hook, the key of the entry the current packet created: if
- * a later NF drops the packet, the entry is deleted (sl_ct_undo_*). */
+/* Per CPU and hook, the key of the entry the current packet created (a
+ * later drop deletes it, sl_ct_undo_*) or, for TCP, the one it belongs to
+ * (a tcp-reset answer closes it, sl_ct_close_*). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, SL_HOOK_MAX);
@@ -863,6 +864,20 @@ static __always_inline void ct_count(struct ct_stats *st, __u32 state)
 		st->untracked++;
 }
 
+/* Notes the entry this packet created (slot: ct_slot + 1) or, for TCP,
+ * the existing one it belongs to (| SL_CT_SLOT_SEEN), for sl_ct_end_*. */
+static __always_inline void ct_remember(struct sl_meta *m,
+					const struct ct_key *key, __u32 slot)
+{
+	__u32 hook = m->hook;
+	struct ct_key *k = bpf_map_lookup_elem(&ct_new, &hook);
+
+	if (k) {
+		*k = *key;
+		m->ct_new_slot = slot;
+	}
+}
+
 static __always_inline int conntrack_run(void *data, void *data_end,
 					 struct sl_meta *m)
 {
@@ -882,15 +897,11 @@ static __always_inline int conntrack_run(void *data, void *data_end,
 	if ((m->flags & SL_F_FRAG) && state != SL_CT_INVALID)
 		state = ct_frag(data, data_end, m, state, &dir);
 	ct_count(st, state);
-	if (p.created) {
-		__u32 hook = m->hook;
-		struct ct_key *k = bpf_map_lookup_elem(&ct_new, &hook);
-
-		if (k) {
-			*k = p.key;
-			m->ct_new_slot = ct_slot + 1;
-		}
-	}
+	if (p.created)
+		ct_remember(m, &p.key, ct_slot + 1);
+	else if (p.key.proto == SL_IPPROTO_TCP && !m->ct_new_slot &&
+		 (state & (SL_CT_NEW | SL_CT_ESTABLISHED)))
+		ct_remember(m, &p.key, (ct_slot + 1) | SL_CT_SLOT_SEEN);
 	m->ct_state = state;
 	m->ct_dir = state == SL_CT_INVALID || state == SL_CT_UNTRACKED ? 0 : dir;
 	if (state == SL_CT_INVALID && (cfg->flags & CT_CFG_DROP_INVALID))
@@ -898,15 +909,45 @@ static __always_inline int conntrack_run(void *data, void *data_end,
 	return SL_NEXT;
 }
 
+/* A tcp-reset answered a packet of an existing TCP entry: the entry
+ * moves to CLOSE with the close timeout, unless it is there already (the
+ * kernel's nf_conntrack_tcp_set_closing). */
+static __always_inline void ct_close(const struct ct_key *k)
+{
+	__u64 old, now = bpf_ktime_get_coarse_ns();
+	const struct ct_config *cfg;
+	struct ct_entry *e;
+	__u32 zero = 0;
+
+	cfg = bpf_map_lookup_elem(&ct_config, &zero);
+	e = bpf_map_lookup_elem(&ct_table, k);
+	if (!cfg || !e || e->expires_ns <= now)
+		return;
+	for (int i = 0; i < 4; i++) {
+		old = e->state;
+		if ((old & CT_ST_TCP_MASK) == CT_TCP_CLOSE)
+			return;
+		if (__sync_val_compare_and_swap(&e->state, old,
+						(old & ~CT_ST_TCP_MASK) |
+							CT_TCP_CLOSE) == old)
+			break;
+	}
+	e->expires_ns = now + ct_timeout(cfg, CT_TCP_CLOSE);
+}
+
 /* The packet that created an entry was dropped (sl_ct_undo_*): the
- * entry goes; returns the action the packet ends with. */
+ * entry goes; or a tcp-reset answered it (sl_ct_close_*): its existing
+ * entry closes. Returns the action the packet ends with. */
 static __always_inline int ct_undo(struct sl_meta *m)
 {
-	__u32 hook = m->hook, act = m->ct_undo_act - 1;
+	__u32 hook = m->hook, act = (m->ct_undo_act & ~SL_CT_UNDO_CLOSE) - 1;
+	bool close = m->ct_undo_act & SL_CT_UNDO_CLOSE;
 	struct ct_key *k = bpf_map_lookup_elem(&ct_new, &hook);
 
 	m->ct_undo_act = 0;
-	if (k)
+	if (k && close)
+		ct_close(k);
+	else if (k)
 		bpf_map_delete_elem(&ct_table, k);
 	return act;
 }

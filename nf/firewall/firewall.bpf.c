@@ -1058,7 +1058,10 @@ int firewall_xdp(struct xdp_md *ctx)
 	    !fw_reject(ctx, m, ans.reject, ans.chain)) {
 		/* Counted as a drop (rejected); the answer goes back. */
 		sl_account(m, fw_slot, verdict);
-		sl_ct_undo_xdp(ctx, m, XDP_TX);
+		if (ans.reject == FW_REJ_TCP_RESET)
+			sl_ct_close_xdp(ctx, m, XDP_TX);
+		else
+			sl_ct_undo_xdp(ctx, m, XDP_TX);
 		return XDP_TX;
 	}
 	return sl_finish_xdp(ctx, m, fw_slot, verdict);
