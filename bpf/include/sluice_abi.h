@@ -135,8 +135,11 @@ struct sl_meta {
 	__u64 t_start; /* bpf_ktime_get_ns() at the root, when traced */
 	__u32 lb_backend; /* load balancer: backend chosen (id), 0 none */
 	__u16 ct_new_slot; /* conntrack: slot + 1 of the instance whose entry
-			    * this packet created (0 none): undone on a drop */
-	__u8 ct_undo_act; /* conntrack: undo run, XDP/TC action + 1 to end with */
+			    * this packet created (0 none): undone on a drop;
+			    * | SL_CT_SLOT_SEEN: the TCP entry it belongs to,
+			    * closed by a tcp-reset answer (pipeline.h) */
+	__u8 ct_undo_act; /* conntrack: undo run, XDP/TC action + 1 to end with,
+			   * | SL_CT_UNDO_CLOSE: close instead of delete */
 	__u8 pad3;
 	/* The router's FIB lookup, done already by an NF before it (the NAT
 	 * fast path) for the packet as it will leave: non-zero, the egress
