@@ -6,20 +6,13 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 #include "pipeline.h"
+#include "chains.h"
 #include "parse.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
 /* Bytes of headers made linear at TC: Ethernet, VLANs, IPv6 with options. */
 #define SL_TC_PULL 256
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
-	__type(key, struct sl_chain_key);
-	__type(value, struct sl_chain);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} sl_chains SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

@@ -12,6 +12,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 #include "pipeline.h"
+#include "chains.h"
 #include "parse.h"
 #include "conntrack_abi.h"
 
@@ -43,16 +44,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct ct_config);
 } ct_config SEC(".maps");
-
-/* The chains (the root's map, shared by name): at egress, whether this
- * instance saw a forwarded packet already at its ingress. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
-	__type(key, struct sl_chain_key);
-	__type(value, struct sl_chain);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} sl_chains SEC(".maps");
 
 /* Per CPU and hook, the key of the entry the current packet created (a
  * later drop deletes it, sl_ct_undo_*) or, for TCP, the one it belongs to
