@@ -222,7 +222,9 @@ class Topo:
             for s in getattr(self, k, {}).values():
                 s.close()
         for ns in self.created:
-            if ns == self.ns_a:
+            # sluice runs in the namespace under test (the rules) and in the senders'
+            # namespace (XDP on sa/sb for the return path): its pins go too.
+            if ns in (self.ns_a, self.ns_s):
                 subprocess.run(["nsenter", "--net=/run/netns/" + ns, SLUICE, "reset"],
                                capture_output=True, timeout=60)
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
