@@ -378,6 +378,7 @@ static int detach_cb(__u32 ifindex, enum sl_hook hook,
 
 int sl_reset(struct sl_ctx *ctx)
 {
+	static const char *const locks[] = { "", ".events", ".obs", ".evcfg" };
 	const char *ns = strrchr(ctx->base, '/') + 1;
 	char path[PATH_MAX];
 
@@ -385,13 +386,10 @@ int sl_reset(struct sl_ctx *ctx)
 	/* The namespace's lock files go too, or they pile up in /run: we hold
 	 * the writer lock, and a writer that opened the old file meanwhile
 	 * finds no state and starts afresh. */
-	snprintf(path, sizeof(path), SL_RUN_DIR "/%s.lock", ns);
-	unlink(path);
-	snprintf(path, sizeof(path), SL_RUN_DIR "/%s.events.lock", ns);
-	unlink(path);
-	snprintf(path, sizeof(path), SL_RUN_DIR "/%s.obs.lock", ns);
-	unlink(path);
-	snprintf(path, sizeof(path), SL_RUN_DIR "/%s.evcfg.lock", ns);
-	unlink(path);
+	for (size_t i = 0; i < sizeof(locks) / sizeof(locks[0]); i++) {
+		snprintf(path, sizeof(path), SL_RUN_DIR "/%s%s.lock", ns,
+			 locks[i]);
+		unlink(path);
+	}
 	return sl_pin_dir_remove(ctx->base);
 }
