@@ -108,19 +108,19 @@ $(BUILD)/sluiced: $(DAEMON_OBJS) $(BUILD)/libsluice.a
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(DAEMON_LDLIBS) $(LDLIBS)
 
 # BPF_PROG_RUN golden-packet tests, linked against the production library.
-$(BUILD)/tests/fw_progrun: nf/firewall/tests/fw_progrun.c tests/pktbuild.h tests/check.h $(BUILD)/libsluice.a
+$(BUILD)/tests/fw_progrun: nf/firewall/tests/fw_progrun.c tests/pktbuild.h tests/check.h tests/fw_text.h $(BUILD)/libsluice.a
 	@echo "  CC    $@"
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CC) $(CFLAGS) -Itests -o $@ $< $(BUILD)/libsluice.a $(LDLIBS)
 
 # Capture and tracing through the pipeline (tests/obs_progrun.c).
-$(BUILD)/tests/obs_progrun: tests/obs_progrun.c tests/pktbuild.h tests/check.h $(BUILD)/libsluice.a
+$(BUILD)/tests/obs_progrun: tests/obs_progrun.c tests/pktbuild.h tests/check.h tests/fw_text.h $(BUILD)/libsluice.a
 	@echo "  CC    $@"
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CC) $(CFLAGS) -Itests -o $@ $< $(BUILD)/libsluice.a $(LDLIBS)
 
 # The root's chain lookup (tests/pipeline_progrun.c).
-$(BUILD)/tests/pipeline_progrun: tests/pipeline_progrun.c tests/pktbuild.h tests/check.h $(BUILD)/libsluice.a
+$(BUILD)/tests/pipeline_progrun: tests/pipeline_progrun.c tests/pktbuild.h tests/check.h tests/fw_text.h $(BUILD)/libsluice.a
 	@echo "  CC    $@"
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CC) $(CFLAGS) -Itests -o $@ $< $(BUILD)/libsluice.a $(LDLIBS)

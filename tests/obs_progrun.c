@@ -21,6 +21,7 @@
 #include "observe.h"
 #include "firewall.h"
 #include "check.h"
+#include "fw_text.h"
 #include "pktbuild.h"
 
 #define DEV "slop0"
@@ -48,23 +49,6 @@ static int keep_rec(const void *rec, size_t size, void *arg)
 		recs.size[recs.n++] = size;
 	}
 	return 0;
-}
-
-static int load_rules(const char *name, const char *text)
-{
-	struct fw_ruleset rs;
-	FILE *f = fmemopen((void *)text, strlen(text), "r");
-	int err;
-
-	if (!f)
-		return -errno;
-	err = fw_ruleset_parse_stream(f, name, &rs);
-	fclose(f);
-	if (err)
-		return err;
-	err = fw_load(ctx, name, &rs, NULL);
-	fw_ruleset_free(&rs);
-	return err;
 }
 
 static __u32 slot_of(const char *name)
@@ -315,8 +299,8 @@ static void run_chain(void)
 	struct sl_obs *obs;
 	int err, paths = 0;
 
-	err = load_rules(FA, "default accept\n");
-	err = err ?: load_rules(FB, "drop proto tcp dport 81\ndefault accept\n");
+	err = fw_load_text(ctx, FA, "default accept\n");
+	err = err ?: fw_load_text(ctx, FB, "drop proto tcp dport 81\ndefault accept\n");
 	err = err ?: sl_chain_set(ctx, DEV, SL_HOOK_XDP, chain, 2);
 	if (!check_report(!err, "chain " FA " " FB, err ? sl_errmsg() : NULL))
 		return;
@@ -362,7 +346,7 @@ static void run_chain(void)
 	}
 
 	/* Policies: via FB is followed, via a third instance is not. */
-	err = load_rules("obc", "default accept\n");
+	err = fw_load_text(ctx, "obc", "default accept\n");
 	err = err ?: sl_path_policy_add(ctx, "via-b", "10.0.0.0/24", "10.0.0.2", FB);
 	err = err ?: sl_path_policy_add(ctx, "via-c", "10.0.0.1", "10.0.0.0/8", "obc");
 	err = err ?: sl_events_open(ctx, count_path, &paths, &ev);
@@ -478,7 +462,7 @@ int main(void)
 	err = sl_open(&ctx, SL_OPEN_WRITE);
 	if (!check_report(!err, "open state", err ? sl_errmsg() : NULL))
 		return check_exit();
-	err = load_rules(FA, "default drop\n");
+	err = fw_load_text(ctx, FA, "default drop\n");
 	err = err ?: sl_chain_ensure(ctx, DEV, SL_HOOK_XDP, FA);
 	err = err ?: sl_chain_ensure(ctx, DEV, SL_HOOK_TC_IN, FA);
 	if (check_report(!err, "attach to " DEV, err ? sl_errmsg() : NULL)) {

@@ -17,6 +17,7 @@
 #include "sluice.h"
 #include "firewall.h"
 #include "check.h"
+#include "fw_text.h"
 #include "pktbuild.h"
 
 #define DEV "slpp0"
@@ -31,23 +32,6 @@
 
 static struct sl_ctx *ctx;
 static int ifindex, ifindex2, cache_fd;
-
-static int load_rules(const char *name, const char *text)
-{
-	struct fw_ruleset rs;
-	FILE *f = fmemopen((void *)text, strlen(text), "r");
-	int err;
-
-	if (!f)
-		return -errno;
-	err = fw_ruleset_parse_stream(f, name, &rs);
-	fclose(f);
-	if (err)
-		return err;
-	err = fw_load(ctx, name, &rs, NULL);
-	fw_ruleset_free(&rs);
-	return err;
-}
 
 static __u32 slot_of(const char *name)
 {
@@ -215,8 +199,8 @@ int main(void)
 		return check_exit();
 	cache_fd = sl_obj_get(sl_base(ctx), "sl_chain_cache");
 	err = cache_fd < 0 ? cache_fd : 0;
-	err = err ?: load_rules(FPASS, "default accept\n");
-	err = err ?: load_rules(FDROP, "default drop\n");
+	err = err ?: fw_load_text(ctx, FPASS, "default accept\n");
+	err = err ?: fw_load_text(ctx, FDROP, "default drop\n");
 	if (check_report(!err, "load the firewalls", err ? sl_errmsg() : NULL))
 		run_cache();
 	if (cache_fd >= 0)

@@ -19,6 +19,7 @@
 #include "events.h"
 #include "firewall.h"
 #include "check.h"
+#include "fw_text.h"
 #include "pktbuild.h"
 
 #define DEV "sltp0"
@@ -41,23 +42,6 @@ struct fw_case {
 
 static struct sl_ctx *ctx;
 static int ifindex;
-
-static int load_rules(const char *name, const char *text)
-{
-	struct fw_ruleset rs;
-	FILE *f = fmemopen((void *)text, strlen(text), "r");
-	int err;
-
-	if (!f)
-		return -errno;
-	err = fw_ruleset_parse_stream(f, name, &rs);
-	fclose(f);
-	if (err)
-		return err;
-	err = fw_load(ctx, name, &rs, NULL);
-	fw_ruleset_free(&rs);
-	return err;
-}
 
 /* Sums of every rule counter of instance name, n+1 entries. */
 static struct fw_counter *read_counters(const char *name, __u32 *n)
@@ -259,7 +243,7 @@ static const struct fw_case cases_policy[] = {
 static void run_set(const char *set, const char *rules, const struct fw_case *cases,
 		    size_t n)
 {
-	int err = load_rules(FW, rules);
+	int err = fw_load_text(ctx, FW, rules);
 
 	if (!check_report(!err, set, err ? sl_errmsg() : NULL))
 		return;
@@ -303,9 +287,9 @@ static void run_large(void)
 static void run_chain(void)
 {
 	const char *names[] = { "fwfirst", FW };
-	int err = load_rules("fwfirst", "accept proto udp dport 53\n");
+	int err = fw_load_text(ctx, "fwfirst", "accept proto udp dport 53\n");
 
-	err = err ?: load_rules(FW, "drop proto udp\n");
+	err = err ?: fw_load_text(ctx, FW, "drop proto udp\n");
 	err = err ?: sl_chain_set(ctx, DEV, SL_HOOK_XDP, names, 2);
 	if (!check_report(!err, "chain/set two firewalls", err ? sl_errmsg() : NULL))
 		return;
@@ -470,7 +454,7 @@ static void run_events(void)
 	CPU_SET(sched_getcpu() < 0 ? 0 : sched_getcpu(), &one);
 	sched_setaffinity(0, sizeof(one), &one);
 
-	err = load_rules(FW, "drop proto udp dport 9\n"
+	err = fw_load_text(ctx, FW, "drop proto udp dport 9\n"
 			     "accept proto udp\n"
 			     "accept proto tcp dport 80\n"
 			     "default drop\n");
@@ -548,7 +532,7 @@ int main(void)
 	err = sl_open(&ctx, SL_OPEN_WRITE);
 	if (!check_report(!err, "open state", err ? sl_errmsg() : NULL))
 		return check_exit();
-	err = load_rules(FW, "default accept\n");
+	err = fw_load_text(ctx, FW, "default accept\n");
 	err = err ?: sl_chain_ensure(ctx, DEV, SL_HOOK_XDP, FW);
 	err = err ?: sl_chain_ensure(ctx, DEV, SL_HOOK_TC_IN, FW);
 	if (check_report(!err, "attach to " DEV, err ? sl_errmsg() : NULL)) {
