@@ -369,21 +369,16 @@ bool sl_slot_in_use(struct sl_ctx *ctx, __u32 slot)
 	return sl_chain_foreach(ctx, slot_used_cb, &slot) == 1;
 }
 
-static int detach_cb(__u32 ifindex, enum sl_hook hook,
-		     const struct sl_chain *chain, void *arg)
-{
-	link_detach(arg, ifindex, hook);
-	return 0;
-}
-
 int sl_reset(struct sl_ctx *ctx)
 {
 	static const char *const locks[] = { "", ".events", ".obs", ".evcfg" };
 	const char *ns = strrchr(ctx->base, '/') + 1;
 	char path[PATH_MAX];
 
-	sl_chain_foreach(ctx, detach_cb, ctx);
-	/* The namespace's lock files go too, or they pile up in /run: we hold
+	/* Removing the pins detaches too: the link pins are the last
+	 * references to the links. Chains are not read here, as state made
+	 * by another version of sluice may have another layout. The
+	 * namespace's lock files go too, or they pile up in /run: we hold
 	 * the writer lock, and a writer that opened the old file meanwhile
 	 * finds no state and starts afresh. */
 	for (size_t i = 0; i < sizeof(locks) / sizeof(locks[0]); i++) {

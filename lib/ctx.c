@@ -105,6 +105,94 @@ int sl_obj_get(const char *dir, const char *name)
 	return fd;
 }
 
+int sl_pins_check(const char *base, struct bpf_object *obj)
+{
+	struct bpf_map_info info;
+	struct bpf_map *map;
+	char what[64];
+
+	bpf_object__for_each_map(map, obj) {
+		const char *path = bpf_map__pin_path(map);
+		__u32 len = sizeof(info), want, have;
+		int fd;
+
+		if (!path)
+			continue;
+		fd = bpf_obj_get(path);
+		if (fd < 0)
+			continue; /* not pinned yet: this load creates it */
+		memset(&info, 0, sizeof(info));
+		if (bpf_obj_get_info_by_fd(fd, &info, &len)) {
+			close(fd);
+			continue; /* not a map: the load reports it */
+		}
+		close(fd);
+		if (info.type != bpf_map__type(map)) {
+			snprintf(what, sizeof(what), "type");
+			want = bpf_map__type(map), have = info.type;
+		} else if (info.key_size != bpf_map__key_size(map)) {
+			snprintf(what, sizeof(what), "key size");
+			want = bpf_map__key_size(map), have = info.key_size;
+		} else if (info.value_size != bpf_map__value_size(map)) {
+			snprintf(what, sizeof(what), "value size");
+			want = bpf_map__value_size(map), have = info.value_size;
+		} else if (bpf_map__max_entries(map) &&
+			   info.max_entries != bpf_map__max_entries(map)) {
+			snprintf(what, sizeof(what), "size");
+			want = bpf_map__max_entries(map), have = info.max_entries;
+		} else if (info.map_flags != bpf_map__map_flags(map)) {
+			snprintf(what, sizeof(what), "flags");
+			want = bpf_map__map_flags(map), have = info.map_flags;
+		} else {
+			continue;
+		}
+		return sl_err(-ESTALE,
+			      "the state pinned in %s was made by another version "
+			      "of sluice (map %s: %s %u there, %u in this one); "
+			      "'sluice reset' starts afresh (it detaches sluice "
+			      "in this network namespace), or use the sluice "
+			      "that made it", base, bpf_map__name(map), what,
+			      have, want);
+	}
+	return 0;
+}
+
+/* The shared maps the root programs pinned must have this build's layout:
+ * the NF programs and this library read and write them. */
+static int root_pins_check(const char *base)
+{
+	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = base);
+	struct root_bpf *skel = root_bpf__open_opts(&opts);
+	int err;
+
+	if (!skel)
+		return sl_err(-errno, "cannot open the root BPF object: %s",
+			      strerror(errno));
+	err = sl_pins_check(base, skel->obj);
+	root_bpf__destroy(skel);
+	return err;
+}
+
+/* sl_instances is made here, not by the root object: its own check. */
+static int instances_check(struct sl_ctx *ctx)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+
+	if (bpf_obj_get_info_by_fd(ctx->instances_fd, &info, &len))
+		return sl_err(-errno, "cannot read the instance map: %s",
+			      strerror(errno));
+	if (info.value_size == sizeof(struct sl_instance))
+		return 0;
+	return sl_err(-ESTALE,
+		      "the state pinned in %s was made by another version of "
+		      "sluice (map sl_instances: value size %u there, %zu in "
+		      "this one); 'sluice reset' starts afresh (it detaches "
+		      "sluice in this network namespace), or use the sluice "
+		      "that made it", ctx->base, info.value_size,
+		      sizeof(struct sl_instance));
+}
+
 int sl_pin_dir_remove(const char *dir)
 {
 	char path[PATH_MAX];
@@ -317,6 +405,10 @@ int sl_open(struct sl_ctx **out, unsigned int flags)
 		err = create_state(ctx);
 		if (err)
 			goto fail;
+	} else if (!(flags & SL_OPEN_RESET)) {
+		err = root_pins_check(ctx->base);
+		if (err)
+			goto fail;
 	}
 	for (int h = 0; h < SL_HOOK_MAX; h++) {
 		ctx->root_fd[h] = sl_obj_get(ctx->base, root_pins[h]);
@@ -343,9 +435,14 @@ int sl_open(struct sl_ctx **out, unsigned int flags)
 			goto fail;
 		}
 	}
+	if (!(flags & SL_OPEN_RESET)) {
+		err = instances_check(ctx);
+		if (err)
+			goto fail;
+	}
 	snprintf(path, sizeof(path), "%s/sl_chain_cache", ctx->base);
 	ctx->chain_cache_fd = bpf_obj_get(path); /* optional: see internal.h */
-	if (flags & SL_OPEN_WRITE)
+	if ((flags & (SL_OPEN_WRITE | SL_OPEN_RESET)) == SL_OPEN_WRITE)
 		sl_chain_prune(ctx);
 	*out = ctx;
 	return 0;

@@ -27,6 +27,9 @@ struct sl_ctx;
 
 enum sl_open_flags {
 	SL_OPEN_WRITE = 1 << 0, /* take the writer lock; create state if absent */
+	/* With SL_OPEN_WRITE: accept state pinned by another version of
+	 * sluice, only to remove it with sl_reset(). */
+	SL_OPEN_RESET = 1 << 1,
 };
 
 /* Opens the state of the current network namespace. Without SL_OPEN_WRITE
@@ -106,5 +109,11 @@ int sl_map_fd(struct sl_ctx *ctx, const char *name); /* a shared map */
 /* Pins fd at dir/name (fails if the path exists); opens a pin. */
 int sl_pin(const char *dir, const char *name, int fd);
 int sl_obj_get(const char *dir, const char *name);
+struct bpf_object;
+/* Before an object is loaded: fails with a message that names the map and
+ * says what to do when a map it shares by name is pinned under base with
+ * another layout (state made by another version of sluice), which the
+ * kernel would otherwise refuse with a bare "parameter mismatch". */
+int sl_pins_check(const char *base, struct bpf_object *obj);
 
 #endif

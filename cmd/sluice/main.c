@@ -824,7 +824,7 @@ static int do_nf(int argc, char **argv)
 static int do_reset(int argc, char **argv)
 {
 	struct sl_ctx *ctx;
-	int err = sl_open(&ctx, 0);
+	int err = sl_open(&ctx, SL_OPEN_RESET); /* state of any version */
 
 	if (err == -ENOENT)
 		return 0;
@@ -833,7 +833,7 @@ static int do_reset(int argc, char **argv)
 	sl_close(ctx);
 	if (cl_daemon())
 		return cl_call("POST", "/v1/reset", NULL, NULL);
-	err = sl_open(&ctx, SL_OPEN_WRITE);
+	err = sl_open(&ctx, SL_OPEN_WRITE | SL_OPEN_RESET);
 	if (err)
 		return fail(err);
 	err = sl_reset(ctx);

@@ -90,6 +90,7 @@ static int status_of(int err)
 	case EBUSY:
 	case E2BIG:
 	case ENOSPC:
+	case ESTALE: /* state of another sluice version */
 		return 409;
 	default:
 		return 500;
@@ -526,15 +527,16 @@ static int h_status(struct api_req *req, struct api_resp *resp)
 static int h_reset(struct api_req *req, struct api_resp *resp)
 {
 	struct sl_ctx *ctx;
-	int err = api_state_open(&ctx, 0);
+	int err = api_state_open(&ctx, SL_OPEN_RESET); /* any version */
 
 	if (err == -ENOENT)
 		return ok(resp, 204, NULL);
 	if (err)
 		return lib_error(resp, err, NULL);
 	ctx_close(ctx);
-	if (open_write(&ctx, resp))
-		return resp->status;
+	err = api_state_open(&ctx, SL_OPEN_WRITE | SL_OPEN_RESET);
+	if (err)
+		return lib_error(resp, err, NULL);
 	err = sl_reset(ctx);
 	ctx_close(ctx);
 	return err ? lib_error(resp, err, NULL) : ok(resp, 204, NULL);
