@@ -371,20 +371,7 @@ bool sl_slot_in_use(struct sl_ctx *ctx, __u32 slot)
 
 int sl_reset(struct sl_ctx *ctx)
 {
-	static const char *const locks[] = { "", ".events", ".obs", ".evcfg" };
-	const char *ns = strrchr(ctx->base, '/') + 1;
-	char path[PATH_MAX];
-
-	/* Removing the pins detaches too: the link pins are the last
-	 * references to the links. Chains are not read here, as state made
-	 * by another version of sluice may have another layout. The
-	 * namespace's lock files go too, or they pile up in /run: we hold
-	 * the writer lock, and a writer that opened the old file meanwhile
-	 * finds no state and starts afresh. */
-	for (size_t i = 0; i < sizeof(locks) / sizeof(locks[0]); i++) {
-		snprintf(path, sizeof(path), SL_RUN_DIR "/%s%s.lock", ns,
-			 locks[i]);
-		unlink(path);
-	}
-	return sl_pin_dir_remove(ctx->base);
+	/* Chains are not read here: state made by another version of
+	 * sluice may have another layout. */
+	return sl_state_remove(ctx->base);
 }

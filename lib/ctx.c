@@ -193,6 +193,25 @@ static int instances_check(struct sl_ctx *ctx)
 		      sizeof(struct sl_instance));
 }
 
+int sl_state_remove(const char *base)
+{
+	static const char *const locks[] = { "", ".events", ".obs", ".evcfg" };
+	const char *ns = strrchr(base, '/') + 1;
+	char path[PATH_MAX];
+
+	/* Removing the pins detaches too: the link pins are the last
+	 * references to the links. The namespace's lock files go too, or
+	 * they pile up in /run: the caller holds the writer lock, and a
+	 * writer that opened the old file meanwhile finds no state and
+	 * starts afresh. */
+	for (size_t i = 0; i < sizeof(locks) / sizeof(locks[0]); i++) {
+		snprintf(path, sizeof(path), SL_RUN_DIR "/%s%s.lock", ns,
+			 locks[i]);
+		unlink(path);
+	}
+	return sl_pin_dir_remove(base);
+}
+
 int sl_pin_dir_remove(const char *dir)
 {
 	char path[PATH_MAX];

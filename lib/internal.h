@@ -29,4 +29,8 @@ int sl_reader_lock(struct sl_ctx *ctx, const char *what);
 int sl_evcfg_update(struct sl_ctx *ctx, int fd, __u32 obs_set,
 		    __u32 obs_clear, const __u32 *drop_sample);
 
+/* Removes a namespace's pin folder base and its lock files (the caller
+ * holds its writer lock): what sl_reset() and sl_gc() do. */
+int sl_state_remove(const char *base);
+
 #endif

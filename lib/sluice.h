@@ -40,6 +40,11 @@ void sl_close(struct sl_ctx *ctx);
 const char *sl_base(const struct sl_ctx *ctx);
 /* Removes every chain, link, instance and pin of this namespace. */
 int sl_reset(struct sl_ctx *ctx);
+/* Removes the state of network namespaces that no longer exist (see
+ * lib/gc.c for how that is decided), calling cb for each folder removed,
+ * or that would be with dry_run. Returns 0 or the first error. */
+typedef int (*sl_gc_cb)(const char *dir, unsigned long long cookie, void *arg);
+int sl_gc(bool dry_run, sl_gc_cb cb, void *arg);
 
 /* Hooks by name: "ingress" (XDP), "tc-ingress", "egress" (TC). */
 int sl_hook_parse(const char *name, enum sl_hook *hook);
