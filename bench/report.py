@@ -20,6 +20,7 @@ ORDER = ["sluice", "sluice-ipt", "xdp-filter", "nft-set", "ipset", "iptables-raw
 DESC = {
     "sluice": "sluice firewall (XDP root + firewall NF, decision tree)",
     "sluice-ipt": "sluice iptables import of the iptables-input file (`sluice iptables import --dev DEV FILE`)",
+    "xdp-fwd": "XDP forwarding floor: MAC rewrite and DEVMAP redirect to the sink's side, no parsing or lookup (the least any XDP forwarder costs here)",
     "fwd-plain": "kernel forwarding, no filtering or NAT (an XDP pass program gives the veth NAPI)",
     "sluice-obs": "kernel forwarding + sluice flow monitor (XDP ingress) + HTTP parsing for port 80 (TC ingress)",
     "sluice-fm": "kernel forwarding + sluice flow monitor (XDP ingress) alone",

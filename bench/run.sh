@@ -275,7 +275,7 @@ SC=""       # its scenario
 LOADED_N=0
 
 # Systems of the forwarding scenarios: counted = packets the sink received.
-FWD_SYSTEMS=" fwd-plain sluice-obs sluice-fm sluice-http sluice-router sluice-router-obs sluice-lb sluice-lb-rt ipt-dnat nft-numgen sluice-ctnat nf-ctnat "
+FWD_SYSTEMS=" xdp-fwd fwd-plain sluice-obs sluice-fm sluice-http sluice-router sluice-router-obs sluice-lb sluice-lb-rt ipt-dnat nft-numgen sluice-ctnat nf-ctnat "
 is_fwd() { [[ "$FWD_SYSTEMS" == *" $1 "* ]]; }
 # Drops counted by sluice's instances (0 when none is loaded).
 sluice_drops() {
@@ -372,7 +372,7 @@ load_b() {
 	LOAD_ERR=""
 	if [ "$sc" = chain ]; then
 		[ "$sys" = sluice ] || { LOAD_ERR="scenario chain is for sluice only"; return 1; }
-	elif [ "$sys" != xdp-parse ] && [ "$sc" != ctnat ] && [ "$sc" != obs ]; then
+	elif [ "$sys" != xdp-parse ] && [ "$sys" != xdp-fwd ] && [ "$sc" != ctnat ] && [ "$sc" != obs ]; then
 		# sluice-lb-rt loads the sluice-lb file; lb-new the lb services.
 		timeout "$LOAD_TIMEOUT" "$RULES" "${sys/#sluice-lb-rt/sluice-lb}" "${sc%-new}" "$n" >"$f" 2>"$WORK/err" || {
 			LOAD_ERR=$(tail -1 "$WORK/err"); return 1; }
@@ -402,6 +402,11 @@ load_b() {
 		;;
 	fwd-plain)
 		ind "$SB" attach -i "$DB" -P pass -m "$PIN/b" || rc=$?
+		;;
+	# The floor of every XDP forwarder on this test bed: MAC rewrite and
+	# DEVMAP redirect to DC, no parsing, no lookup (any forwarding scenario).
+	xdp-fwd)
+		ind "$SB" attach -i "$DB" -P fwd -o "$DC" -m "$PIN/b" || rc=$?
 		;;
 	sluice-obs)
 		# Flow monitor on XDP ingress, HTTP parsing (port 80) at TC

@@ -4,7 +4,10 @@
  *   dut_drop   count, XDP_DROP                (bare XDP drop: reference A)
  *   dut_parse  parse Ethernet/IP/L4, count and drop when the destination
  *              port is drop_dport, else pass  (XDP parse-and-drop)
- *   dut_pass   count, XDP_PASS                (in front of netfilter peers) */
+ *   dut_pass   count, XDP_PASS                (in front of netfilter peers)
+ *   dut_fwd    count, set the sink's MAC addresses, redirect through a
+ *              DEVMAP to fwd_tx[0]            (the cost of XDP forwarding
+ *              itself here: no parsing, no lookup) */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/ip.h>
@@ -23,6 +26,13 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } cnt SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_DEVMAP);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} fwd_tx SEC(".maps");
 
 const volatile __u16 drop_dport = 7777;
 
@@ -47,6 +57,25 @@ int dut_pass(struct xdp_md *ctx)
 {
 	count();
 	return XDP_PASS;
+}
+
+/* dc -> kc in bench/run.sh's forwarding topology. */
+static const __u8 fwd_dmac[ETH_ALEN] = { 2, 0, 0, 0, 0, 4 };
+static const __u8 fwd_smac[ETH_ALEN] = { 2, 0, 0, 0, 0, 3 };
+
+SEC("xdp")
+int dut_fwd(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+
+	if ((void *)(eth + 1) > data_end)
+		return XDP_DROP;
+	__builtin_memcpy(eth->h_dest, fwd_dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, fwd_smac, ETH_ALEN);
+	count();
+	return bpf_redirect_map(&fwd_tx, 0, 0);
 }
 
 SEC("xdp")

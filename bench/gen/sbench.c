@@ -7,7 +7,7 @@
  *       One long BPF_PROG_RUN call with BPF_F_TEST_XDP_LIVE_FRAMES, stopped
  *       by a timer signal; frames are counted inside the BPF program.
  *       Prints: frames=N seconds=T mpps=R
- *   sbench attach -i DEV -P drop|parse|pass -m PINDIR [-d DPORT]
+ *   sbench attach -i DEV -P drop|parse|pass|fwd -m PINDIR [-d DPORT] [-o OUTDEV]
  *       Attaches a receiving-side XDP program (native mode) and pins its
  *       counter at PINDIR/cnt.
  *   sbench count PINPATH              Prints the sum of a per-CPU counter.
@@ -439,15 +439,16 @@ static int cmd_gen(int argc, char **argv)
 
 static int cmd_attach(int argc, char **argv)
 {
-	const char *dev = NULL, *kind = "drop", *pindir = NULL;
+	const char *dev = NULL, *kind = "drop", *pindir = NULL, *out = NULL;
 	char path[4096], pname[32];
 	int opt, ifindex, err, dport = 7777;
 	struct bpf_object *obj;
 	struct bpf_program *prog;
 
-	while ((opt = getopt_long(argc, argv, "i:P:m:d:", pkt_longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "i:P:m:d:o:", pkt_longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'i': dev = optarg; break;
+		case 'o': out = optarg; break;
 		case 'P': kind = optarg; break;
 		case 'm': pindir = optarg; break;
 		case 'd': dport = atoi(optarg); break;
@@ -469,10 +470,19 @@ static int cmd_attach(int argc, char **argv)
 		bpf_program__set_autoload(prog, !strcmp(bpf_program__name(prog), pname));
 	prog = bpf_object__find_program_by_name(obj, pname);
 	if (!prog)
-		die("attach: unknown program '%s' (drop, parse, pass)", kind);
+		die("attach: unknown program '%s' (drop, parse, pass, fwd)", kind);
 	err = bpf_object__load(obj);
 	if (err)
 		die("attach: load: %s", strerror(-err));
+	if (!strcmp(kind, "fwd")) {
+		__u32 zero = 0, oif = out ? if_nametoindex(out) : 0;
+
+		if (!oif)
+			die("attach: -P fwd needs -o OUTDEV (a device here)");
+		if (bpf_map_update_elem(bpf_map__fd(bpf_object__find_map_by_name(obj, "fwd_tx")),
+					&zero, &oif, 0))
+			die("attach: fwd_tx: %s", strerror(errno));
+	}
 	snprintf(path, sizeof(path), "%s/cnt", pindir);
 	unlink(path);
 	err = bpf_map__pin(bpf_object__find_map_by_name(obj, "cnt"), path);
