@@ -77,6 +77,15 @@ struct {
 	__type(value, struct lb_flow);
 } lb_flows SEC(".maps");
 
+/* Real server endpoint -> the NAT backend whose flows' reply entries wait
+ * for their first reply (lb_abi.h); written by the control plane. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, LB_MAX_BACKENDS);
+	__type(key, struct lb_vip_key);
+	__type(value, struct lb_nat_owner);
+} lb_nat_owners SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, LB_MAX_SERVICES);
@@ -158,17 +167,31 @@ static __always_inline __u32 lb_pick(const struct lb_svc *svc,
 	return id ? *id : 0;
 }
 
-/* Records a new flow on backend id (and its NAT reply path). */
+/* Records the reply path of a NAT connection (reply tuple rk): its
+ * source goes back to vip:vport. */
+static __always_inline void lb_remember_reply(const struct lb_flow_key *rk,
+					      const __u32 *vip, __u16 vport,
+					      __u32 svc_id, __u32 id)
+{
+	struct lb_flow rn = { .kind = LB_FLOW_REPLY, .vport = vport,
+			      .svc_id = svc_id, .backend = id };
+
+	__builtin_memcpy(rn.vip, vip, sizeof(rn.vip));
+	bpf_map_update_elem(&lb_flows, rk, &rn, BPF_ANY);
+}
+
+/* Records a new flow on backend id. Its NAT reply entry too, unless the
+ * backend is lazy: then the first reply records it (lb_lazy_reply), so a
+ * new flow costs one LRU insert, not two. */
 static __always_inline void lb_remember(const struct lb_flow_key *fk,
 					__u32 svc_id, __u32 id,
 					const struct lb_be *be)
 {
 	struct lb_flow f = { .backend = id, .gen = be->gen, .svc_id = svc_id };
 	struct lb_flow_key rk = {};
-	struct lb_flow rn = {};
 
 	bpf_map_update_elem(&lb_flows, fk, &f, BPF_ANY);
-	if (be->fwd != LB_FWD_NAT)
+	if (be->fwd != LB_FWD_NAT || (be->flags & LB_BE_LAZY))
 		return;
 	__builtin_memcpy(rk.saddr, be->addr, sizeof(rk.saddr));
 	__builtin_memcpy(rk.daddr, fk->saddr, sizeof(rk.daddr));
@@ -176,12 +199,7 @@ static __always_inline void lb_remember(const struct lb_flow_key *fk,
 	rk.dport = fk->sport;
 	rk.proto = fk->proto;
 	rk.family = fk->family;
-	rn.kind = LB_FLOW_REPLY;
-	__builtin_memcpy(rn.vip, fk->daddr, sizeof(rn.vip));
-	rn.vport = fk->dport;
-	rn.svc_id = svc_id;
-	rn.backend = id;
-	bpf_map_update_elem(&lb_flows, &rk, &rn, BPF_ANY);
+	lb_remember_reply(&rk, fk->daddr, fk->dport, svc_id, id);
 }
 
 /* TCP reusing a 5-tuple (clients closing with RST or quickly after FIN
@@ -247,10 +265,63 @@ static __always_inline struct lb_be *lb_schedule(const struct sl_meta *m,
 	return be;
 }
 
+/* A NAT reply: its source becomes vip:vport; counted out. */
+static __always_inline void lb_reply_plan(struct sl_meta *m, struct lb_plan *p,
+					  const __u32 *vip, __u16 vport,
+					  __u32 svc_id, __u32 id)
+{
+	p->action = LB_REPLY;
+	__builtin_memcpy(p->vip, vip, sizeof(p->vip));
+	p->vport = vport;
+	lb_count(&lb_svc_stats, svc_id, m->pkt_len, false, false);
+	lb_count(&lb_be_stats, id, m->pkt_len, false, false);
+}
+
+/* A packet with no flow entry and no service: the first reply of a lazy
+ * backend's flow? Its source is the owner's endpoint and the forward flow
+ * it answers (client, VIP:port) is on that backend: then it is planned as
+ * a reply and its entry recorded. Returns whether it was one. */
+static __always_inline bool lb_lazy_reply(struct sl_meta *m, struct lb_plan *p,
+					  const struct lb_flow_key *rk)
+{
+	struct lb_flow_key fk = {};
+	struct lb_vip_key ek = {};
+	struct lb_nat_owner *o;
+	struct lb_flow *f;
+	struct lb_be *be;
+	__u32 id, svc_id;
+
+	__builtin_memcpy(ek.addr, rk->saddr, sizeof(ek.addr));
+	ek.port = rk->sport;
+	ek.proto = rk->proto;
+	ek.family = rk->family;
+	o = bpf_map_lookup_elem(&lb_nat_owners, &ek);
+	if (!o)
+		return false;
+	__builtin_memcpy(fk.saddr, rk->daddr, sizeof(fk.saddr));
+	__builtin_memcpy(fk.daddr, o->vip, sizeof(fk.daddr));
+	fk.sport = rk->dport;
+	fk.dport = o->vport;
+	fk.proto = rk->proto;
+	fk.family = rk->family;
+	f = bpf_map_lookup_elem(&lb_flows, &fk);
+	if (!f || f->kind != LB_FLOW_FWD || f->backend != o->backend ||
+	    f->gen != o->gen)
+		return false;
+	id = f->backend;
+	svc_id = f->svc_id;
+	be = bpf_map_lookup_elem(&lb_backends, &id);
+	if (!be || be->gen != o->gen || (be->flags & LB_BE_GONE))
+		return false;
+	lb_remember_reply(rk, fk.daddr, fk.dport, svc_id, id);
+	lb_reply_plan(m, p, fk.daddr, fk.dport, svc_id, id);
+	return true;
+}
+
 /* Decides what happens to the packet; returns a negative drop reason or 0
  * with the plan filled. A packet of a known flow (either direction) costs
  * one flow-table lookup; only the first packet of a flow looks for its
- * service. */
+ * service (and the first reply of a lazy backend's flow for its owner). */
 static __always_inline int lb_decide(struct sl_meta *m, struct lb_plan *p)
 {
 	struct lb_flow_key fk = {};
@@ -285,11 +356,7 @@ static __always_inline int lb_decide(struct sl_meta *m, struct lb_plan *p)
 
 	f = bpf_map_lookup_elem(&lb_flows, &fk);
 	if (f && f->kind == LB_FLOW_REPLY) {
-		p->action = LB_REPLY;
-		__builtin_memcpy(p->vip, f->vip, sizeof(p->vip));
-		p->vport = f->vport;
-		lb_count(&lb_svc_stats, f->svc_id, m->pkt_len, false, false);
-		lb_count(&lb_be_stats, f->backend, m->pkt_len, false, false);
+		lb_reply_plan(m, p, f->vip, f->vport, f->svc_id, f->backend);
 		return 0;
 	}
 	if (f) {
@@ -299,6 +366,8 @@ static __always_inline int lb_decide(struct sl_meta *m, struct lb_plan *p)
 	}
 	if (!be) {
 		be = lb_schedule(m, &fk, &id, &svc_id);
+		if (!be && !svc_id)
+			lb_lazy_reply(m, p, &fk);
 		if (!be)
 			return svc_id ? -SL_DROP_LB_NO_BACKEND : 0;
 		is_new = true;

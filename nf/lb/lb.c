@@ -252,13 +252,13 @@ static int build_sequence(const __u32 *weights, __u32 n, bool weighted,
 /* ---- the instance and its maps ------------------------------------------ */
 
 struct lb_maps {
-	int svcs, backends, tables, rr, flows, svc_stats, be_stats, state;
+	int svcs, backends, tables, rr, flows, svc_stats, be_stats, state, owners;
 };
 
 static const char *const map_pins[] = { "lb_svcs", "lb_backends", "lb_tables",
 					"lb_rr", "lb_flows", "lb_svc_stats",
-					"lb_be_stats", "lb_state" };
-#define LB_NMAPS 8
+					"lb_be_stats", "lb_state", "lb_nat_owners" };
+#define LB_NMAPS 9
 
 static void maps_close(struct lb_maps *m)
 {
@@ -336,6 +336,7 @@ int lb_create(struct sl_ctx *ctx, const char *inst)
 	maps[5] = skel->maps.lb_svc_stats;
 	maps[6] = skel->maps.lb_be_stats;
 	maps[7] = skel->maps.lb_state;
+	maps[8] = skel->maps.lb_nat_owners;
 	err = sl_instance_stage_dir(ctx, &in, stage, sizeof(stage));
 	for (int i = 0; i < LB_NMAPS && !err; i++)
 		err = sl_pin(stage, map_pins[i], bpf_map__fd(maps[i]));
@@ -1118,6 +1119,160 @@ static void undo_backends(const struct apply *a)
 		bpf_map_update_elem(a->m->backends, &a->undo[i].id, &a->undo[i].rec, BPF_ANY);
 }
 
+/* Reads up to max entries of map fd (keys of ksz, values of vsz bytes)
+ * in batches; *n gets the count. */
+static int read_all(int fd, size_t ksz, size_t vsz, __u32 max, void *keys, void *vals,
+		    __u32 *n)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	__u32 token, count, got = 0;
+	void *in = NULL;
+	int rc;
+
+	do {
+		count = max - got;
+		if (!count)
+			break;
+		rc = bpf_map_lookup_batch(fd, in, &token, (char *)keys + got * ksz,
+					  (char *)vals + got * vsz, &count, &opts);
+		if (rc && errno != ENOENT)
+			return sl_err(-errno, "cannot read a map: %s", strerror(errno));
+		got += count;
+		in = &token;
+	} while (!rc);
+	*n = got;
+	return 0;
+}
+
+/* Everything sync_owners works from: services by id, backend records by
+ * id, and which ids own their endpoint. */
+struct owner_sync {
+	struct lb_vip_key *svc_by_id; /* family 0: no such service */
+	struct lb_be *recs;
+	__u8 *owns;
+};
+
+/* The endpoint key of record r (its service gives the protocol) and the
+ * owner entry it would have; false when r is no NAT backend of a service. */
+static bool owner_of(const struct owner_sync *o, __u32 id, struct lb_vip_key *ek,
+		     struct lb_nat_owner *ow)
+{
+	const struct lb_be *r = &o->recs[id];
+	const struct lb_vip_key *vk;
+
+	if (!r->family || r->fwd != LB_FWD_NAT || (r->flags & LB_BE_GONE) ||
+	    r->svc_id >= LB_MAX_SERVICES || !o->svc_by_id[r->svc_id].family)
+		return false;
+	vk = &o->svc_by_id[r->svc_id];
+	memset(ek, 0, sizeof(*ek));
+	memcpy(ek->addr, r->addr, 16);
+	ek->port = r->port;
+	ek->proto = vk->proto;
+	ek->family = r->family;
+	memset(ow, 0, sizeof(*ow));
+	ow->backend = id;
+	ow->gen = r->gen;
+	memcpy(ow->vip, vk->addr, 16);
+	ow->vport = vk->port;
+	return true;
+}
+
+static int set_lazy(const struct lb_maps *m, struct owner_sync *o, __u32 id, bool lazy)
+{
+	struct lb_be *r = &o->recs[id];
+
+	if (!!(r->flags & LB_BE_LAZY) == lazy)
+		return 0;
+	r->flags ^= LB_BE_LAZY;
+	if (bpf_map_update_elem(m->backends, &id, r, BPF_ANY))
+		return sl_err(-errno, "cannot write a backend: %s", strerror(errno));
+	return 0;
+}
+
+/* Owner entries that no longer name their record as it is (id reused,
+ * service or backend gone, no longer NAT) go; the others stay as long as
+ * their record does, since its flows answer through them. */
+static int drop_stale_owners(const struct lb_maps *m, struct owner_sync *o)
+{
+	struct lb_vip_key *eks = calloc(LB_MAX_BACKENDS, sizeof(*eks)), ek;
+	struct lb_nat_owner *ows = calloc(LB_MAX_BACKENDS, sizeof(*ows)), ow;
+	__u32 n = 0;
+	int err = 0;
+
+	if (!eks || !ows)
+		err = sl_err(-ENOMEM, "out of memory");
+	err = err ?: read_all(m->owners, sizeof(*eks), sizeof(*ows), LB_MAX_BACKENDS, eks, ows,
+			      &n);
+	for (__u32 i = 0; i < n && !err; i++) {
+		__u32 id = ows[i].backend;
+
+		if (id && id < LB_MAX_BACKENDS && owner_of(o, id, &ek, &ow) &&
+		    !memcmp(&ek, &eks[i], sizeof(ek)) && !memcmp(&ow, &ows[i], sizeof(ow))) {
+			o->owns[id] = 1;
+			continue;
+		}
+		if (bpf_map_delete_elem(m->owners, &eks[i]) && errno != ENOENT)
+			err = sl_err(-errno, "cannot remove a NAT owner: %s", strerror(errno));
+	}
+	free(eks);
+	free(ows);
+	return err;
+}
+
+/* Gives every NAT real server endpoint its lazy backend (lb_abi.h: struct
+ * lb_nat_owner): a live record of an endpoint without an owner becomes
+ * it, entry first, then its LB_BE_LAZY flag, so a record is lazy only
+ * while the entry names it. Records of an endpoint owned by another one
+ * (a real server in several services) record reply entries with each
+ * new flow, as before. */
+static int sync_owners(const struct lb_maps *m)
+{
+	struct owner_sync o = {
+		.svc_by_id = calloc(LB_MAX_SERVICES, sizeof(*o.svc_by_id)),
+		.recs = calloc(LB_MAX_BACKENDS, sizeof(*o.recs)),
+		.owns = calloc(LB_MAX_BACKENDS, 1),
+	};
+	struct lb_vip_key *vks = calloc(LB_MAX_SERVICES, sizeof(*vks)), ek;
+	struct lb_svc *svs = calloc(LB_MAX_SERVICES, sizeof(*svs));
+	__u32 *ids = calloc(LB_MAX_BACKENDS, sizeof(*ids)), n = 0, nb = 0;
+	struct lb_be *tmp = calloc(LB_MAX_BACKENDS, sizeof(*tmp));
+	struct lb_nat_owner ow, cur;
+	int err = 0;
+
+	if (!o.svc_by_id || !o.recs || !o.owns || !vks || !svs || !ids || !tmp)
+		err = sl_err(-ENOMEM, "out of memory");
+	err = err ?: read_all(m->svcs, sizeof(*vks), sizeof(*svs), LB_MAX_SERVICES, vks, svs, &n);
+	for (__u32 i = 0; i < n && !err; i++)
+		if (svs[i].id < LB_MAX_SERVICES)
+			o.svc_by_id[svs[i].id] = vks[i];
+	err = err ?: read_all(m->backends, sizeof(*ids), sizeof(*tmp), LB_MAX_BACKENDS, ids, tmp,
+			      &nb);
+	for (__u32 i = 0; i < nb && !err; i++)
+		if (ids[i] < LB_MAX_BACKENDS)
+			o.recs[ids[i]] = tmp[i];
+	err = err ?: drop_stale_owners(m, &o);
+	for (__u32 id = 1; id < LB_MAX_BACKENDS && !err; id++) {
+		bool lazy = o.owns[id];
+
+		if (!lazy && (o.recs[id].flags & LB_BE_LIVE) && owner_of(&o, id, &ek, &ow) &&
+		    bpf_map_lookup_elem(m->owners, &ek, &cur)) {
+			if (bpf_map_update_elem(m->owners, &ek, &ow, BPF_NOEXIST))
+				err = sl_err(-errno, "cannot write a NAT owner: %s",
+					     strerror(errno));
+			lazy = !err;
+		}
+		err = err ?: set_lazy(m, &o, id, lazy);
+	}
+	free(o.svc_by_id);
+	free(o.recs);
+	free(o.owns);
+	free(vks);
+	free(svs);
+	free(ids);
+	free(tmp);
+	return err;
+}
+
 static int apply_maps(const struct lb_maps *m, const struct lb_conf *conf)
 {
 	struct lb_conf cur = {};
@@ -1150,6 +1305,7 @@ static int apply_maps(const struct lb_maps *m, const struct lb_conf *conf)
 		undo_backends(&a);
 	} else {
 		err = switch_services(&a, conf);
+		err = err ?: sync_owners(m);
 	}
 out:
 	for (__u32 i = 0; a.chg && i < a.nchg; i++)

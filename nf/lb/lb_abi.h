@@ -23,8 +23,9 @@
 #define LB_MAX_BACKENDS 65536
 /* Per service: two table slots (the live one and the one being built). */
 #define LB_MAX_TABLES (2 * LB_MAX_SERVICES + 2)
-/* Flows remembered (LRU), in one table: an entry per connection and
- * another for its NAT replies (131,072 NAT connections). Twice the size
+/* Flows remembered (LRU), in one table: an entry per connection and,
+ * once its backend has answered, another for its NAT replies (131,072
+ * NAT connections with replies). Twice the size
  * measured slower per packet, even for a hot flow (BPF_PROG_RUN: 125-155
  * against 72-81 ns, root + lb, established). */
 #define LB_MAX_FLOWS 262144
@@ -70,6 +71,9 @@ enum lb_be_flags {
 	LB_BE_LIVE = 1 << 0, /* configured; clear once removed */
 	LB_BE_UP = 1 << 1, /* health: up (new flows allowed) */
 	LB_BE_GONE = 1 << 2, /* its service was removed: its flows end too */
+	LB_BE_LAZY = 1 << 3, /* NAT: lb_nat_owners names it (set only after
+			      * that entry), so its flows' reply entries wait
+			      * for their first reply */
 };
 
 /* A backend, by id. A removed backend keeps its address so flows already
@@ -114,6 +118,21 @@ struct lb_flow {
 	__u16 vport; /* reply: host order */
 	__u32 gen; /* forward: the backend's gen when scheduled */
 	__u32 vip[4]; /* reply */
+};
+
+/* NAT reply paths without an entry per new flow: the one backend record
+ * that answers for a real server's endpoint (lb_vip_key: its address, port
+ * and protocol), with its service's VIP and port. A reply from there with
+ * no flow entry of its own looks for the forward flow it answers (client,
+ * VIP:port) and, if that flow is on this backend, is translated and gets
+ * its entry. Any other record of the same endpoint (a real server in
+ * several services) records its reply entries with each new flow. */
+struct lb_nat_owner {
+	__u32 backend;
+	__u32 gen; /* the backend's gen when it became the owner */
+	__u32 vip[4];
+	__u16 vport; /* host order */
+	__u16 pad;
 };
 
 /* Per service and per backend (per-CPU). in: client to VIP; out: NAT

@@ -1044,6 +1044,180 @@ static void test_cost(void)
 		       r.duration);
 }
 
+/* Entries in the instance's flow table (both kinds), -1 on error. */
+static int flow_entries(void)
+{
+	int dir = sl_instance_open_dir(ctx, LB), fd, n = 0;
+	struct lb_flow_key k, next;
+	void *prev = NULL;
+
+	if (dir < 0)
+		return -1;
+	fd = sl_obj_get_at(dir, "lb_flows");
+	close(dir);
+	if (fd < 0)
+		return -1;
+	while (!bpf_map_get_next_key(fd, prev, &next)) {
+		k = next;
+		prev = &k;
+		n++;
+	}
+	close(fd);
+	return n;
+}
+
+/* A TCP packet between two endpoints ("addr:port"), as the golden tests. */
+static struct pkt_spec tcp_pkt(const char *src, __u16 sport, const char *dst, __u16 dport)
+{
+	struct pkt_spec p = { .family = 4, .src = src, .dst = dst, .proto = 6, .sport = sport,
+			      .dport = dport, .tcp_flags = 0x10, .payload = 4 };
+
+	return p;
+}
+
+/* One LRU insert per new NAT flow: the backend that owns its real server's
+ * endpoint leaves the reply entry to the first reply. A real server in
+ * two services: one record owns the endpoint, the other records reply
+ * entries with each flow; replies go back to the right VIP either way,
+ * and only for known flows. */
+static void test_lazy_reply(void)
+{
+	const char *va = "10.0.6.1:80", *vb = "10.0.6.2:80", *rs = "10.0.6.9:8080";
+	struct pkt_spec in, out, rin, rout;
+	int err = flows_flush(), n0;
+	char name[128];
+
+	err = err ?: add_svc(IPPROTO_TCP, va, LB_SCHED_MH, 0);
+	err = err ?: add_be(IPPROTO_TCP, va, rs, LB_FWD_NAT, 1);
+	err = err ?: add_svc(IPPROTO_TCP, vb, LB_SCHED_MH, 0);
+	err = err ?: add_be(IPPROTO_TCP, vb, rs, LB_FWD_NAT, 1);
+	err = err ?: add_be(IPPROTO_TCP, va, "10.0.6.10:8080", LB_FWD_NAT, 0);
+	n0 = flow_entries();
+	if (!check_report(!err && n0 >= 0, "lazy/setup", err ? sl_errmsg() : NULL))
+		return;
+
+	/* A's record owns the endpoint (added first): one entry per flow. */
+	in = tcp_pkt("192.0.2.70", 41000, "10.0.6.1", 80);
+	out = in;
+	out.dst = "10.0.6.9";
+	out.dport = 8080;
+	golden("lazy/flow to the owner: dnat", SL_HOOK_XDP, &in, &out, pass_ret(SL_HOOK_XDP));
+	snprintf(name, sizeof(name), "lazy/a new flow on the owner takes 1 flow entry (%d)",
+		 flow_entries() - n0);
+	CHECK(flow_entries() == n0 + 1, name);
+
+	in = tcp_pkt("192.0.2.70", 41001, "10.0.6.2", 80);
+	out = in;
+	out.dst = "10.0.6.9";
+	out.dport = 8080;
+	golden("lazy/flow to the other service: dnat", SL_HOOK_XDP, &in, &out, pass_ret(SL_HOOK_XDP));
+	CHECK(flow_entries() == n0 + 3,
+	      "lazy/a new flow on the same real server in another service takes 2 entries");
+
+	rin = tcp_pkt("10.0.6.9", 8080, "192.0.2.70", 41000);
+	rout = rin;
+	rout.src = "10.0.6.1";
+	rout.sport = 80;
+	golden("lazy/first reply: back to service A's VIP", SL_HOOK_TC_IN, &rin, &rout, pass_ret(SL_HOOK_TC_IN));
+	CHECK(flow_entries() == n0 + 4, "lazy/the first reply records the reply entry");
+	golden("lazy/second reply: back to service A's VIP", SL_HOOK_XDP, &rin, &rout, pass_ret(SL_HOOK_XDP));
+	CHECK(flow_entries() == n0 + 4, "lazy/later replies add nothing");
+
+	rin = tcp_pkt("10.0.6.9", 8080, "192.0.2.70", 41001);
+	rout = rin;
+	rout.src = "10.0.6.2";
+	rout.sport = 80;
+	golden("lazy/reply of the other service: back to B's VIP", SL_HOOK_XDP, &rin, &rout,
+	       pass_ret(SL_HOOK_XDP));
+
+	rin = tcp_pkt("10.0.6.9", 8080, "192.0.2.71", 41000);
+	golden("lazy/from the real server to a client without a flow: untouched", SL_HOOK_XDP,
+	       &rin, &rin, pass_ret(SL_HOOK_XDP));
+	CHECK(flow_entries() == n0 + 4, "lazy/no entry for a packet of no flow");
+
+	/* Removed, the owner's record stays for its flows: a flow opened
+	 * before, replied to after, still goes back to A's VIP. */
+	in = tcp_pkt("192.0.2.72", 41002, "10.0.6.1", 80);
+	out = in;
+	out.dst = "10.0.6.9";
+	out.dport = 8080;
+	golden("lazy/a flow before its backend is removed", SL_HOOK_XDP, &in, &out, pass_ret(SL_HOOK_XDP));
+
+	struct lb_service_key k;
+	struct lb_backend_addr b;
+
+	svc_key(&k, IPPROTO_TCP, va);
+	be_addr(&b, rs);
+	err = lb_backend_del(ctx, LB, &k, &b);
+	CHECK(!err, "lazy/owner backend removed from service A");
+	rin = tcp_pkt("10.0.6.9", 8080, "192.0.2.72", 41002);
+	rout = rin;
+	rout.src = "10.0.6.1";
+	rout.sport = 80;
+	golden("lazy/its first reply after the removal: back to A's VIP", SL_HOOK_XDP, &rin,
+	       &rout, pass_ret(SL_HOOK_XDP));
+	golden("lazy/its flow still goes to the removed backend", SL_HOOK_XDP, &in, &out,
+	       pass_ret(SL_HOOK_XDP));
+
+	/* Service A gone: B's record takes the endpoint over. */
+	in = tcp_pkt("192.0.2.73", 41003, "10.0.6.2", 80);
+	out = in;
+	out.dst = "10.0.6.9";
+	out.dport = 8080;
+	golden("lazy/a flow to B", SL_HOOK_XDP, &in, &out, pass_ret(SL_HOOK_XDP));
+	svc_key(&k, IPPROTO_TCP, va);
+	err = lb_service_del(ctx, LB, &k);
+	rin = tcp_pkt("10.0.6.9", 8080, "192.0.2.73", 41003);
+	rout = rin;
+	rout.src = "10.0.6.2";
+	rout.sport = 80;
+	golden("lazy/service A removed: B's record owns the endpoint, its reply goes back",
+	       SL_HOOK_XDP, &rin, &rout, pass_ret(SL_HOOK_XDP));
+	CHECK(!err, "lazy/service A removed");
+}
+
+/* The bench's cases with the flow table full (LRU eviction on every new
+ * flow): UDP to a service of 10 NAT backends, new flows after enough of
+ * them to fill the table, then 10,000 established flows in turn. Single
+ * runs: each packet meets cold caches, as in the live benchmark. */
+static void test_cost_full(void)
+{
+	const char *vip = "10.0.5.1:80";
+	struct pkt_spec p = { .family = 4, .dst = "10.0.5.1", .proto = 17, .dport = 80 };
+	enum { FILL = LB_MAX_FLOWS, NEW = 20000, EST = 10000 };
+	__u64 sum_new = 0, sum_est = 0;
+	char src[32], be[32];
+	uint8_t pin[PKT_MAX];
+	struct run r;
+	int err = add_svc(IPPROTO_UDP, vip, LB_SCHED_MH, 0);
+
+	for (int i = 0; i < 10 && !err; i++) {
+		snprintf(be, sizeof(be), "10.0.5.%d:8080", 11 + i);
+		err = add_be(IPPROTO_UDP, vip, be, LB_FWD_NAT, 1);
+	}
+	p.src = src;
+	for (int i = 0; i < FILL + NEW && !err; i++) {
+		snprintf(src, sizeof(src), "198.18.%d.%d", (i >> 8) & 255, i & 255);
+		p.sport = 1024 + (i >> 16);
+		err = run_pkt(SL_HOOK_XDP, pin, pkt_build(&p, pin), 1, &r);
+		if (i >= FILL)
+			sum_new += r.duration;
+	}
+	for (int k = 0; k < 2 * EST && !err; k++) {
+		int i = FILL + NEW - EST + k % EST;
+
+		snprintf(src, sizeof(src), "198.18.%d.%d", (i >> 8) & 255, i & 255);
+		p.sport = 1024 + (i >> 16);
+		err = run_pkt(SL_HOOK_XDP, pin, pkt_build(&p, pin), 1, &r);
+		if (k >= EST)
+			sum_est += r.duration;
+	}
+	if (!check_report(!err, "cost, table full: measured", err ? strerror(-err) : NULL))
+		return;
+	printf("FIGURE: lb XDP (root + lb, NAT, UDP), flow table full: new flow %llu ns/packet (%d), established %llu ns/packet (%d flows in turn)\n",
+	       (unsigned long long)(sum_new / NEW), NEW, (unsigned long long)(sum_est / EST), EST);
+}
+
 /* ---- setup ---------------------------------------------------------------- */
 
 /* sysfs still shows the parent namespace: ask the kernel by ioctl. */
@@ -1105,7 +1279,9 @@ int main(void)
 		test_maglev_packets();
 		test_forward();
 		test_service_removed();
+		test_lazy_reply();
 		test_cost();
+		test_cost_full();
 		test_bulk();
 	}
 	sl_reset(ctx);
