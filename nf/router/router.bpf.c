@@ -34,15 +34,21 @@ struct {
 	__type(value, struct rt_stats);
 } rt_stats SEC(".maps");
 
+/* Why a packet was left to the kernel. A forwarded packet is not counted
+ * here: it is the instance's redirected count (sl_nf_stats), which
+ * sl_finish_xdp/tc keeps anyway, so the fast path pays one counter, not
+ * two (rt_stats_read reports it as forwarded). */
 static __always_inline void rt_count(int rc)
 {
 	__u32 zero = 0;
-	struct rt_stats *st = bpf_map_lookup_elem(&rt_stats, &zero);
+	struct rt_stats *st;
 
+	if (rc == BPF_FIB_LKUP_RET_SUCCESS)
+		return;
+	st = bpf_map_lookup_elem(&rt_stats, &zero);
 	if (!st)
 		return;
 	switch (rc) {
-	case BPF_FIB_LKUP_RET_SUCCESS: st->forwarded++; break;
 	case BPF_FIB_LKUP_RET_NOT_FWDED:
 	case BPF_FIB_LKUP_RET_FWD_DISABLED: st->local++; break;
 	case BPF_FIB_LKUP_RET_NO_NEIGH: st->no_neigh++; break;
@@ -180,10 +186,8 @@ int router_xdp(struct xdp_md *ctx)
 	data_end = (void *)(long)ctx->data_end;
 	if (m->fib_ifindex) {
 		verdict = rt_shared(m, data, data_end);
-		if (verdict == SL_REDIRECT) {
-			rt_count(BPF_FIB_LKUP_RET_SUCCESS);
+		if (verdict == SL_REDIRECT)
 			return sl_finish_xdp(ctx, m, rt_slot, verdict);
-		}
 	}
 	rc = rt_prepare(m, data, data_end, &fib);
 	if (!rc) {

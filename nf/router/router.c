@@ -79,6 +79,17 @@ int rt_attach(struct sl_ctx *ctx, const char *name, const char *dev,
 	return err;
 }
 
+static int rt_forwarded(struct sl_ctx *ctx, const struct sl_instance *inst,
+			__u64 *forwarded)
+{
+	struct sl_nf_stats st;
+	__u64 drops[SL_DROP_MAX];
+	int err = sl_slot_stats(ctx, inst->slot, &st, drops);
+
+	*forwarded = st.redirected;
+	return err;
+}
+
 int rt_stats_read(struct sl_ctx *ctx, const char *name, struct rt_stats *out)
 {
 	int ncpu = libbpf_num_possible_cpus(), dir, fd, err = 0;
@@ -109,8 +120,10 @@ int rt_stats_read(struct sl_ctx *ctx, const char *name, struct rt_stats *out)
 	if (bpf_map_lookup_elem(fd, &zero, per)) {
 		err = sl_err(-errno, "reading the counters of '%s': %s", name, strerror(errno));
 	} else {
-		for (int i = 0; i < ncpu; i++) {
-			out->forwarded += per[i].forwarded;
+		/* Forwarded = redirected: the BPF side counts it once, in the
+		 * instance's pipeline counters (router.bpf.c: rt_count). */
+		err = rt_forwarded(ctx, &inst, &out->forwarded);
+		for (int i = 0; i < ncpu && !err; i++) {
 			out->local += per[i].local;
 			out->no_neigh += per[i].no_neigh;
 			out->frag_needed += per[i].frag_needed;

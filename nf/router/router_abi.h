@@ -6,7 +6,10 @@
 /* Per-CPU counters of an instance: what it forwarded itself and why it left
  * the other packets to the kernel. */
 struct rt_stats {
-	__u64 forwarded; /* FIB hit: MACs rewritten, TTL lowered, redirected */
+	/* FIB hit: MACs rewritten, TTL lowered, redirected. Not counted here
+	 * by the BPF side: rt_stats_read() fills it from the instance's
+	 * redirected count (struct sl_nf_stats), kept once per packet. */
+	__u64 forwarded;
 	__u64 local; /* for this host (or forwarding off here): the kernel's */
 	__u64 no_neigh; /* next hop not resolved yet: the kernel resolves it */
 	__u64 frag_needed; /* larger than the egress MTU: the kernel answers */
