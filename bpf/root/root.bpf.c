@@ -142,14 +142,37 @@ static __always_inline bool root_prepare(struct sl_meta *m, __u32 ifindex,
 	return root_chain_lookup(m, ifindex, hook, len, kind);
 }
 
+/* Bytes from the frame's start that hold the headers sl_parse() reads in
+ * the common case (Ethernet, IPv6, the ports): at most two cache lines. */
+#define ROOT_TOUCH_LEN 58
+
+/* A received frame was just written by another CPU (the sender, or the
+ * NIC's DMA): the first read of its headers misses the cache, and live
+ * that miss is the largest single cost of the root (~90 ns of a ~370 ns
+ * forwarded packet, docs/pipeline.md). Reading both header lines first
+ * starts the misses before the chain lookup and meta set-up, which then
+ * run while the lines arrive instead of before the loads are issued. */
+static __always_inline void root_touch(void *data, void *data_end)
+{
+	__u8 first, last;
+
+	if (data + ROOT_TOUCH_LEN > data_end)
+		return;
+	first = *(volatile __u8 *)data;
+	last = *(volatile __u8 *)(data + ROOT_TOUCH_LEN - 1);
+	asm volatile("" : : "r"(first), "r"(last));
+}
+
 SEC("xdp")
 int sluice_xdp(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
-	struct sl_meta *m = sl_meta_get(SL_HOOK_XDP);
+	struct sl_meta *m;
 	int err;
 
+	root_touch(data, data_end);
+	m = sl_meta_get(SL_HOOK_XDP);
 	if (!m || !root_prepare(m, ctx->ingress_ifindex, SL_HOOK_XDP,
 				data_end - data, 0))
 		return XDP_PASS;
