@@ -89,10 +89,11 @@ enum sl_ct_state {
 	SL_CT_UNTRACKED = 1 << 4,
 };
 
-/* Room in a conntrack entry for the NAT NF (nf/conntrack, nf/nat): the
+/* The NAT NF's note on a conntrack entry (nf/conntrack, nf/nat): the
  * source translation of one direction of an IPv4 TCP or UDP connection, a
- * copy of NAT's own mapping that NAT checks and refreshes itself. Conntrack
- * zeroes it in a new entry and hands it on in sl_meta.ct_nat. */
+ * copy of NAT's own mapping that NAT checks and refreshes itself. The entry
+ * holds it packed (struct ct_nat_slot, conntrack_abi.h); conntrack zeroes
+ * it in a new entry and hands it on, unpacked, in sl_meta.ct_nat. */
 struct sl_ct_nat_note {
 	__u32 addr; /* the new source address; 0: no note */
 	__u16 port; /* the new source port, host order */

@@ -31,12 +31,20 @@ char LICENSE[] SEC("license") = "GPL";
 /* The slot of this instance, set by the loader. */
 const volatile __u32 ct_slot = 0;
 
+/* IPv4 connections (conntrack_abi.h: struct ct_key4), and IPv6 ones. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, CT_DEFAULT_MAX); /* set by the loader */
+	__type(key, struct ct_key4);
+	__type(value, struct ct_entry);
+} ct_table SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, CT_DEFAULT_MAX); /* set by the loader */
 	__type(key, struct ct_key);
 	__type(value, struct ct_entry);
-} ct_table SEC(".maps");
+} ct_table6 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -446,6 +454,44 @@ static __always_inline struct ct_stats *ct_stats_get(void)
 	return bpf_map_lookup_elem(&ct_stats, &zero);
 }
 
+/* The table of the key's family: lookup, update, delete. */
+static __always_inline struct ct_entry *ct_tbl_lookup(const struct ct_key *k)
+{
+	struct ct_key4 k4;
+
+	if (k->family != 4)
+		return bpf_map_lookup_elem(&ct_table6, k);
+	ct_key4_of(k, &k4);
+	return bpf_map_lookup_elem(&ct_table, &k4);
+}
+
+static __always_inline long ct_tbl_update(const struct ct_key *k,
+					  const struct ct_entry *e, __u64 flags)
+{
+	struct ct_key4 k4;
+
+	if (k->family != 4)
+		return bpf_map_update_elem(&ct_table6, k, e, flags);
+	ct_key4_of(k, &k4);
+	return bpf_map_update_elem(&ct_table, &k4, e, flags);
+}
+
+static __always_inline long ct_tbl_delete(const struct ct_key *k)
+{
+	struct ct_key4 k4;
+
+	if (k->family != 4)
+		return bpf_map_delete_elem(&ct_table6, k);
+	ct_key4_of(k, &k4);
+	return bpf_map_delete_elem(&ct_table, &k4);
+}
+
+/* The clock in CT_TIME_SHIFT units, truncated: compared wrap-safely. */
+static __always_inline __u32 ct_time_units(__u64 ns)
+{
+	return ns >> CT_TIME_SHIFT;
+}
+
 /* Direction of a packet on an entry: 0 from the originator. */
 static __always_inline __u32 ct_dir_of(const struct ct_pkt *p, __u64 w)
 {
@@ -463,7 +509,6 @@ static __always_inline int ct_new_entry(const struct ct_config *cfg,
 	__u32 ns;
 
 	__builtin_memset(e, 0, sizeof(*e));
-	e->created_ns = now;
 	switch (p->key.proto) {
 	case SL_IPPROTO_TCP:
 		if (p->index > CT_I_NONE)
@@ -479,6 +524,7 @@ static __always_inline int ct_new_entry(const struct ct_config *cfg,
 			to = ct_timeout(cfg, CT_TO_TCP_UNACK);
 		break;
 	case SL_IPPROTO_UDP:
+		w |= (__u64)ct_time_units(now) << CT_ST_CREATED_SHIFT;
 		to = ct_timeout(cfg, CT_TO_UDP);
 		break;
 	case SL_IPPROTO_ICMP:
@@ -504,16 +550,18 @@ static __always_inline int ct_new_entry(const struct ct_config *cfg,
  * TCP: replies mark it, UDP streams become assured (nf_conntrack_proto_udp:
  * replied and still active 2 s after the first packet). */
 static __always_inline __u64 ct_other_step(const struct ct_config *cfg,
-					   const struct ct_entry *e, __u64 old,
-					   __u32 dir, __u8 proto, __u64 now,
-					   __u64 *to)
+					   __u64 old, __u32 dir, __u8 proto,
+					   __u64 now, __u64 *to)
 {
+	__u32 created = old >> CT_ST_CREATED_SHIFT;
 	__u64 w = old;
 
 	switch (proto) {
 	case SL_IPPROTO_UDP:
 		*to = ct_timeout(cfg, CT_TO_UDP);
-		if ((old & CT_ST_SEEN_REPLY) && now > e->created_ns + 2000000000ULL) {
+		if ((old & CT_ST_SEEN_REPLY) &&
+		    (__s32)(ct_time_units(now) - created) >
+			    (__s32)(2000000000ULL >> CT_TIME_SHIFT)) {
 			*to = ct_timeout(cfg, CT_TO_UDP_STREAM);
 			w |= CT_ST_ASSURED;
 		}
@@ -539,7 +587,7 @@ static __always_inline __u64 ct_other_step(const struct ct_config *cfg,
 static __always_inline int ct_insert(const struct ct_pkt *p,
 				     struct ct_entry *e, __u64 flags)
 {
-	return bpf_map_update_elem(&ct_table, &p->key, e, flags);
+	return ct_tbl_update(&p->key, e, flags);
 }
 
 /* Classifies a packet with an existing entry e; returns an SL_CT_* bit
@@ -560,7 +608,7 @@ static __always_inline __u32 ct_track(const struct ct_config *cfg,
 		if (p->key.proto == SL_IPPROTO_TCP)
 			step = ct_tcp_step(cfg, old, d, p, &next, &to);
 		else
-			next = ct_other_step(cfg, e, old, d, p->key.proto, now, &to);
+			next = ct_other_step(cfg, old, d, p->key.proto, now, &to);
 		if (step == CT_STEP_INVALID || step == CT_STEP_KILL ||
 		    step == CT_STEP_REOPEN || next == old)
 			break;
@@ -572,7 +620,7 @@ static __always_inline __u32 ct_track(const struct ct_config *cfg,
 	case CT_STEP_INVALID:
 		return SL_CT_INVALID;
 	case CT_STEP_KILL:
-		bpf_map_delete_elem(&ct_table, &p->key);
+		ct_tbl_delete(&p->key);
 		if (st)
 			st->killed++;
 		break;
@@ -580,7 +628,7 @@ static __always_inline __u32 ct_track(const struct ct_config *cfg,
 		/* The old connection is over: this SYN opens a new one. */
 		if (ct_new_entry(cfg, p, now, &fresh))
 			return SL_CT_INVALID;
-		bpf_map_update_elem(&ct_table, &p->key, &fresh, BPF_ANY);
+		ct_tbl_update(&p->key, &fresh, BPF_ANY);
 		p->created = 1;
 		if (st) {
 			st->killed++;
@@ -602,6 +650,21 @@ static __always_inline __u32 ct_track(const struct ct_config *cfg,
 	return SL_CT_NEW;
 }
 
+/* An entry's NAT note, unpacked for sl_meta.ct_nat: its freshness as a
+ * deadline again, rounded down (never later than NAT wrote it). */
+static __always_inline void ct_note_hand(const struct ct_nat_slot *n,
+					 __u64 now, struct sl_ct_nat_note *note)
+{
+	__s32 left = n->fresh - ct_time_units(now);
+
+	note->addr = n->addr;
+	note->port = n->port;
+	note->sender = n->epoch_sender & 1;
+	note->ifindex = n->ifindex;
+	note->epoch = n->epoch_sender & 0xfffe;
+	note->fresh_until = left > 0 ? ((now >> CT_TIME_SHIFT) + left) << CT_TIME_SHIFT : 0;
+}
+
 /* Looks the packet's connection up, creating it when the packet may open
  * one; returns an SL_CT_* bit and sets *dir. An existing entry's NAT note
  * for the packet's sender goes to *note (when asked). */
@@ -615,10 +678,10 @@ static __always_inline __u32 ct_lookup_track(const struct ct_config *cfg,
 	struct ct_entry *e, fresh;
 
 	*dir = 0;
-	e = bpf_map_lookup_elem(&ct_table, &p->key);
+	e = ct_tbl_lookup(&p->key);
 	if (e && e->expires_ns > now) {
-		if (note && e->nat.addr && e->nat.sender == p->sender)
-			*note = e->nat;
+		if (note && e->nat.addr && (e->nat.epoch_sender & 1) == p->sender)
+			ct_note_hand(&e->nat, now, note);
 		return ct_track(cfg, p, e, now, dir, st);
 	}
 	if (e) {
@@ -630,7 +693,7 @@ static __always_inline __u32 ct_lookup_track(const struct ct_config *cfg,
 		return SL_CT_INVALID;
 	if (ct_insert(p, &fresh, flags)) {
 		/* Another CPU created it meanwhile. */
-		e = bpf_map_lookup_elem(&ct_table, &p->key);
+		e = ct_tbl_lookup(&p->key);
 		if (!e)
 			return SL_CT_INVALID;
 		return ct_track(cfg, p, e, now, dir, st);
@@ -692,7 +755,7 @@ static __always_inline __u32 ct_icmp_error(void *data, void *data_end,
 						m->daddr[2] != saddr[2] ||
 						m->daddr[3] != saddr[3])))
 		return SL_CT_INVALID;
-	e = bpf_map_lookup_elem(&ct_table, &p.key);
+	e = ct_tbl_lookup(&p.key);
 	if (!e || e->expires_ns <= bpf_ktime_get_coarse_ns())
 		return SL_CT_INVALID;
 	*dir = !ct_dir_of(&p, e->state);
@@ -911,7 +974,7 @@ static __always_inline void ct_close(const struct ct_key *k)
 	__u32 zero = 0;
 
 	cfg = bpf_map_lookup_elem(&ct_config, &zero);
-	e = bpf_map_lookup_elem(&ct_table, k);
+	e = ct_tbl_lookup(k);
 	if (!cfg || !e || e->expires_ns <= now)
 		return;
 	for (int i = 0; i < 4; i++) {
@@ -939,7 +1002,7 @@ static __always_inline int ct_undo(struct sl_meta *m)
 	if (k && close)
 		ct_close(k);
 	else if (k)
-		bpf_map_delete_elem(&ct_table, k);
+		ct_tbl_delete(k);
 	return act;
 }
 
@@ -1004,8 +1067,8 @@ struct ct_sweep {
 	__u64 deleted;
 };
 
-static long ct_sweep_one(struct bpf_map *map, struct ct_key *key,
-			 struct ct_entry *e, struct ct_sweep *s)
+static long ct_sweep_one(struct bpf_map *map, void *key, struct ct_entry *e,
+			 struct ct_sweep *s)
 {
 	if (e->expires_ns <= s->now && !bpf_map_delete_elem(map, key))
 		s->deleted++;
@@ -1027,6 +1090,7 @@ static int ct_gc_fire(void *map, __u32 *key, struct ct_gc_timer *t)
 	struct ct_stats *st = ct_stats_get();
 
 	bpf_for_each_map_elem(&ct_table, ct_sweep_one, &s, 0);
+	bpf_for_each_map_elem(&ct_table6, ct_sweep_one, &s, 0);
 	if (st) {
 		st->gc_runs++;
 		st->gc_deleted += s.deleted;

@@ -17,7 +17,9 @@
 
 #define NSEC 1000000000ULL
 
-static const char *const ct_pins[] = { "ct_table", "ct_config", "ct_stats", "ct_gc" };
+static const char *const ct_pins[] = { "ct_table", "ct_config", "ct_stats", "ct_gc",
+				       "ct_table6" };
+#define CT_NPINS (sizeof(ct_pins) / sizeof(ct_pins[0]))
 
 static const char *const timeout_names[CT_TO_MAX] = {
 	[CT_TO_TCP_UNACK] = "tcp_unacknowledged",
@@ -119,13 +121,14 @@ int ct_create(struct sl_ctx *ctx, const char *name, const struct ct_options *opt
 	struct ct_config cfg;
 	struct conntrack_bpf *skel;
 	struct sl_instance inst;
-	struct bpf_map *maps[4];
+	struct bpf_map *maps[CT_NPINS];
 	char stage[PATH_MAX];
-	__u32 zero = 0;
+	__u32 zero = 0, size;
 	int err;
 
 	if (!opt)
 		opt = &def;
+	size = opt->max_entries ? opt->max_entries : CT_DEFAULT_MAX;
 	err = sl_instance_get(ctx, name, &inst);
 	if (!err)
 		return sl_err(-EEXIST, "instance '%s' exists (a %s)", name, inst.type);
@@ -151,8 +154,9 @@ int ct_create(struct sl_ctx *ctx, const char *name, const struct ct_options *opt
 		return sl_err(-errno, "cannot open the conntrack BPF object: %s",
 			      strerror(errno));
 	skel->rodata->ct_slot = inst.slot;
-	bpf_map__set_max_entries(skel->maps.ct_table,
-				 opt->max_entries ? opt->max_entries : CT_DEFAULT_MAX);
+	/* Each family's table holds up to size connections. */
+	bpf_map__set_max_entries(skel->maps.ct_table, size);
+	bpf_map__set_max_entries(skel->maps.ct_table6, size);
 	err = conntrack_bpf__load(skel);
 	if (err) {
 		err = sl_err(err, "cannot load the conntrack BPF program: %s", strerror(-err));
@@ -162,12 +166,13 @@ int ct_create(struct sl_ctx *ctx, const char *name, const struct ct_options *opt
 	maps[1] = skel->maps.ct_config;
 	maps[2] = skel->maps.ct_stats;
 	maps[3] = skel->maps.ct_gc;
+	maps[4] = skel->maps.ct_table6;
 	if (bpf_map_update_elem(bpf_map__fd(maps[1]), &zero, &cfg, BPF_ANY)) {
 		err = sl_err(-errno, "cannot write ct_config: %s", strerror(errno));
 		goto out;
 	}
 	err = sl_instance_stage_dir(ctx, &inst, stage, sizeof(stage));
-	for (int i = 0; i < 4 && !err; i++)
+	for (size_t i = 0; i < CT_NPINS && !err; i++)
 		err = sl_pin(stage, ct_pins[i], bpf_map__fd(maps[i]));
 	err = err ?: sl_pin(stage, "prog_xdp", bpf_program__fd(skel->progs.conntrack_xdp));
 	err = err ?: sl_pin(stage, "prog_tc", bpf_program__fd(skel->progs.conntrack_tc));
@@ -393,45 +398,67 @@ static __u64 mono_ns(void)
 	return ts.tv_sec * NSEC + ts.tv_nsec;
 }
 
-int ct_foreach(struct sl_ctx *ctx, const char *name, ct_conn_cb cb, void *arg)
+/* The key of a table of family (4: struct ct_key4) read back as a ct_key. */
+static void key_read(int family, const void *raw, struct ct_key *key)
 {
-	struct ct_key key, next;
+	if (family == 4)
+		ct_key_of4(raw, key);
+	else
+		memcpy(key, raw, sizeof(*key));
+}
+
+static int foreach_table(int fd, int family, __u64 now, ct_conn_cb cb, void *arg)
+{
+	struct ct_key raw, next;
 	struct ct_conn c;
 	void *prev = NULL;
-	__u64 now;
-	int fd = ct_map(ctx, name, "ct_table"), err = 0;
+	int err = 0;
 
-	if (fd < 0)
-		return fd;
-	now = mono_ns();
 	while (!bpf_map_get_next_key(fd, prev, &next)) {
-		key = next;
-		prev = &key;
+		raw = next;
+		prev = &raw;
 		memset(&c, 0, sizeof(c));
-		if (bpf_map_lookup_elem(fd, &key, &c.e) || c.e.expires_ns <= now)
+		if (bpf_map_lookup_elem(fd, &raw, &c.e) || c.e.expires_ns <= now)
 			continue;
-		c.key = key;
+		key_read(family, &raw, &c.key);
 		c.remaining_ns = c.e.expires_ns - now;
 		c.orig = !!(c.e.state & CT_ST_ORIG_IS_1);
 		err = cb(&c, arg);
 		if (err)
 			break;
 	}
-	close(fd);
 	return err;
 }
 
-int ct_flush(struct sl_ctx *ctx, const char *name, __u64 *n)
+int ct_foreach(struct sl_ctx *ctx, const char *name, ct_conn_cb cb, void *arg)
+{
+	int fd4 = ct_map(ctx, name, "ct_table"), fd6, err;
+	__u64 now = mono_ns();
+
+	if (fd4 < 0)
+		return fd4;
+	fd6 = ct_map(ctx, name, "ct_table6");
+	if (fd6 < 0) {
+		close(fd4);
+		return fd6;
+	}
+	err = foreach_table(fd4, 4, now, cb, arg);
+	err = err ?: foreach_table(fd6, 6, now, cb, arg);
+	close(fd4);
+	close(fd6);
+	return err;
+}
+
+/* Removes every entry of one table; adds how many to *done. */
+static int flush_table(int fd, __u64 *done)
 {
 	struct ct_key *keys = NULL, *k;
 	size_t nkeys = 0, cap = 0;
 	void *prev = NULL;
-	__u64 done = 0;
-	int fd = ct_map(ctx, name, "ct_table"), err = 0;
+	int err = 0;
 
-	if (fd < 0)
-		return fd;
-	/* Keys first, deletes after: deleting while walking restarts it. */
+	/* Keys first, deletes after: deleting while walking restarts it.
+	 * (A struct ct_key holds either family's key.) */
 	for (;;) {
 		if (nkeys == cap) {
 			cap = cap ? cap * 2 : 1024;
@@ -448,12 +475,30 @@ int ct_flush(struct sl_ctx *ctx, const char *name, __u64 *n)
 	}
 	for (size_t i = 0; i < nkeys; i++)
 		if (!bpf_map_delete_elem(fd, &keys[i]))
-			done++;
-	if (n)
-		*n = done;
+			(*done)++;
 out:
 	free(keys);
-	close(fd);
+	return err;
+}
+
+int ct_flush(struct sl_ctx *ctx, const char *name, __u64 *n)
+{
+	int fd4 = ct_map(ctx, name, "ct_table"), fd6, err;
+	__u64 done = 0;
+
+	if (fd4 < 0)
+		return fd4;
+	fd6 = ct_map(ctx, name, "ct_table6");
+	if (fd6 < 0) {
+		close(fd4);
+		return fd6;
+	}
+	err = flush_table(fd4, &done);
+	err = err ?: flush_table(fd6, &done);
+	if (n)
+		*n = done;
+	close(fd4);
+	close(fd6);
 	return err;
 }
 

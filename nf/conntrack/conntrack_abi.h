@@ -65,6 +65,39 @@ struct ct_key {
 	__u16 pad;
 };
 
+/* IPv4 connections live in a table of their own (ct_table; IPv6 ones in
+ * ct_table6, keyed by struct ct_key) with this shorter key: a shorter
+ * hash and compare per packet, and, with struct ct_entry, a table element
+ * of 128 bytes (the kernel's element header is 48): two cache lines, the
+ * pair the CPU fetches together, instead of three or four. */
+struct ct_key4 {
+	__u32 addr[2];
+	__u16 port[2];
+	__u8 proto;
+	__u8 pad[3];
+};
+
+static inline void ct_key4_of(const struct ct_key *k, struct ct_key4 *k4)
+{
+	k4->addr[0] = k->addr[0][0];
+	k4->addr[1] = k->addr[1][0];
+	k4->port[0] = k->port[0];
+	k4->port[1] = k->port[1];
+	k4->proto = k->proto;
+	k4->pad[0] = k4->pad[1] = k4->pad[2] = 0;
+}
+
+static inline void ct_key_of4(const struct ct_key4 *k4, struct ct_key *k)
+{
+	__builtin_memset(k, 0, sizeof(*k));
+	k->addr[0][0] = k4->addr[0];
+	k->addr[1][0] = k4->addr[1];
+	k->port[0] = k4->port[0];
+	k->port[1] = k4->port[1];
+	k->proto = k4->proto;
+	k->family = 4;
+}
+
 /* ct_entry.state: one 64-bit word, changed with compare-and-swap so two
  * CPUs never lose each other's transition. Low 32 bits: the fields below;
  * high 32 bits: the end (seq + len) of the last TCP packet ignored, the
@@ -80,17 +113,39 @@ struct ct_key {
 #define CT_ST_SIMUL_OPEN (1ULL << 13)
 #define CT_ST_CHALLENGE (1ULL << 14) /* RFC 5961 challenge ACK expected */
 #define CT_ST_LAST_END_SHIFT 32
+/* Other protocols keep there the entry's creation time instead, in units
+ * of 2^CT_TIME_SHIFT ns (about a millisecond), compared wrap-safely: UDP
+ * needs it (a stream is a connection replied to and still active 2 s
+ * after its first packet). */
+#define CT_ST_CREATED_SHIFT 32
+#define CT_TIME_SHIFT 20
+
+/* Room for the NAT NF in a connection's entry: the translation of the
+ * packets of one endpoint (sender), so that the entry conntrack has just
+ * read hands NAT its translation (sl_meta.ct_nat, struct sl_ct_nat_note in
+ * sluice_abi.h, unpacked). Written by NAT only; conntrack zeroes it in a
+ * new entry. */
+struct ct_nat_slot {
+	__u32 addr; /* the new source address; 0: no note */
+	__u16 port; /* the new source port, host order */
+	/* NAT's nat_epoch when it was checked (always even: its low 16
+	 * bits), with the key endpoint whose packets it translates in bit 0 */
+	__u16 epoch_sender;
+	__u32 ifindex; /* the egress interface the mapping was made for */
+	__u32 fresh; /* NAT's fresh_until >> CT_TIME_SHIFT, wrap-safe */
+};
 
 struct ct_entry {
 	__u64 state;
 	__u64 expires_ns; /* CLOCK_MONOTONIC (coarse), ns */
-	__u64 created_ns;
 	__u64 packets[2]; /* [0] original direction, [1] reply */
 	__u64 bytes[2]; /* L3 bytes (IP header and payload), as the kernel */
-	/* Room for the NAT NF (struct sl_ct_nat_note in sluice_abi.h): the
-	 * entry conntrack has just read hands NAT its translation. */
-	struct sl_ct_nat_note nat;
+	struct ct_nat_slot nat;
 };
+
+/* The table element sizes the layout is for (see struct ct_key4). */
+_Static_assert(sizeof(struct ct_key4) == 16, "struct ct_key4: 16 bytes");
+_Static_assert(sizeof(struct ct_entry) == 64, "struct ct_entry: 64 bytes");
 
 /* Per-CPU counters. */
 struct ct_stats {

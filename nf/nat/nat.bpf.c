@@ -1233,48 +1233,50 @@ static __always_inline bool snat_addr(const struct nat_config *cfg,
 
 /* ---- the note in the conntrack entry ------------------------------------ */
 
-/* The table of the conntrack instance named "ct", when there is one (the
- * loader reuses it; this small one stands in otherwise): a connection's
- * entry there holds room for NAT (struct ct_nat_note), so that a packet
- * conntrack has just looked up finds its source translation in a cache line
- * just read, not in a map of NAT's own. */
+/* The IPv4 table of the conntrack instance named "ct", when there is one
+ * (the loader reuses it; this small one stands in otherwise): a
+ * connection's entry there holds room for NAT (struct ct_nat_slot), so
+ * that a packet conntrack has just looked up finds its source translation
+ * in a cache line just read, not in a map of NAT's own. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 64);
-	__type(key, struct ct_key);
+	__type(key, struct ct_key4);
 	__type(value, struct ct_entry);
 } nat_ct SEC(".maps");
 
 /* The conntrack key of an IPv4 TCP/UDP flow (conntrack.bpf.c, ct_key_fill:
  * the smaller endpoint first); returns the sender's endpoint. */
 static __always_inline __u8 ct_key_of(const struct nat_key *k,
-				      struct ct_key *ck)
+				      struct ct_key4 *ck)
 {
 	bool swap = k->saddr[0] != k->daddr[0] ? k->saddr[0] > k->daddr[0] :
 						  k->sport > k->dport;
 
 	__builtin_memset(ck, 0, sizeof(*ck));
 	ck->proto = k->proto;
-	ck->family = 4;
 	if (swap) {
-		ck->addr[0][0] = k->daddr[0];
-		ck->addr[1][0] = k->saddr[0];
+		ck->addr[0] = k->daddr[0];
+		ck->addr[1] = k->saddr[0];
 		ck->port[0] = k->dport;
 		ck->port[1] = k->sport;
 		return 1;
 	}
-	ck->addr[0][0] = k->saddr[0];
-	ck->addr[1][0] = k->daddr[0];
+	ck->addr[0] = k->saddr[0];
+	ck->addr[1] = k->daddr[0];
 	ck->port[0] = k->sport;
 	ck->port[1] = k->dport;
 	return 0;
 }
 
+/* The note as conntrack hands it on keeps the low 16 bits of the epoch
+ * (struct ct_nat_slot): a note lives a second at most, far less than
+ * 32,768 removals of mappings take. */
 static __always_inline bool note_fresh(const struct sl_ct_nat_note *n,
 				       const struct nat_flow *fl)
 {
 	return n->addr && n->ifindex == fl->ifindex &&
-	       fl->now < n->fresh_until && n->epoch == fl->epoch &&
+	       fl->now < n->fresh_until && n->epoch == (fl->epoch & 0xffff) &&
 	       !(fl->epoch & 1) && !(fl->tcp_flags & (TCP_SYN | TCP_FIN | TCP_RST));
 }
 
@@ -1286,10 +1288,10 @@ static __always_inline bool note_fresh(const struct sl_ct_nat_note *n,
 static __noinline int snat_xdp(const struct nat_flow *fl,
 			       const struct sl_meta *m, struct nat_xlat *x)
 {
-	struct sl_ct_nat_note *note = NULL;
+	struct ct_nat_slot *note;
 	struct nat_check c = {};
 	struct ct_entry *e;
-	struct ct_key ck;
+	struct ct_key4 ck;
 	__u8 sender;
 	int ret;
 
@@ -1305,7 +1307,7 @@ static __noinline int snat_xdp(const struct nat_flow *fl,
 	/* The note is made behind a conntrack that found or made the entry
 	 * (else the lookup would miss, at the cost of a cache miss): once a
 	 * second at most for a flow. */
-	if (ret != 1 || !c.fresh_until || fl->k.family != 4 ||
+	if (ret != 1 || !c.fresh_until || (c.epoch & 1) || fl->k.family != 4 ||
 	    (fl->k.proto != SL_IPPROTO_TCP && fl->k.proto != SL_IPPROTO_UDP) ||
 	    !(m->ct_state & (SL_CT_NEW | SL_CT_ESTABLISHED)))
 		return ret;
@@ -1315,10 +1317,9 @@ static __noinline int snat_xdp(const struct nat_flow *fl,
 		note = &e->nat;
 		note->addr = x->addr[0];
 		note->port = x->port;
-		note->sender = sender;
+		note->epoch_sender = (c.epoch & 0xfffe) | sender;
 		note->ifindex = c.ifindex;
-		note->epoch = c.epoch;
-		note->fresh_until = c.fresh_until;
+		note->fresh = c.fresh_until >> CT_TIME_SHIFT;
 	}
 	return ret;
 }

@@ -815,12 +815,12 @@ static void carry_apply(const struct nat_carry *c, int cnt_fd, const struct nat_
 	}
 }
 
-/* The table of the conntrack instance CT_DEFAULT_NAME, where the XDP path
- * keeps a copy of a flow's translation in its connection's entry (nat_ct in
- * nat.bpf.c); -1 when there is none: the program then keeps the small
- * stand-in it declares, in which nothing is ever found, and works from its
- * own maps alone. A conntrack instance made later is used from NAT's next
- * load on. */
+/* The IPv4 table of the conntrack instance CT_DEFAULT_NAME, where the XDP
+ * path keeps a copy of a flow's translation in its connection's entry
+ * (nat_ct in nat.bpf.c); -1 when there is none: the program then keeps the
+ * small stand-in it declares, in which nothing is ever found, and works
+ * from its own maps alone. A conntrack instance made later is used from
+ * NAT's next load on. */
 static int ct_table_of(struct sl_ctx *ctx)
 {
 	struct bpf_map_info info = {};
@@ -838,7 +838,7 @@ static int ct_table_of(struct sl_ctx *ctx)
 	if (fd < 0)
 		return -1;
 	if (bpf_obj_get_info_by_fd(fd, &info, &len) || info.type != BPF_MAP_TYPE_LRU_HASH ||
-	    info.key_size != sizeof(struct ct_key) ||
+	    info.key_size != sizeof(struct ct_key4) ||
 	    info.value_size != sizeof(struct ct_entry)) {
 		close(fd);
 		return -1;

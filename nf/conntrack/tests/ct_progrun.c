@@ -592,25 +592,28 @@ static void short_udp(struct ct_config *c)
 	c->gc_interval_ms = 200;
 }
 
-/* Entries in the table, expired or not (what the sweep removes). */
+/* Entries in the tables, expired or not (what the sweep removes). */
 static long raw_entries(void)
 {
+	static const char *const tables[] = { "ct_table", "ct_table6" };
 	char dir[256];
-	struct ct_key k, n;
-	void *prev = NULL;
+	struct ct_key k, n; /* large enough for either table's key */
 	long cnt = 0;
-	int fd;
 
 	sl_instance_dir(ctx, CT, dir, sizeof(dir));
-	fd = sl_obj_get(dir, "ct_table");
-	if (fd < 0)
-		return -1;
-	while (!bpf_map_get_next_key(fd, prev, &n)) {
-		k = n;
-		prev = &k;
-		cnt++;
+	for (int t = 0; t < 2; t++) {
+		void *prev = NULL;
+		int fd = sl_obj_get(dir, tables[t]);
+
+		if (fd < 0)
+			return -1;
+		while (!bpf_map_get_next_key(fd, prev, &n)) {
+			k = n;
+			prev = &k;
+			cnt++;
+		}
+		close(fd);
 	}
-	close(fd);
 	return cnt;
 }
 

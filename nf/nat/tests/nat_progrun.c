@@ -1036,6 +1036,7 @@ static void test_xdp_ct_note(void)
 				       .dport = 53, .payload = 6);
 	const struct want w = { V_REDIRECT, "203.0.113.1", "198.51.100.2", 7200, 53 };
 	struct ct_find f = {};
+	struct ct_key4 k4;
 	__u32 forged;
 	int err, fd;
 
@@ -1058,7 +1059,8 @@ static void test_xdp_ct_note(void)
 	fd = ct_table_fd();
 	inet_pton(AF_INET, "203.0.113.99", &forged);
 	f.e.nat.addr = forged;
-	err = fd < 0 || f.n != 1 || bpf_map_update_elem(fd, &f.key, &f.e, BPF_EXIST);
+	ct_key4_of(&f.key, &k4);
+	err = fd < 0 || f.n != 1 || bpf_map_update_elem(fd, &k4, &f.e, BPF_EXIST);
 	check_report(!err, "xdp ct note/note changed by hand", NULL);
 	case_pkt("xdp ct note/a fresh note is used", if_in, SL_HOOK_XDP, &udp, 0,
 		 &(struct want){ V_REDIRECT, "203.0.113.99", "198.51.100.2", 7200, 53 }, NULL);
