@@ -85,8 +85,7 @@ struct fw_scan {
 	__u8 icmp_code;
 	bool broken; /* a tree that does not end in a leaf */
 	__u8 mac[6];
-	__u32 ntrees;
-	__u32 roots[FW_MAX_TREES];
+	const struct fw_config *cfg; /* the trees' roots (fw_scan_block's copy) */
 };
 
 static __always_inline int fw_in(const struct fw_rule *r, const __u64 *key,
@@ -183,12 +182,15 @@ static __always_inline __u32 fw_test(const struct fw_scan *s,
 static long fw_walk_tree(__u32 t, void *arg)
 {
 	struct fw_scan *s = arg;
+	__u64 tree = t;
 	__u32 node, child, k;
 	int i;
 
-	if (t >= FW_MAX_TREES)
+	/* The bound checked on the register the load uses. */
+	asm volatile("" : "+r"(tree));
+	if (tree >= FW_MAX_TREES || !s->cfg)
 		return 1;
-	node = s->roots[t];
+	node = s->cfg->roots[tree];
 	for (i = 0; i < FW_MAX_SDEPTH; i++) {
 		const struct fw_snode *n = bpf_map_lookup_elem(&fw_nodes, &node);
 		__u32 j;
@@ -212,17 +214,35 @@ static long fw_walk_tree(__u32 t, void *arg)
 
 /* One scan of every tree for the first rule of the key's block from
  * s->min on (s->match, or ~0). A global function: the verifier checks it
- * once, not once per round and caller. Returns -1 on a broken tree. */
+ * once, not once per round and caller. Its copy of the scan state is made
+ * field by field, each as wide as it was written: a word-wide copy of
+ * fields just stored in halves or bytes waits on store forwarding.
+ * Returns -1 on a broken tree. */
 __noinline int fw_scan_block(struct fw_scan *arg)
 {
 	struct fw_scan s;
+	__u32 zero = 0, n;
 
 	if (!arg)
 		return -1;
-	__builtin_memcpy(&s, arg, sizeof(s));
+	s.cfg = bpf_map_lookup_elem(&fw_config, &zero);
+	if (!s.cfg)
+		return -1;
+#pragma unroll
+	for (int d = 0; d < FW_DIMS; d++)
+		s.key[d] = arg->key[d];
+	s.first = 0;
+	s.min = arg->min;
 	s.match = ~0U;
-	bpf_loop(s.ntrees < FW_MAX_TREES ? s.ntrees : FW_MAX_TREES,
-		 fw_walk_tree, &s, 0);
+	s.tcp_flags = arg->tcp_flags;
+	s.ct_state = arg->ct_state;
+	s.icmp_code = arg->icmp_code;
+	s.broken = false;
+#pragma unroll
+	for (int i = 0; i < 6; i++)
+		s.mac[i] = arg->mac[i];
+	n = s.cfg->ntrees;
+	bpf_loop(n < FW_MAX_TREES ? n : FW_MAX_TREES, fw_walk_tree, &s, 0);
 	arg->match = s.match;
 	return s.broken ? -1 : 0;
 }
@@ -1011,8 +1031,6 @@ static __always_inline int firewall_run(void *ctx, struct sl_meta *m,
 	s->icmp_code = m->icmp_code;
 	if (data + 12 <= data_end)
 		__builtin_memcpy(s->mac, data + 6, 6);
-	s->ntrees = cfg->ntrees;
-	__builtin_memcpy(s->roots, cfg->roots, sizeof(s->roots));
 	w.m = m;
 	w.len = m->pkt_len;
 
