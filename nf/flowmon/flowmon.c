@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
-/* Flow monitor NF control code: loads an instance (its LRU flow table and
- * programs), reads the table back as oriented flows, and parses the small
+/* Flow monitor NF control code: loads an instance (its set-associative flow
+ * table and programs), reads the table back as oriented flows, and parses the small
  * filter language of `sluice flows` and `sluice top`. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -9,12 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/mman.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "flowmon.h"
 #include "flowmon.skel.h"
 
-static const char *const fm_pins[] = { "fm_flows", "fm_stats" };
+static const char *const fm_pins[] = { "fm_flows", "fm_stats", "fm_index", "fm_alloc" };
 
 int fm_load(struct sl_ctx *ctx, const char *name, __u32 max_flows)
 {
@@ -43,6 +44,9 @@ int fm_load(struct sl_ctx *ctx, const char *name, __u32 max_flows)
 		return sl_err(-errno, "cannot open the flowmon BPF object: %s",
 			      strerror(errno));
 	skel->rodata->fm_slot = inst.slot;
+	skel->rodata->fm_sets = max_flows / FM_WAYS;
+	skel->rodata->fm_max = max_flows;
+	bpf_map__set_max_entries(skel->maps.fm_index, max_flows / FM_WAYS);
 	bpf_map__set_max_entries(skel->maps.fm_flows, max_flows);
 	err = flowmon_bpf__load(skel);
 	if (err) {
@@ -52,6 +56,8 @@ int fm_load(struct sl_ctx *ctx, const char *name, __u32 max_flows)
 	err = sl_instance_stage_dir(ctx, &inst, stage, sizeof(stage));
 	err = err ?: sl_pin(stage, fm_pins[0], bpf_map__fd(skel->maps.fm_flows));
 	err = err ?: sl_pin(stage, fm_pins[1], bpf_map__fd(skel->maps.fm_stats));
+	err = err ?: sl_pin(stage, fm_pins[2], bpf_map__fd(skel->maps.fm_index));
+	err = err ?: sl_pin(stage, fm_pins[3], bpf_map__fd(skel->maps.fm_alloc));
 	err = err ?: sl_pin(stage, "prog_xdp", bpf_program__fd(skel->progs.flowmon_xdp));
 	err = err ?: sl_pin(stage, "prog_tc", bpf_program__fd(skel->progs.flowmon_tc));
 	err = err ?: sl_instance_commit(ctx, &inst, bpf_program__fd(skel->progs.flowmon_xdp),
@@ -135,7 +141,7 @@ static void fm_view(const char *inst, const struct fm_key *k,
 	v->tcp_flags[1] = f->tcp_flags[rev];
 	v->retrans[0] = f->retrans[fwd];
 	v->retrans[1] = f->retrans[rev];
-	v->rtt_ns = f->rtt_ns;
+	v->rtt_ns = f->rtt_state == FM_RTT_DONE ? f->syn_rtt_ns : 0;
 	v->first_ns = f->first_ns;
 	v->last_ns = f->last_ns;
 	v->key = *k;
@@ -161,64 +167,149 @@ static int fm_list_add(struct fm_list *l, struct fm_flow_view **out)
 	return 0;
 }
 
-static int fm_key_cmp(const void *a, const void *b)
+/* The entries in use of an instance's table, one per flow. */
+struct fm_table {
+	struct fm_entry *e;
+	size_t n;
+	__u32 max_entries;
+};
+
+static int fm_entry_cmp(const void *a, const void *b)
 {
-	return memcmp(&((const struct fm_flow_view *)a)->key,
-		      &((const struct fm_flow_view *)b)->key, sizeof(struct fm_key));
+	return memcmp(&((const struct fm_entry *)a)->key,
+		      &((const struct fm_entry *)b)->key, sizeof(struct fm_key));
 }
 
-/* Drops the flows read twice in v[from..n): a key evicted under the walk
- * makes the kernel restart it from the first key. */
-static void fm_list_dedup(struct fm_list *l, size_t from)
+/* Adds the record of b to a, the same flow: two CPUs that saw its first
+ * packet at once may each have given it an entry. */
+static void fm_flow_merge(struct fm_flow *a, const struct fm_flow *b)
 {
-	size_t out = from;
+	if (a->rtt_state != FM_RTT_DONE && b->rtt_state != FM_RTT_NONE) {
+		a->syn_rtt_ns = b->syn_rtt_ns;
+		a->rtt_state = b->rtt_state;
+		a->init_dir = b->init_dir;
+	}
+	for (int d = 0; d < 2; d++) {
+		a->packets[d] += b->packets[d];
+		a->bytes[d] += b->bytes[d];
+		a->retrans[d] += b->retrans[d];
+		a->tcp_flags[d] |= b->tcp_flags[d];
+	}
+	if (b->first_ns < a->first_ns)
+		a->first_ns = b->first_ns;
+	if (b->last_ns > a->last_ns)
+		a->last_ns = b->last_ns;
+}
 
-	qsort(l->v + from, l->n - from, sizeof(*l->v), fm_key_cmp);
-	for (size_t i = from; i < l->n; i++)
-		if (out == from || fm_key_cmp(&l->v[out - 1], &l->v[i]))
-			l->v[out++] = l->v[i];
+/* Sorts the entries by key and merges those of one flow. */
+static void fm_table_merge(struct fm_table *t)
+{
+	size_t out = 0;
+
+	qsort(t->e, t->n, sizeof(*t->e), fm_entry_cmp);
+	for (size_t i = 0; i < t->n; i++)
+		if (out && !fm_entry_cmp(&t->e[out - 1], &t->e[i]))
+			fm_flow_merge(&t->e[out - 1].flow, &t->e[i].flow);
 		else
-			l->v[out - 1] = l->v[i]; /* the later read is newer */
-	l->n = out;
+			t->e[out++] = t->e[i];
+	t->n = out;
 }
 
-/* Appends the flows of one instance. Entries evicted while we walk are
- * skipped: the table moves under us, a snapshot is never exact, but each
- * flow is listed once and the walk is bounded by the table's size. */
-static int fm_read_one(struct sl_ctx *ctx, const char *name, struct fm_list *l)
+/* Maps a table of instance name read-only: n values of size bytes, or
+ * an error when the pin is not such a table (an instance of an older
+ * sluice). */
+static const void *fm_map(struct sl_ctx *ctx, const char *name, const char *pin,
+			  __u32 size, __u32 *n, size_t *len, int *err)
 {
-	struct fm_key key, next;
-	struct fm_flow flow;
-	struct fm_flow_view *v = NULL;
-	int fd = fm_open_pin(ctx, name, "fm_flows"), err = 0;
+	int fd = fm_open_pin(ctx, name, pin);
 	struct bpf_map_info mi = {};
 	__u32 mlen = sizeof(mi);
-	size_t from = l->n;
-	__u64 steps = 0;
-	void *prev = NULL;
+	void *p = NULL;
 
-	if (fd < 0)
-		return fd;
-	if (bpf_obj_get_info_by_fd(fd, &mi, &mlen)) {
-		err = sl_err(-errno, "cannot read flowmon '%s': %s", name, strerror(errno));
-		close(fd);
-		return err;
+	*err = 0;
+	if (fd < 0) {
+		*err = fd;
+		return NULL;
 	}
-	/* Restarts under churn: at most twice the table, then stop. */
-	while (steps++ < 2ULL * mi.max_entries &&
-	       !bpf_map_get_next_key(fd, prev, &next)) {
-		key = next;
-		prev = &key;
-		if (bpf_map_lookup_elem(fd, &key, &flow))
-			continue;
-		err = fm_list_add(l, &v);
-		if (err)
-			break;
-		fm_view(name, &key, &flow, v);
+	if (bpf_obj_get_info_by_fd(fd, &mi, &mlen)) {
+		*err = sl_err(-errno, "cannot read flowmon '%s': %s", name, strerror(errno));
+	} else if (mi.type != BPF_MAP_TYPE_ARRAY || mi.value_size != size ||
+		   !(mi.map_flags & BPF_F_MMAPABLE) || !mi.max_entries) {
+		*err = sl_err(-EINVAL, "flowmon '%s' has the flow table of an older sluice: "
+			      "delete the instance and attach it again", name);
+	} else {
+		*n = mi.max_entries;
+		*len = (size_t)mi.max_entries * size;
+		p = mmap(NULL, *len, PROT_READ, MAP_SHARED, fd, 0);
+		if (p == MAP_FAILED) {
+			*err = sl_err(-errno, "cannot map flowmon '%s': %s", name,
+				      strerror(errno));
+			p = NULL;
+		}
 	}
 	close(fd);
-	if (!err)
-		fm_list_dedup(l, from);
+	return p;
+}
+
+/* Reads the table of instance name in place: a snapshot of a moving
+ * table, never exact, but each flow once and bounded by the table's size.
+ * An entry is kept only when its index word is the same before and after
+ * the copy: one replaced under us is left out, not read half old, half
+ * new. */
+static int fm_table_read(struct sl_ctx *ctx, const char *name, struct fm_table *t)
+{
+	const struct fm_entry *pool = NULL;
+	const struct fm_set *index;
+	size_t ilen = 0, plen = 0;
+	__u32 nsets = 0, npool = 0;
+	int err;
+
+	memset(t, 0, sizeof(*t));
+	index = fm_map(ctx, name, "fm_index", sizeof(*index), &nsets, &ilen, &err);
+	if (index)
+		pool = fm_map(ctx, name, "fm_flows", sizeof(*pool), &npool, &plen, &err);
+	if (err)
+		goto out;
+	t->max_entries = npool;
+	t->e = malloc((size_t)nsets * FM_WAYS * sizeof(*t->e));
+	if (!t->e) {
+		err = sl_err(-ENOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t s = 0; s < nsets; s++)
+		for (int i = 0; i < FM_WAYS; i++) {
+			const __u64 *slot = &index[s].slot[i];
+			__u64 w = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+
+			if (!FM_SLOT_USED(w) || FM_SLOT_IDX(w) >= npool)
+				continue;
+			memcpy(&t->e[t->n], &pool[FM_SLOT_IDX(w)], sizeof(*t->e));
+			__atomic_thread_fence(__ATOMIC_ACQUIRE);
+			if (__atomic_load_n(slot, __ATOMIC_RELAXED) == w)
+				t->n++;
+		}
+	fm_table_merge(t);
+out:
+	if (index)
+		munmap((void *)index, ilen);
+	if (pool)
+		munmap((void *)pool, plen);
+	return err;
+}
+
+/* Appends the flows of one instance. */
+static int fm_read_one(struct sl_ctx *ctx, const char *name, struct fm_list *l)
+{
+	struct fm_flow_view *v = NULL;
+	struct fm_table t;
+	int err = fm_table_read(ctx, name, &t);
+
+	for (size_t i = 0; i < t.n && !err; i++) {
+		err = fm_list_add(l, &v);
+		if (!err)
+			fm_view(name, &t.e[i].key, &t.e[i].flow, v);
+	}
+	free(t.e);
 	return err;
 }
 
@@ -263,12 +354,10 @@ int fm_flows_read(struct sl_ctx *ctx, const char *name,
 int fm_info_read(struct sl_ctx *ctx, const char *name, struct fm_info *info)
 {
 	int ncpu = libbpf_num_possible_cpus();
-	int flows_fd = -1, stats_fd = -1, err = 0;
-	struct bpf_map_info mi = {};
-	__u32 mlen = sizeof(mi), zero = 0;
-	struct fm_key key, next;
+	int stats_fd = -1, err = 0;
+	struct fm_table t = {};
 	struct fm_stats *per;
-	void *prev = NULL;
+	__u32 zero = 0;
 
 	memset(info, 0, sizeof(*info));
 	/* The per-CPU lookup writes ncpu values: no guess when unknown. */
@@ -277,18 +366,20 @@ int fm_info_read(struct sl_ctx *ctx, const char *name, struct fm_info *info)
 	per = calloc(ncpu, sizeof(*per));
 	if (!per)
 		return sl_err(-ENOMEM, "out of memory");
-	flows_fd = fm_open_pin(ctx, name, "fm_flows");
-	stats_fd = flows_fd < 0 ? -1 : fm_open_pin(ctx, name, "fm_stats");
-	if (flows_fd < 0 || stats_fd < 0) {
-		err = flows_fd < 0 ? flows_fd : stats_fd;
+	stats_fd = fm_open_pin(ctx, name, "fm_stats");
+	if (stats_fd < 0) {
+		err = stats_fd;
 		goto out;
 	}
-	if (bpf_obj_get_info_by_fd(flows_fd, &mi, &mlen) ||
-	    bpf_map_lookup_elem(stats_fd, &zero, per)) {
+	if (bpf_map_lookup_elem(stats_fd, &zero, per)) {
 		err = sl_err(-errno, "cannot read flowmon '%s': %s", name, strerror(errno));
 		goto out;
 	}
-	info->max_flows = mi.max_entries;
+	err = fm_table_read(ctx, name, &t);
+	if (err)
+		goto out;
+	info->max_flows = t.max_entries;
+	info->flows = t.n;
 	for (int c = 0; c < ncpu; c++) {
 		info->stats.created += per[c].created;
 		info->stats.insert_failed += per[c].insert_failed;
@@ -298,19 +389,10 @@ int fm_info_read(struct sl_ctx *ctx, const char *name, struct fm_info *info)
 		for (int b = 0; b < FM_RTT_BUCKETS; b++)
 			info->stats.rtt_buckets[b] += per[c].rtt_buckets[b];
 	}
-	/* A walk restarted by an eviction counts some flows twice: the
-	 * table never holds more than its size. */
-	while (info->flows < mi.max_entries &&
-	       !bpf_map_get_next_key(flows_fd, prev, &next)) {
-		key = next;
-		prev = &key;
-		info->flows++;
-	}
 out:
-	if (flows_fd >= 0)
-		close(flows_fd);
 	if (stats_fd >= 0)
 		close(stats_fd);
+	free(t.e);
 	free(per);
 	return err;
 }

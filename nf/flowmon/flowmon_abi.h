@@ -2,17 +2,27 @@
 /* Flow monitor NF: structures shared between its BPF program and control
  * code. One record per flow (5-tuple), both directions joined: the key puts
  * the lower (address, port) end first, and per-direction fields are indexed
- * by FM_DIR_AB (packets from end a to end b) or FM_DIR_BA. The table is an
- * LRU hash, so memory is bounded and the least recently seen flows go
- * first when it is full. */
+ * by FM_DIR_AB (packets from end a to end b) or FM_DIR_BA.
+ *
+ * The table is an index and a pool. The index is set-associative: a set
+ * is one cache line of FM_WAYS words, chosen by a hash of the key; a word
+ * holds part of the key's hash and where the flow's entry is in the pool.
+ * The pool holds the entries (key and record, 128 bytes each, aligned) in
+ * the order flows arrive. A packet reads one index line and its entry: no
+ * key hashing helper, no list walk. A new flow takes a free word of its
+ * set and the next entry of the pool; in a full set it takes the word and
+ * entry of the flow least recently seen there. Memory is bounded, old
+ * flows go first. */
 #ifndef SLUICE_FLOWMON_ABI_H
 #define SLUICE_FLOWMON_ABI_H
 
-/* Flows kept per instance unless the loader asks otherwise: about 9 MB
- * (key 40 + value 88 bytes + hash overhead per entry). */
+/* Flows kept per instance unless the loader asks otherwise: 8 MB (128
+ * bytes an entry). */
 #define FM_FLOWS_DEFAULT 65536
 #define FM_FLOWS_MIN 64
 #define FM_FLOWS_MAX (1 << 22)
+#define FM_WAYS 8 /* index words a set (one cache line); max_flows % FM_WAYS
+		   * entries stay unused */
 
 enum fm_dir {
 	FM_DIR_AB = 0,
@@ -29,22 +39,59 @@ struct fm_key {
 	__u16 pad;
 };
 
-/* Counters are updated with atomic adds (the map is shared by all CPUs);
+enum fm_rtt_state {
+	FM_RTT_NONE = 0,
+	FM_RTT_SYN, /* syn_rtt_ns: bpf_ktime_get_ns() of the first SYN */
+	FM_RTT_DONE, /* syn_rtt_ns: SYN to SYN-ACK as seen here */
+};
+
+/* Counters are updated with atomic adds (the table is shared by all CPUs);
  * the other fields are written without locks, once or rarely. */
 struct fm_flow {
-	__u64 first_ns; /* bpf_ktime_get_coarse_ns() of the first packet */
-	__u64 last_ns; /* ... of the latest (CLOCK_MONOTONIC, tick precision) */
+	__u64 last_ns; /* bpf_ktime_get_coarse_ns() of the latest packet
+			* (CLOCK_MONOTONIC, tick precision) */
 	__u64 packets[2]; /* by enum fm_dir */
 	__u64 bytes[2]; /* frame bytes, as the pipeline counts them */
-	__u64 syn_ns; /* bpf_ktime_get_ns() of the first SYN without ACK */
-	__u64 rtt_ns; /* SYN to SYN-ACK as seen here; 0: not measured */
+	__u64 first_ns; /* ... of the first packet */
+	__u64 syn_rtt_ns; /* by rtt_state */
 	__u32 seq_end[2]; /* highest TCP sequence + payload seen, per dir */
 	__u32 retrans[2]; /* TCP data segments not beyond seq_end */
 	__u8 tcp_flags[2]; /* OR of the flags seen, per dir */
 	__u8 seq_valid[2]; /* seq_end holds a value */
 	__u8 init_dir; /* direction of the first packet, or of the SYN */
-	__u8 syn_dir; /* direction of the SYN (when syn_ns) */
-	__u8 pad[2];
+	__u8 syn_dir; /* direction of the SYN (rtt_state not NONE) */
+	__u8 rtt_state; /* enum fm_rtt_state */
+	__u8 pad;
+};
+
+/* Index words: free, being written by one CPU, or in use: bit 63 set, the
+ * hash's low 31 bits above the entry's place in the pool (most flows of a
+ * set are told apart without reading their entries). */
+#define FM_SLOT_FREE 0ULL
+#define FM_SLOT_BUSY 1ULL
+#define FM_SLOT(hash, idx) ((__u64)((hash) | 0x80000000u) << 32 | (__u32)(idx))
+#define FM_SLOT_USED(w) ((w) >> 63)
+#define FM_SLOT_IDX(w) ((__u32)(w))
+
+struct fm_set {
+	__u64 slot[FM_WAYS];
+};
+
+/* An entry of the pool. One being replaced may still take a packet of its
+ * old flow from another CPU (as entries of the kernel's LRU hash could):
+ * counts are exact for flows that stay in the table. */
+struct fm_entry {
+	struct fm_key key;
+	struct fm_flow flow;
+	__u64 pad;
+};
+
+_Static_assert(sizeof(struct fm_entry) == 128 && sizeof(struct fm_set) == 64,
+	       "fm_entry: two cache lines, fm_set: one (the tables are page-aligned)");
+
+/* Entries of the pool given out so far. */
+struct fm_alloc {
+	__u64 next;
 };
 
 /* Handshake times (SYN to SYN-ACK) are also counted per instance in
