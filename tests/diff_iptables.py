@@ -1252,6 +1252,8 @@ class ImportHarness(Harness):
             self.out_mac[k] = j[0]["address"]
         self.answers = {"A": [], "B": []}
         self.tot_counters = 0
+        self.tot_sets = 0
+        self.tot_bad = 0  # packet, answer and counter mismatches
         self.rwant = set()  # replies (--ct): seen when they reach the sender
 
     def drain(self, want, seen):
@@ -1445,6 +1447,8 @@ class ImportHarness(Harness):
         self.tot_packets += len(pkts)
         self.tot_accept += n_acc
         self.tot_drop += len(pkts) - n_acc
+        self.tot_sets += 1
+        self.tot_bad += len(bad) + len(cbad)
         if not bad and not cbad:
             log("PASS: %s seed=%s rules=%d packets=%d (accepted %d, dropped %d, "
                 "%d REJECT answers)" % (label, seed, nrules, len(pkts), n_acc,
@@ -1520,11 +1524,18 @@ def main_import(args, topo):
         else:
             pk = h.make_packets(rnd, args.packets, back=0.4)
             h.run_files("import", s, f4, f6, pk)
+    # Verdicts: each packet's accept/drop, and each REJECT answer (its
+    # ICMP type and code or TCP reset, the packet it quotes). Counters:
+    # packets and bytes of every rule and of the FORWARD policy.
     log("diff import: %d random rule sets (%d with conntrack states) and %d fixed ones, "
         "%d packets compared (%d accepted, %d dropped, %d REJECT answers), "
         "%d counters compared, %d failing sets, %.1f s"
         % (args.seeds, nct, nfixed, h.tot_packets, h.tot_accept, h.tot_drop, h.tot_answers,
            h.tot_counters, h.fails, time.time() - t0))
+    log("diff import totals: sets %d, packets %d, verdicts compared %d, counters compared %d, "
+        "mismatches %d" % (h.tot_sets, h.tot_packets, h.tot_packets + h.tot_answers,
+                           h.tot_counters, h.tot_bad))
+    log("diff import: %d passed, %d failed" % (h.tot_sets - h.fails, h.fails))
     if nct:
         log("diff import: conntrack states sluice gave in the conntrack sets: %s"
             % ", ".join("%s %d" % kv for kv in sorted(states.items())))
