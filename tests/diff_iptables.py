@@ -781,15 +781,62 @@ class Harness:
 # import` supports, loaded as they are on both routers: sluice imports the
 # file, the kernel restores it. Only the kernel is the reference here.
 
-ICMP4_NAMES = ["echo-request", "echo-reply", "destination-unreachable", "time-exceeded"]
+ICMP4_NAMES = ["echo-request", "echo-reply", "destination-unreachable", "time-exceeded",
+               "network-unreachable", "host-unreachable", "protocol-unreachable",
+               "port-unreachable", "source-quench", "redirect", "parameter-problem",
+               "timestamp-request", "timestamp-reply"]
+ICMP6_NAMES = ["destination-unreachable", "no-route", "packet-too-big", "time-exceeded",
+               "parameter-problem", "echo-request", "echo-reply", "router-solicitation",
+               "neighbour-solicitation", "neighbour-advertisement"]
+# -p by name (/etc/protocols), as iptables-save prints some of them.
+RULE_PROTO_NAMES = ["esp", "sctp", "gre", "all"]
 
 
 def ipt_ports(rnd, lst):
     out = []
     for _ in range(rnd.randint(1, 4) if lst else 1):
         lo, hi = port_range(rnd)
-        out.append(str(lo) if lo == hi else "%d:%d" % (lo, hi))
+        if lo == hi:
+            out.append(str(lo))
+        elif not lst and lo == 0 and rnd.random() < 0.5:
+            out.append(":%d" % hi)  # open ranges, as iptables takes them
+        elif not lst and hi == 65535 and rnd.random() < 0.5:
+            out.append("%d:" % lo)
+        else:
+            out.append("%d:%d" % (lo, hi))
     return ",".join(out)
+
+
+def ipt_prefix(rnd, pfx):
+    """A prefix as written in a file: IPv4 sometimes with a dotted mask."""
+    net = ipaddress.ip_network(pfx)
+    if net.version == 4 and rnd.random() < 0.15:
+        return "%s/%s" % (net.network_address, net.netmask)
+    return pfx
+
+
+def xt_limit_credits(user):
+    """xt_limit's user2credits() in its u32 arithmetic (HZ 250)."""
+    user &= 0xFFFFFFFF
+    if user > 0xFFFFFFFF // 32000:
+        return (user // 10000 * 32000) & 0xFFFFFFFF
+    return user * 32000 // 10000
+
+
+def ipt_limit(rnd):
+    """-m limit per hour or day: no token comes back during a run, so the
+    verdicts do not depend on timing. Bursts where xt_limit's credit cap
+    wraps (smaller than burst x cost, kept so) are in; those its overflow
+    check refuses are not."""
+    if rnd.random() < 0.1:
+        return "-m limit"  # 3/hour, burst 5
+    while True:
+        n, per = rnd.randint(1, 5), rnd.choice([3600, 86400])
+        b = rnd.randint(1, 8) if rnd.random() < 0.8 else rnd.randint(30, 45)
+        avg = 10000 * per // n
+        if xt_limit_credits(avg * b) >= xt_limit_credits(avg):
+            return "-m limit --limit %d/%s --limit-burst %d" % (
+                n, "hour" if per == 3600 else "day", b)
 
 
 def neg(rnd, p=0.25):
@@ -815,11 +862,19 @@ def ipt_gen_rule(rnd, fam, chain, users, depth, ct=False):
     back = BACK4_PREFIXES if fam == 4 else BACK6_PREFIXES
     for opt in ("-s", "-d"):
         if rnd.random() < 0.35:
-            pfx = rnd.choice(pool + back if opt == "-s" else pool)
+            pick = pool + back if opt == "-s" else pool
+            pfx = rnd.choice(pick)
             n = neg(rnd)
             if n and pfx.endswith("/0"):
                 n = ""  # iptables-nft refuses "! -s 0.0.0.0/0"
-            w.append("%s%s %s" % (n, opt, pfx))
+            if not n and rnd.random() < 0.15:
+                # A list: iptables-restore makes a rule of each address
+                # (sources outer), each with its own counter.
+                pfx = ",".join(rnd.choice(pick) for _ in range(rnd.randint(2, 3)))
+            w.append("%s%s %s" % (n, opt, ",".join(ipt_prefix(rnd, p) for p in pfx.split(","))))
+    if any("," in x for x in w):
+        # iptables refuses "!" on either address when one is a list.
+        w = [x[2:] if x.startswith("! ") else x for x in w]
     if rnd.random() < 0.12:
         w.append("%s-i %s" % (neg(rnd), rnd.choice([IF_IN, IF_OUT, "in+", "ou+", "+"])))
     if chain != "INPUT" and rnd.random() < 0.08:
@@ -832,13 +887,17 @@ def ipt_gen_rule(rnd, fam, chain, users, depth, ct=False):
         proto = "udp"
     elif x < 0.75:
         proto = "icmp" if fam == 4 else "ipv6-icmp"
-    elif x < 0.82:
+    elif x < 0.79:
         proto = str(rnd.choice(RULE_PROTO_NUMS))
+    elif x < 0.82:
+        proto = rnd.choice(RULE_PROTO_NAMES)
     if proto:
-        w.append("%s-p %s" % (neg(rnd, 0.1), proto))
+        # "! -p all" is refused by iptables ("would never match").
+        w.append("%s-p %s" % (neg(rnd, 0.1) if proto != "all" else "", proto))
     if proto in ("tcp", "udp") and not w[-1].startswith("!"):
         if rnd.random() < 0.5:
-            m = ["-m", proto]
+            # -m tcp may be left out: -p tcp loads it (not so in iptables-save).
+            m = ["-m", proto] if rnd.random() < 0.85 else []
             if rnd.random() < 0.5:
                 m.append("%s--sport %s" % (neg(rnd), ipt_ports(rnd, False)))
             if rnd.random() < 0.6:
@@ -850,15 +909,16 @@ def ipt_gen_rule(rnd, fam, chain, users, depth, ct=False):
                     mask = rnd.randrange(1, 64)
                     comp = mask & rnd.randrange(64)
                     m.append("%s--tcp-flags %s %s" % (neg(rnd), flag_names(mask), flag_names(comp)))
-            w.append(" ".join(m))
+            if m:
+                w.append(" ".join(m))
         elif rnd.random() < 0.5:
             opt = rnd.choice(["--dports", "--sports", "--ports"])
             w.append("-m multiport %s%s %s" % (neg(rnd, 0.2), opt, ipt_ports(rnd, True)))
     if proto in ("icmp", "ipv6-icmp") and not w[-1].startswith("!") and rnd.random() < 0.6:
         types = ICMP4_TYPES if fam == 4 else ICMP6_TYPES
         t = str(rnd.choice(types))
-        if fam == 4 and rnd.random() < 0.15:
-            t = rnd.choice(ICMP4_NAMES + ["any"])
+        if rnd.random() < 0.15:
+            t = rnd.choice(ICMP4_NAMES + ["any"] if fam == 4 else ICMP6_NAMES)
         elif rnd.random() < 0.2:
             t += "/%d" % rnd.choice([0, 1, 3])
         if fam == 4:
@@ -878,13 +938,13 @@ def ipt_gen_rule(rnd, fam, chain, users, depth, ct=False):
     if rnd.random() < 0.05:
         # Per hour: no token comes back during a run, so the verdicts do
         # not depend on timing: the first `burst` matching packets pass.
-        w.append("-m limit --limit %d/hour --limit-burst %d" % (rnd.randint(1, 5), rnd.randint(1, 8)))
+        w.append(ipt_limit(rnd))
     x = rnd.random()
     callable_ = [u for u in users if u[1] > depth]
     if callable_ and x < 0.25:
         w.append("%s %s" % ("-g" if rnd.random() < 0.2 else "-j", rnd.choice(callable_)[0]))
-    elif x < 0.3 and chain not in ("INPUT", "FORWARD", "OUTPUT"):
-        w.append("-j RETURN")
+    elif x < 0.3 and (chain not in ("INPUT", "FORWARD", "OUTPUT") or rnd.random() < 0.15):
+        w.append("-j RETURN")  # in a built-in chain: its policy
     elif x < 0.35:
         w.append('-j LOG --log-prefix "sl%d "' % rnd.randrange(100))
     elif x < 0.38:
@@ -893,6 +953,8 @@ def ipt_gen_rule(rnd, fam, chain, users, depth, ct=False):
         types = REJECT4 if fam == 4 else REJECT6
         tcp = proto == "tcp" and "! -p tcp" not in " ".join(w)
         t = rnd.choice(types + (["tcp-reset"] * 3 if tcp else []))
+        if rnd.random() < 0.2:
+            t = REJECT_ALIASES.get((fam, t), t)
         w.append("-j REJECT" + ("" if rnd.random() < 0.15 else " --reject-with " + t))
     else:
         w.append("-j " + rnd.choice(["ACCEPT", "DROP"]))
@@ -904,6 +966,19 @@ REJECT4 = ["icmp-net-unreachable", "icmp-host-unreachable", "icmp-port-unreachab
            "icmp-admin-prohibited"]
 REJECT6 = ["icmp6-no-route", "icmp6-adm-prohibited", "icmp6-addr-unreachable",
            "icmp6-port-unreachable"]
+# iptables' short names (libipt_REJECT, libip6t_REJECT).
+REJECT_ALIASES = {(4, "icmp-net-unreachable"): "net-unreach",
+                  (4, "icmp-host-unreachable"): "host-unreach",
+                  (4, "icmp-port-unreachable"): "port-unreach",
+                  (4, "icmp-proto-unreachable"): "proto-unreach",
+                  (4, "icmp-net-prohibited"): "net-prohib",
+                  (4, "icmp-host-prohibited"): "host-prohib",
+                  (4, "icmp-admin-prohibited"): "admin-prohib",
+                  (4, "tcp-reset"): "tcp-rst",
+                  (6, "icmp6-no-route"): "no-route",
+                  (6, "icmp6-adm-prohibited"): "adm-prohibited",
+                  (6, "icmp6-addr-unreachable"): "addr-unreach",
+                  (6, "icmp6-port-unreachable"): "port-unreach"}
 
 
 def ipt_gen_file(rnd, fam, nrules, ct=False):
@@ -1476,6 +1551,36 @@ def main_import(args, topo):
     h.tot_answers = 0
     nct = nfixed = 0
     states = {}
+    # Address lists: one rule per address for iptables-restore (a packet
+    # in two of them counts, logs, calls the chain and takes limit tokens
+    # twice), with the other rules a packet goes on to.
+    rnd = random.Random(434343)
+    hdr = ("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+           ":U0 - [0:0]\n")
+    body = ("-A FORWARD -s {a},{b},{back} -d {c},{a}\n"
+            "-A FORWARD -s {a},{b} -j U0\n"
+            "-A FORWARD -d {c},{a} -j LOG --log-prefix \"dup \"\n"
+            "-A FORWARD -s {backh},{back} -p udp -m limit --limit 1/hour --limit-burst 3 -j ACCEPT\n"
+            "-A FORWARD -s {back},{backh} -p udp -j REJECT --reject-with {rej}\n"
+            "-A FORWARD -p tcp -s {backh},{back},{b} -j REJECT --reject-with {rst}\n"
+            "-A U0 -p tcp\n-A U0 -d {c} -j DROP\n-A U0 -j RETURN\nCOMMIT\n")
+    f4 = hdr + body.format(a="10.0.0.0/8", b="10.1.0.0/255.255.0.0", c="192.0.2.0/24",
+                           back="10.76.0.0/14", backh="10.77.0.0/16",
+                           rej="host-prohib", rst="tcp-rst")
+    f6 = hdr + body.format(a="2001:db8::/32", b="2001:db8:1::/48", c="fd00::/8",
+                           back="2001:db8:76::/47", backh="2001:db8:77::/48",
+                           rej="adm-prohibited", rst="tcp-reset")
+    h.run_files("import-addr-lists", 0, f4, f6, h.make_packets(rnd, 600, back=0.5))
+    # Limits: iptables' defaults (-m limit alone: 3/hour, burst 5) and caps
+    # xt_limit's u32 arithmetic wraps (1/day burst 3 lets one packet by,
+    # 1/hour burst 40 two, 2/day burst 6 two).
+    f = hdr + ("-A FORWARD -p udp -m limit -j ACCEPT\n"
+               "-A FORWARD -p tcp -m limit --limit 1/day --limit-burst 3 -j ACCEPT\n"
+               "-A FORWARD -p tcp -m limit --limit 1/hour --limit-burst 40 -j ACCEPT\n"
+               "-A FORWARD -m limit --limit 2/day --limit-burst 6 -j ACCEPT\n"
+               "-A FORWARD -j DROP\nCOMMIT\n")
+    h.run_files("import-limit-defaults-wraps", 0, f, f, h.make_packets(rnd, 400))
+    nfixed += 2
     if args.ct != "off" and not args.ct_probe:
         # Fixed sets first: whatever one state decides. (With NEW dropped,
         # replies must not pass as ESTABLISHED: a dropped packet leaves no

@@ -557,6 +557,17 @@ static int parse_states(const char *arg, __u8 *mask)
 	return 0;
 }
 
+/* xt_limit's user2credits(), in its u32 arithmetic: the products wrap
+ * there (rate x burst first), and the kernel keeps what they wrap to. */
+static __u32 limit_credits(__u32 user)
+{
+	const __u32 per_sec = FW_LIMIT_HZ * FW_LIMIT_CREDITS_PER_TICK;
+
+	if (user > 0xFFFFFFFFU / per_sec)
+		return (user / FW_LIMIT_SCALE) * per_sec;
+	return user * per_sec / FW_LIMIT_SCALE;
+}
+
 /* N/sec|minute|hour|day as xt_limit stores it: FW_LIMIT_SCALE units of
  * seconds per packet. */
 static int parse_rate(const char *arg, __u64 *avg)
@@ -631,6 +642,7 @@ static const struct {
 	{ "icmp6-port-unreachable", FW_REJ_ICMP6_PORT_UNREACH, 6 },
 	{ "port-unreach", FW_REJ_ICMP6_PORT_UNREACH, 6 },
 	{ "tcp-reset", FW_REJ_TCP_RESET, 0 },
+	{ "tcp-rst", FW_REJ_TCP_RESET, 4 },
 };
 
 /* ---- one rule --------------------------------------------------------- */
@@ -765,8 +777,12 @@ static int rule_parse(struct ipt_table *t, struct ipt_rule *r, char **tok, int n
 			mods |= modules[k].bit;
 			if (modules[k].bit & (MOD_TCP | MOD_UDP | MOD_ICMP | MOD_ICMP6 | MOD_MULTIPORT))
 				r->l4 = true; /* these never match later fragments */
-			if (modules[k].bit == MOD_LIMIT)
-				limit_seen = true;
+			if (modules[k].bit == MOD_LIMIT) {
+				/* iptables' defaults: 3/hour, burst 5 */
+				limit_seen = r->limit = true;
+				r->limit_avg = FW_LIMIT_SCALE * 3600 / 3;
+				r->limit_burst = 5;
+			}
 		} else if (!strcmp(o, "--sport") || !strcmp(o, "--source-port") ||
 			   !strcmp(o, "--dport") || !strcmp(o, "--destination-port")) {
 			bool s = strstr(o, "sport") || strstr(o, "source");
@@ -909,11 +925,6 @@ static int rule_parse(struct ipt_table *t, struct ipt_rule *r, char **tok, int n
 			NONEG();
 			if (!(mods & MOD_LIMIT))
 				return sl_err(-EINVAL, "%s needs -m limit", o);
-			r->limit = true;
-			if (!r->limit_burst)
-				r->limit_burst = 5;
-			if (!r->limit_avg)
-				r->limit_avg = FW_LIMIT_SCALE * 3600 / 3; /* 3/hour */
 			if (o[7] == '-') {
 				if (parse_u64(v, 10000, &b) || !b)
 					return sl_err(-EINVAL, "bad --limit-burst '%s'", v);
@@ -993,9 +1004,9 @@ static int rule_parse(struct ipt_table *t, struct ipt_rule *r, char **tok, int n
 		return sl_err(-EINVAL, "'!' at the end");
 	if (r->target == FW_REJECT && !r->reject)
 		r->reject = family == 4 ? FW_REJ_ICMP_PORT_UNREACH : FW_REJ_ICMP6_PORT_UNREACH;
-	/* xt_limit multiplies in 32 bits and refuses what overflows. */
-	if (r->limit && (__u32)((__u32)r->limit_avg * r->limit_burst) / r->limit_burst !=
-	    r->limit_avg)
+	/* xt_limit's overflow check, its 32-bit wraps included */
+	if (r->limit && limit_credits((__u32)r->limit_avg * r->limit_burst) <
+	    limit_credits(r->limit_avg))
 		return sl_err(-EINVAL, "-m limit: rate too low for its burst (the kernel's "
 			      "xt_limit refuses it too)");
 	return 0;
@@ -1081,6 +1092,78 @@ static int add_chain(struct ipt_table *t, const char *name, int policy)
 	return 0;
 }
 
+static int add_rule(struct ipt_table *t, int line, char **tok, int ntok)
+{
+	struct ipt_rule *r = realloc(t->rules, (t->nrules + 1) * sizeof(*r));
+
+	if (!r)
+		return sl_err(-ENOMEM, "out of memory");
+	t->rules = r;
+	r = &t->rules[t->nrules++];
+	memset(r, 0, sizeof(*r));
+	r->line = line;
+	r->chain = chain_find(t, tok[1]);
+	r->text = join_words(tok + 2, ntok - 2);
+	if (!r->text)
+		return sl_err(-ENOMEM, "out of memory");
+	return rule_parse(t, r, tok + 2, ntok - 2);
+}
+
+/* Where the value of -s (src) or -d is in a rule's words (-1: none), and
+ * how many comma-separated items it has; they are split in place. The
+ * words are "-A CHAIN ...": a "!" before the option is at i - 2 >= 1. */
+static int addr_list(char **tok, int ntok, bool src, int *nitems)
+{
+	*nitems = 1;
+	for (int i = 2; i + 1 < ntok; i++) {
+		if (!strcmp(tok[i], "--comment") || !strcmp(tok[i], "--log-prefix")) {
+			i++;
+			continue;
+		}
+		if (strcmp(tok[i], src ? "-s" : "-d") &&
+		    strcmp(tok[i], src ? "--source" : "--destination"))
+			continue;
+		for (char *c = tok[i + 1]; (c = strchr(c, ',')); *c++ = '\0')
+			(*nitems)++;
+		return i + 1;
+	}
+	return -1;
+}
+
+/* iptables-restore makes a rule of each source and destination of -s and
+ * -d lists (sources outer), each with its own counter, and a packet may
+ * match several of them (each counts it, logs it, calls the chain): the
+ * import does the same. */
+static int add_rules(struct ipt_table *t, int line, char **tok, int ntok)
+{
+	int ns, nd, si, di, err = 0;
+	char *sv, *dv, *d0;
+
+	si = addr_list(tok, ntok, true, &ns);
+	di = addr_list(tok, ntok, false, &nd);
+	if ((ns > 1 || nd > 1) && ((si >= 0 && !strcmp(tok[si - 2], "!")) ||
+				   (di >= 0 && !strcmp(tok[di - 2], "!"))))
+		return sl_err(-EINVAL, "! not allowed with multiple source or destination "
+			      "addresses (iptables refuses it)");
+	d0 = di >= 0 ? tok[di] : NULL;
+	sv = si >= 0 ? tok[si] : NULL;
+	for (int a = 0; a < ns && !err; a++) {
+		dv = d0;
+		for (int b = 0; b < nd && !err; b++) {
+			if (sv)
+				tok[si] = sv;
+			if (dv)
+				tok[di] = dv;
+			err = add_rule(t, line, tok, ntok);
+			if (dv)
+				dv += strlen(dv) + 1;
+		}
+		if (sv)
+			sv += strlen(sv) + 1;
+	}
+	return err;
+}
+
 /* Reads the lines: chain declarations come first in iptables-save output,
  * but a jump may name a chain declared later: declare all chains first. */
 static int parse_lines(struct ipt_table *t, char **lines, int n, const char *name)
@@ -1144,7 +1227,6 @@ static int parse_lines(struct ipt_table *t, char **lines, int n, const char *nam
 
 	for (int i = 0; i < n; i++) {
 		char *s = lines[i], *rest;
-		struct ipt_rule *r;
 
 		if (s[0] == '[') { /* [packets:bytes] -A ... from iptables-save -c */
 			rest = strchr(s, ']');
@@ -1164,18 +1246,9 @@ static int parse_lines(struct ipt_table *t, char **lines, int n, const char *nam
 			return LERR(i, "'%s' is not supported (only -A CHAIN rules)", tok[0]);
 		if (chain_find(t, tok[1]) < 0)
 			return LERR(i, "no chain '%s' (in '%s')", tok[1], s);
-		r = realloc(t->rules, (t->nrules + 1) * sizeof(*r));
-		if (!r)
-			return sl_err(-ENOMEM, "out of memory");
-		t->rules = r;
-		r = &t->rules[t->nrules++];
-		memset(r, 0, sizeof(*r));
-		r->line = i + 1;
-		r->chain = chain_find(t, tok[1]);
-		r->text = join_words(tok + 2, ntok - 2);
-		if (!r->text)
-			return sl_err(-ENOMEM, "out of memory");
-		err = rule_parse(t, r, tok + 2, ntok - 2);
+		err = add_rules(t, i + 1, tok, ntok);
+		if (err == -ENOMEM)
+			return err;
 		if (err) {
 			char msg[512];
 
@@ -1437,20 +1510,16 @@ static int rule_template(struct emit *e, const struct ipt_rule *r, __u32 idx,
 		x->limit = e->limit_of[x->cnt];
 	} else if (r->limit) {
 		struct fw_limit *l = realloc(e->limits, (e->nlimits + 1) * sizeof(*l));
-		__u64 cpj = FW_LIMIT_CREDITS_PER_TICK, hz = FW_LIMIT_HZ;
-		__u64 avg = r->limit_avg;
+		__u32 avg = r->limit_avg;
 
 		if (!l)
 			return sl_err(-ENOMEM, "out of memory");
 		e->limits = l;
 		l = &e->limits[e->nlimits];
 		memset(l, 0, sizeof(*l));
-		/* xt_limit's user2credits() */
-#define U2C(u) ((u) > 0xFFFFFFFFULL / (hz * cpj) ? ((u) / FW_LIMIT_SCALE) * hz * cpj : \
-		((u) * hz * cpj) / FW_LIMIT_SCALE)
-		l->credit = l->credit_cap = U2C(avg * r->limit_burst);
-		l->cost = U2C(avg);
-#undef U2C
+		/* as xt_limit: a cap that wrapped is smaller, not refused */
+		l->credit = l->credit_cap = limit_credits(avg * r->limit_burst);
+		l->cost = limit_credits(avg);
 		l->prev = 0; /* set on the first packet: see fw_limit_take */
 		x->check |= FW_CHK_LIMIT;
 		x->limit = e->nlimits++;

@@ -168,6 +168,10 @@ refused "an unknown target" "$HDR"$'-A INPUT -j MASQUERADE\nCOMMIT\n' "bad:5: ta
 refused "a LOG option" "$HDR"$'-A INPUT -j LOG --log-level 4\nCOMMIT\n' "bad:5: '--log-level' after the target is not supported"
 refused "a loop" "$HDR"$':A - [0:0]\n:B - [0:0]\n-A INPUT -j A\n-A A -j B\n-A B -j A\nCOMMIT\n' "calls itself"
 refused "REJECT in OUTPUT" "$HDR"$'-A OUTPUT -j REJECT\nCOMMIT\n' "REJECT reached from OUTPUT"
+refused "! with an address list (iptables too)" "$HDR"$'-A INPUT -s 10.1.0.0/16 ! -d 10.2.0.1,10.2.0.2 -j DROP\nCOMMIT\n' \
+	"bad:5: ! not allowed with multiple source or destination addresses"
+refused "a limit whose credits overflow (xt_limit too)" \
+	"$HDR"$'-A INPUT -m limit --limit 1/day --limit-burst 2 -j ACCEPT\nCOMMIT\n' "rate too low for its burst"
 refused "a missing COMMIT" "$HDR"$'-A INPUT -j DROP\n' "has no COMMIT"
 
 # ---- atomic replacement under traffic -----------------------------------
