@@ -90,6 +90,9 @@ struct lb_be {
 	__u32 weight;
 	__u8 flags; /* enum lb_be_flags */
 	__u8 pad[3];
+	/* 64 bytes: a record is one cache line, never two (52 bytes were
+	 * laid out at an 8-byte stride). */
+	__u32 pad2[3];
 };
 
 /* A flow by its 5-tuple as seen on the wire (ports host order). */
@@ -118,6 +121,12 @@ struct lb_flow {
 	__u16 vport; /* reply: host order */
 	__u32 gen; /* forward: the backend's gen when scheduled */
 	__u32 vip[4]; /* reply */
+	/* The kernel's LRU element (48-byte header, key, value) is then
+	 * 128 bytes at a 128-byte stride: two whole cache lines, fetched as
+	 * a pair, instead of 120 bytes straddling three lines most of the
+	 * time (one lookup touches all of it: next pointer, hash, key,
+	 * value). */
+	__u32 pad[2];
 };
 
 /* NAT reply paths without an entry per new flow: the one backend record
