@@ -1189,43 +1189,60 @@ struct nat_cover {
 	bool hit;
 };
 
+/* Whether c->addr is one of the n addresses from lo (the range of a rule
+ * or of a struct nat_cover_range). */
+static __always_inline bool cover_hit(const __u32 *lo, __u32 n, __u8 family,
+				      const struct nat_cover *c)
+{
+	__u32 a, l;
+
+	if (family != c->family)
+		return false;
+	if (family == 4) {
+		a = bpf_ntohl(c->addr[0]);
+		l = bpf_ntohl(lo[0]);
+	} else {
+		if (c->addr[0] != lo[0] || c->addr[1] != lo[1] || c->addr[2] != lo[2])
+			return false;
+		a = bpf_ntohl(c->addr[3]);
+		l = bpf_ntohl(lo[3]);
+	}
+	return a - l < (n ? n : 1);
+}
+
 static long nat_cover_one(__u32 i, void *arg)
 {
 	const struct nat_rule *r = bpf_map_lookup_elem(&nat_rules, &i);
 	struct nat_cover *c = arg;
-	__u32 a, lo;
 
 	if (!r)
 		return 1;
-	if (r->kind == NAT_DNAT || r->family != c->family)
+	if (r->kind == NAT_DNAT || !cover_hit(r->to_lo, r->naddrs, r->family, c))
 		return 0;
-	if (c->family == 4) {
-		a = bpf_ntohl(c->addr[0]);
-		lo = bpf_ntohl(r->to_lo[0]);
-	} else {
-		if (c->addr[0] != r->to_lo[0] || c->addr[1] != r->to_lo[1] ||
-		    c->addr[2] != r->to_lo[2])
-			return 0;
-		a = bpf_ntohl(c->addr[3]);
-		lo = bpf_ntohl(r->to_lo[3]);
-	}
-	if (a - lo < (r->naddrs ? r->naddrs : 1)) {
-		c->hit = true;
-		return 1;
-	}
-	return 0;
+	c->hit = true;
+	return 1;
 }
 
 /* Whether addr is an address some SNAT/masquerade rule translates to: only
  * then can the packet be an SNAT reply (a reload removes the mappings to
- * addresses no rule gives any more). Scanning the few rules costs less
- * than a hash lookup that misses the cache. */
+ * addresses no rule gives any more). The ranges of the first rules are in
+ * nat_config: with few rules (the usual case) no loop at all; cheaper than
+ * a hash lookup that misses the cache either way. */
 static __always_inline bool snat_addr(const struct nat_config *cfg,
 				      const struct nat_key *k)
 {
 	struct nat_cover c = { .family = k->family };
 
 	__builtin_memcpy(c.addr, k->daddr, 16);
+	if (cfg->ncover <= NAT_COVER_INLINE) {
+		for (int i = 0; i < NAT_COVER_INLINE; i++) {
+			const struct nat_cover_range *r = &cfg->cover[i];
+
+			if (i < cfg->ncover && cover_hit(r->lo, r->n, r->family, &c))
+				return true;
+		}
+		return false;
+	}
 	bpf_loop(cfg->nrules < NAT_MAX_RULES ? cfg->nrules : NAT_MAX_RULES,
 		 nat_cover_one, &c, 0);
 	return c.hit;

@@ -610,8 +610,20 @@ static int fill_maps(struct nat_bpf *skel, const struct nat_specs *specs,
 {
 	struct nat_config cfg = { .nrules = nrules, .nspecs = specs->n };
 
-	for (__u32 i = 0; i < nrules; i++)
-		cfg.ndnat += rules[i].kind == NAT_DNAT;
+	for (__u32 i = 0; i < nrules; i++) {
+		struct nat_cover_range *c = &cfg.cover[cfg.ncover];
+
+		if (rules[i].kind == NAT_DNAT) {
+			cfg.ndnat++;
+			continue;
+		}
+		if (cfg.ncover < NAT_COVER_INLINE) {
+			memcpy(c->lo, rules[i].to_lo, sizeof(c->lo));
+			c->n = rules[i].naddrs ? rules[i].naddrs : 1;
+			c->family = rules[i].family;
+		}
+		cfg.ncover++;
+	}
 	int rules_fd = bpf_map__fd(skel->maps.nat_rules);
 	int specs_fd = bpf_map__fd(skel->maps.nat_specs);
 	__u32 zero = 0;

@@ -99,10 +99,26 @@ struct nat_rule {
 	__u16 port_lo, port_hi; /* translated ports; 0-0: keep */
 };
 
+/* The address range an SNAT or masquerade rule translates to. */
+struct nat_cover_range {
+	__u32 lo[4];
+	__u32 n; /* addresses from lo, >= 1 (the difference in the last word) */
+	__u8 family;
+	__u8 pad[3];
+};
+
+/* Ranges kept in nat_config: with no more SNAT and masquerade rules than
+ * this, the XDP path tells whether a packet can be an SNAT reply (its
+ * destination is an address some rule translates to) without a loop over
+ * the rules. */
+#define NAT_COVER_INLINE 4
+
 struct nat_config {
 	__u32 nrules;
 	__u32 nspecs;
 	__u32 ndnat; /* compiled DNAT rules */
+	__u32 ncover; /* compiled SNAT and masquerade rules */
+	struct nat_cover_range cover[NAT_COVER_INLINE]; /* their first ones */
 };
 
 /* nat_flags (pinned by name, with the mappings): set once a DNAT mapping

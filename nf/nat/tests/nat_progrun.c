@@ -934,6 +934,52 @@ static void test_xdp_v4(void)
 		 0, &(struct want){ V_PASS, "198.51.100.2", "203.0.113.1", 80, 40999 }, NULL);
 }
 
+/* The SNAT and masquerade rules' ranges in nat_config (ncover of them). */
+static int ncover(void)
+{
+	int dir = sl_instance_open_dir(ctx, NAT_INSTANCE), fd;
+	struct nat_config cfg;
+	__u32 zero = 0;
+
+	if (dir < 0)
+		return -1;
+	fd = sl_obj_get_at(dir, "nat_config");
+	close(dir);
+	if (fd < 0)
+		return -1;
+	if (bpf_map_lookup_elem(fd, &zero, &cfg))
+		cfg.ncover = -1;
+	close(fd);
+	return cfg.ncover;
+}
+
+/* Whether a packet can be an SNAT reply: with more SNAT and masquerade
+ * rules than nat_config holds, the XDP path scans the rules; with fewer it
+ * reads them from nat_config. Both find the reply. */
+static void test_xdp_cover(void)
+{
+	const struct pkt_spec reply = V4("198.51.100.2", "203.0.113.1", UDP, .sport = 53,
+					 .dport = 6000, .payload = 40);
+	const struct want back = { V_REDIRECT, "198.51.100.2", "10.0.0.2", 53, 6000 };
+	int n = ncover(), err;
+
+	check_report(n == NAT_COVER_INLINE + 1, "xdp cover/five snat rules: a scan", NULL);
+	case_pkt("xdp cover/udp reply found by the scan", if_out, SL_HOOK_XDP, &reply, 0, &back,
+		 NULL);
+	err = nat_rule_del(ctx, "extra");
+	check_report(!err && ncover() == NAT_COVER_INLINE,
+		     "xdp cover/four snat rules: their ranges in nat_config", err ? sl_errmsg() : NULL);
+	case_pkt("xdp cover/udp reply found in nat_config", if_out, SL_HOOK_XDP, &reply, 0, &back,
+		 NULL);
+	case_pkt("xdp cover/not a covered address: no reply translation", if_out, SL_HOOK_XDP,
+		 &(struct pkt_spec)V4("198.51.100.2", "203.0.113.9", UDP, .sport = 53,
+				      .dport = 6000, .payload = 40),
+		 0, &(struct want){ V_PASS, "198.51.100.2", "203.0.113.9", 53, 6000 }, NULL);
+	err = add_rule("extra", "snat --out " OUT " --to 198.51.100.99 --src 10.9.0.0/16");
+	check_report(!err && ncover() == NAT_COVER_INLINE + 1, "xdp cover/the fifth rule back",
+		     err ? sl_errmsg() : NULL);
+}
+
 /* What the kernel routes stays untranslated at XDP: the TC path does it. */
 static void test_xdp_kernel(void)
 {
@@ -1112,6 +1158,7 @@ static void test_xdp(void)
 		return;
 	test_xdp_placement();
 	test_xdp_v4();
+	test_xdp_cover();
 	test_xdp_kernel();
 	test_xdp_v6_dnat();
 	test_xdp_ct_note();
