@@ -373,8 +373,8 @@ static __always_inline int flowmon_run(struct sl_meta *m, void *data,
 			return SL_NEXT;
 	}
 	f = &e->flow;
-	__sync_fetch_and_add(&f->packets[dir & 1], 1);
-	__sync_fetch_and_add(&f->bytes[dir & 1], m->pkt_len);
+	__sync_fetch_and_add(&f->count[dir & 1].packets, 1);
+	__sync_fetch_and_add(&f->count[dir & 1].bytes, m->pkt_len);
 	/* The coarse clock moves once a tick: most packets find it written. */
 	if (f->last_ns != now)
 		f->last_ns = now;

@@ -133,10 +133,10 @@ static void fm_view(const char *inst, const struct fm_key *k,
 	memcpy(v->dst, fwd == FM_DIR_AB ? k->addr_b : k->addr_a, 16);
 	v->sport = fwd == FM_DIR_AB ? k->port_a : k->port_b;
 	v->dport = fwd == FM_DIR_AB ? k->port_b : k->port_a;
-	v->packets[0] = f->packets[fwd];
-	v->packets[1] = f->packets[rev];
-	v->bytes[0] = f->bytes[fwd];
-	v->bytes[1] = f->bytes[rev];
+	v->packets[0] = f->count[fwd].packets;
+	v->packets[1] = f->count[rev].packets;
+	v->bytes[0] = f->count[fwd].bytes;
+	v->bytes[1] = f->count[rev].bytes;
 	v->tcp_flags[0] = f->tcp_flags[fwd];
 	v->tcp_flags[1] = f->tcp_flags[rev];
 	v->retrans[0] = f->retrans[fwd];
@@ -190,8 +190,8 @@ static void fm_flow_merge(struct fm_flow *a, const struct fm_flow *b)
 		a->init_dir = b->init_dir;
 	}
 	for (int d = 0; d < 2; d++) {
-		a->packets[d] += b->packets[d];
-		a->bytes[d] += b->bytes[d];
+		a->count[d].packets += b->count[d].packets;
+		a->count[d].bytes += b->count[d].bytes;
 		a->retrans[d] += b->retrans[d];
 		a->tcp_flags[d] |= b->tcp_flags[d];
 	}

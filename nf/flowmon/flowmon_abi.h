@@ -45,13 +45,20 @@ enum fm_rtt_state {
 	FM_RTT_DONE, /* syn_rtt_ns: SYN to SYN-ACK as seen here */
 };
 
+/* Packets and frame bytes (as the pipeline counts them) one way. */
+struct fm_count {
+	__u64 packets;
+	__u64 bytes;
+};
+
 /* Counters are updated with atomic adds (the table is shared by all CPUs);
- * the other fields are written without locks, once or rarely. */
+ * the other fields are written without locks, once or rarely. The fields
+ * every packet touches come first: with the key, one direction's are on
+ * the entry's first cache line. */
 struct fm_flow {
 	__u64 last_ns; /* bpf_ktime_get_coarse_ns() of the latest packet
 			* (CLOCK_MONOTONIC, tick precision) */
-	__u64 packets[2]; /* by enum fm_dir */
-	__u64 bytes[2]; /* frame bytes, as the pipeline counts them */
+	struct fm_count count[2]; /* by enum fm_dir */
 	__u64 first_ns; /* ... of the first packet */
 	__u64 syn_rtt_ns; /* by rtt_state */
 	__u32 seq_end[2]; /* highest TCP sequence + payload seen, per dir */
