@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <net/if.h>
+#include <netinet/in.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -557,6 +558,435 @@ static void http_normalize(struct httpmon_opts *o)
 		o->max_templates = HTTP_TMPL_DEFAULT;
 }
 
+/* -- lb: load balancers (services, backends, switches) -- */
+
+static bool is_prime(__u32 n)
+{
+	if (n < 2)
+		return false;
+	for (__u32 d = 2; d * d <= n; d++)
+		if (n % d == 0)
+			return false;
+	return true;
+}
+
+/* "tcp 10.0.0.1:80", as plans and messages name a service. */
+static void svc_text(const struct lb_service_key *k, char *buf, size_t len)
+{
+	char ep[64];
+
+	lb_format_endpoint(k->family, k->addr, k->port, ep, sizeof(ep));
+	snprintf(buf, len, "%s %s", k->proto == IPPROTO_UDP ? "udp" : "tcp", ep);
+}
+
+static const char *const lb_methods[] = { [LB_FWD_NAT] = "nat", [LB_FWD_IPIP] = "ipip",
+					   [LB_FWD_MAC] = "mac" };
+
+struct be_parse {
+	struct lb_backend_info *b;
+	yaml_node_t *addr;
+};
+
+static int lb_backend_pair(struct pctx *c, const char *key, yaml_node_t *k,
+			   yaml_node_t *v, const char *path, void *arg)
+{
+	struct be_parse *bp = arg;
+	char sub[256], b[48], msg[300];
+	const char *s;
+	int err;
+
+	join(sub, sizeof(sub), path, key);
+	if (!strcmp(key, "address")) {
+		err = scalar(c, v, sub, "ADDR[:PORT] or [ADDR6]:PORT", &s);
+		if (err)
+			return err;
+		if (lb_parse_endpoint(s, false, &bp->b->addr.family, bp->b->addr.addr,
+				      &bp->b->addr.port)) {
+			snprintf(msg, sizeof(msg), "%s", sl_errmsg());
+			return perr(c, v, sub, "%s", msg);
+		}
+		bp->addr = v;
+		return 0;
+	}
+	if (!strcmp(key, "method")) {
+		err = scalar(c, v, sub, "nat, ipip or mac", &s);
+		if (err)
+			return err;
+		for (__u8 i = 0; i < 3; i++) {
+			if (!strcmp(s, lb_methods[i])) {
+				bp->b->conf.fwd = i;
+				return 0;
+			}
+		}
+		return perr(c, v, sub, "'%s' is not nat, ipip or mac",
+			    shown(s, strlen(s), b, sizeof(b)));
+	}
+	if (!strcmp(key, "weight"))
+		return get_u32(c, v, sub, 0, 65535, &bp->b->conf.weight);
+	return unknown_key(c, k, path, key, "address, method, weight");
+}
+
+struct svc_parse {
+	struct lb_service_info *s;
+	yaml_node_t *proto, *vip, *mh, *backends;
+};
+
+static int lb_service_pair(struct pctx *c, const char *key, yaml_node_t *k,
+			   yaml_node_t *v, const char *path, void *arg)
+{
+	struct svc_parse *sp = arg;
+	char sub[256], b[48], msg[300];
+	const char *s;
+	int err;
+
+	join(sub, sizeof(sub), path, key);
+	if (!strcmp(key, "proto")) {
+		err = scalar(c, v, sub, "tcp or udp", &s);
+		if (err)
+			return err;
+		if (strcmp(s, "tcp") && strcmp(s, "udp"))
+			return perr(c, v, sub, "'%s' is not tcp or udp",
+				    shown(s, strlen(s), b, sizeof(b)));
+		sp->s->key.proto = !strcmp(s, "tcp") ? IPPROTO_TCP : IPPROTO_UDP;
+		sp->proto = v;
+		return 0;
+	}
+	if (!strcmp(key, "vip")) {
+		err = scalar(c, v, sub, "VIP:PORT or [VIP6]:PORT", &s);
+		if (err)
+			return err;
+		if (lb_parse_endpoint(s, true, &sp->s->key.family, sp->s->key.addr,
+				      &sp->s->key.port)) {
+			snprintf(msg, sizeof(msg), "%s", sl_errmsg());
+			return perr(c, v, sub, "%s", msg);
+		}
+		sp->vip = v;
+		return 0;
+	}
+	if (!strcmp(key, "scheduler")) {
+		err = scalar(c, v, sub, "mh, rr or wrr", &s);
+		if (err)
+			return err;
+		if (lb_sched_parse(s, &sp->s->conf.sched)) {
+			snprintf(msg, sizeof(msg), "%s", sl_errmsg());
+			return perr(c, v, sub, "%s", msg);
+		}
+		return 0;
+	}
+	if (!strcmp(key, "mh_size")) {
+		err = get_u32(c, v, sub, 7, LB_MH_MAX, &sp->s->conf.mh_size);
+		if (err)
+			return err;
+		if (!is_prime(sp->s->conf.mh_size))
+			return perr(c, v, sub, "%u is not a prime (Maglev's table size must be one)",
+				    sp->s->conf.mh_size);
+		sp->mh = v;
+		return 0;
+	}
+	if (!strcmp(key, "backends")) {
+		if (v->type != YAML_SEQUENCE_NODE && !is_null(v))
+			return perr(c, v, sub, "expected a list of backends, found %s", kind(v));
+		sp->backends = v;
+		return 0;
+	}
+	return unknown_key(c, k, path, key, "proto, vip, scheduler, mh_size, backends");
+}
+
+static bool same_be_addr(const struct lb_backend_addr *a, const struct lb_backend_addr *b)
+{
+	return a->family == b->family && a->port == b->port && !memcmp(a->addr, b->addr, 16);
+}
+
+static bool same_svc_key(const struct lb_service_key *a, const struct lb_service_key *b)
+{
+	return a->family == b->family && a->proto == b->proto && a->port == b->port &&
+	       !memcmp(a->addr, b->addr, 16);
+}
+
+static int lb_backend_item(struct pctx *c, struct lb_service_info *s, yaml_node_t *n,
+			   const char *path, unsigned int *lines)
+{
+	struct lb_backend_info *b = &s->backends[s->nbackends];
+	struct be_parse bp = { .b = b };
+	char sub[300], ep[64];
+	int err;
+
+	if (n->type != YAML_MAPPING_NODE)
+		return perr(c, n, path, "expected a mapping (address, method, weight), found %s",
+			    kind(n));
+	memset(b, 0, sizeof(*b));
+	b->conf.fwd = LB_FWD_MAC; /* as ipvsadm -a */
+	b->conf.weight = 1;
+	b->up = true;
+	err = each_pair(c, n, path, lb_backend_pair, &bp);
+	if (err)
+		return err;
+	if (!bp.addr)
+		return perr(c, n, path, "missing key 'address'");
+	join(sub, sizeof(sub), path, "address");
+	if (!b->addr.port)
+		b->addr.port = s->key.port;
+	lb_format_endpoint(b->addr.family, b->addr.addr, b->addr.port, ep, sizeof(ep));
+	if (b->addr.family != s->key.family)
+		return perr(c, bp.addr, sub, "%s is IPv%u, the service IPv%u", ep,
+			    b->addr.family, s->key.family);
+	if (b->conf.fwd != LB_FWD_NAT && b->addr.port != s->key.port)
+		return perr(c, bp.addr, sub, "method %s (direct server return) keeps the service's port %u",
+			    lb_methods[b->conf.fwd], s->key.port);
+	for (__u32 j = 0; j < s->nbackends; j++)
+		if (same_be_addr(&s->backends[j].addr, &b->addr))
+			return perr(c, bp.addr, sub, "backend %s given twice (first on line %u)",
+				    ep, lines[j]);
+	lines[s->nbackends++] = n->start_mark.line + 1;
+	return 0;
+}
+
+static int lb_service_item(struct pctx *c, struct sl_config_lb *lb, yaml_node_t *n,
+			   const char *path, unsigned int *svc_lines, __u32 *nbackends)
+{
+	struct lb_service_info *s = &lb->conf.svcs[lb->conf.n];
+	struct svc_parse sp = { .s = s };
+	yaml_node_item_t *it;
+	unsigned int *lines = NULL;
+	char sub[256], ipath[300], name[80];
+	int err = 0;
+
+	if (n->type != YAML_MAPPING_NODE)
+		return perr(c, n, path, "expected a mapping (proto, vip, scheduler, mh_size, backends), found %s",
+			    kind(n));
+	memset(s, 0, sizeof(*s));
+	s->conf.sched = LB_SCHED_MH;
+	lb->conf.n++; /* freed with the configuration from here on */
+	err = each_pair(c, n, path, lb_service_pair, &sp);
+	if (err)
+		return err;
+	if (!sp.proto)
+		return perr(c, n, path, "missing key 'proto' (tcp or udp)");
+	if (!sp.vip)
+		return perr(c, n, path, "missing key 'vip' (VIP:PORT)");
+	if (sp.mh && s->conf.sched != LB_SCHED_MH) {
+		join(sub, sizeof(sub), path, "mh_size");
+		return perr(c, sp.mh, sub, "only the mh scheduler has a table size");
+	}
+	if (s->conf.sched == LB_SCHED_MH && !s->conf.mh_size)
+		s->conf.mh_size = LB_MH_DEFAULT;
+	svc_text(&s->key, name, sizeof(name));
+	for (__u32 j = 0; j + 1 < lb->conf.n; j++)
+		if (same_svc_key(&lb->conf.svcs[j].key, &s->key)) {
+			join(sub, sizeof(sub), path, "vip");
+			return perr(c, sp.vip, sub, "service %s given twice (first on line %u)",
+				    name, svc_lines[j]);
+		}
+	svc_lines[lb->conf.n - 1] = n->start_mark.line + 1;
+	if (!sp.backends || sp.backends->type != YAML_SEQUENCE_NODE)
+		return 0;
+	join(sub, sizeof(sub), path, "backends");
+	{
+		size_t cnt = sp.backends->data.sequence.items.top -
+			     sp.backends->data.sequence.items.start;
+
+		s->backends = calloc(cnt + 1, sizeof(*s->backends));
+		lines = calloc(cnt + 1, sizeof(*lines));
+		if (!s->backends || !lines) {
+			free(lines);
+			return sl_err(-ENOMEM, "out of memory");
+		}
+	}
+	for (it = sp.backends->data.sequence.items.start;
+	     it < sp.backends->data.sequence.items.top && !err; it++) {
+		yaml_node_t *bn;
+
+		snprintf(ipath, sizeof(ipath), "%s[%ld]", sub,
+			 (long)(it - sp.backends->data.sequence.items.start));
+		bn = get_node(c, *it, sp.backends, ipath, &err);
+		if (!bn)
+			break;
+		err = lb_backend_item(c, s, bn, ipath, lines);
+		if (!err && ++*nbackends >= LB_MAX_BACKENDS / 2)
+			err = perr(c, bn, ipath, "more than %d backends", LB_MAX_BACKENDS / 2 - 1);
+	}
+	free(lines);
+	if (!err && s->conf.sched == LB_SCHED_MH && s->nbackends > s->conf.mh_size / 10 + 1)
+		err = perr(c, n, path, "%u backends need a Maglev table (mh_size) of at least %u",
+			   s->nbackends, s->nbackends * 10);
+	return err;
+}
+
+static int cmp_lb_svc(const void *a, const void *b)
+{
+	const struct lb_service_key *x = &((const struct lb_service_info *)a)->key;
+	const struct lb_service_key *y = &((const struct lb_service_info *)b)->key;
+
+	if (x->proto != y->proto)
+		return x->proto - y->proto;
+	if (x->family != y->family)
+		return x->family - y->family;
+	if (memcmp(x->addr, y->addr, 16))
+		return memcmp(x->addr, y->addr, 16);
+	return (int)x->port - (int)y->port;
+}
+
+static int cmp_lb_be(const void *a, const void *b)
+{
+	const struct lb_backend_addr *x = &((const struct lb_backend_info *)a)->addr;
+	const struct lb_backend_addr *y = &((const struct lb_backend_info *)b)->addr;
+
+	if (x->family != y->family)
+		return x->family - y->family;
+	if (memcmp(x->addr, y->addr, 16))
+		return memcmp(x->addr, y->addr, 16);
+	return (int)x->port - (int)y->port;
+}
+
+/* One order and one form, so the document and the loaded state compare
+ * and export the same: the table size only where the scheduler uses it. */
+static void lb_normalize(struct lb_conf *conf)
+{
+	if (conf->n > 1)
+		qsort(conf->svcs, conf->n, sizeof(*conf->svcs), cmp_lb_svc);
+	for (__u32 i = 0; i < conf->n; i++) {
+		struct lb_service_info *s = &conf->svcs[i];
+
+		if (s->conf.sched != LB_SCHED_MH)
+			s->conf.mh_size = 0;
+		else if (!s->conf.mh_size)
+			s->conf.mh_size = LB_MH_DEFAULT;
+		if (s->nbackends > 1)
+			qsort(s->backends, s->nbackends, sizeof(*s->backends), cmp_lb_be);
+	}
+}
+
+static int lb_services(struct pctx *c, struct sl_config_lb *lb, yaml_node_t *v,
+		       const char *path)
+{
+	size_t cnt = v->data.sequence.items.top - v->data.sequence.items.start;
+	unsigned int *lines;
+	yaml_node_item_t *it;
+	char ipath[300];
+	__u32 nbackends = 0;
+	int err = 0;
+
+	if (cnt >= LB_MAX_SERVICES)
+		return perr(c, v, path, "more than %d services", LB_MAX_SERVICES - 1);
+	lb->conf.svcs = calloc(cnt + 1, sizeof(*lb->conf.svcs));
+	lines = calloc(cnt + 1, sizeof(*lines));
+	if (!lb->conf.svcs || !lines) {
+		free(lines);
+		return sl_err(-ENOMEM, "out of memory");
+	}
+	for (it = v->data.sequence.items.start; it < v->data.sequence.items.top && !err; it++) {
+		yaml_node_t *n;
+
+		snprintf(ipath, sizeof(ipath), "%s[%ld]", path,
+			 (long)(it - v->data.sequence.items.start));
+		n = get_node(c, *it, v, ipath, &err);
+		if (!n)
+			break;
+		err = lb_service_item(c, lb, n, ipath, lines, &nbackends);
+	}
+	free(lines);
+	return err;
+}
+
+static int lb_pair(struct pctx *c, const char *key, yaml_node_t *k,
+		   yaml_node_t *v, const char *path, void *arg)
+{
+	struct sl_config_nf *nf = arg;
+	char sub[256];
+
+	join(sub, sizeof(sub), path, key);
+	if (!strcmp(key, "forward"))
+		return get_bool(c, v, sub, &nf->lb->forward);
+	if (!strcmp(key, "decap"))
+		return get_bool(c, v, sub, &nf->lb->decap);
+	if (!strcmp(key, "services")) {
+		if (is_null(v))
+			return 0;
+		if (v->type != YAML_SEQUENCE_NODE)
+			return perr(c, v, sub, "expected a list of services, found %s", kind(v));
+		return lb_services(c, nf->lb, v, sub);
+	}
+	return unknown_key(c, k, path, key, "forward, decap, services");
+}
+
+/* -- nat: its one instance (NAT_INSTANCE) and the rules, in order -- */
+
+#define NAT_RULE_WORDS 64
+
+/* A rule as `sluice nat add` takes it: NAME KIND [--option VALUE]... */
+static int nat_rule_item(struct pctx *c, yaml_node_t *n, const char *path,
+			 struct nat_specs *specs, unsigned int *lines)
+{
+	char buf[SL_NAME_MAX + NAT_TEXT_MAX + 64], msg[400], b[48];
+	char *words[NAT_RULE_WORDS], *save = NULL, *w;
+	const char *text;
+	int nw = 0, err;
+
+	err = scalar(c, n, path, "a rule (NAME KIND [--option VALUE]...)", &text);
+	if (err)
+		return err;
+	if (strchr(text, '\n'))
+		return perr(c, n, path, "a rule is one line");
+	if (strlen(text) >= sizeof(buf))
+		return perr(c, n, path, "longer than %zu characters", sizeof(buf) - 1);
+	strcpy(buf, text);
+	for (w = strtok_r(buf, " \t", &save); w; w = strtok_r(NULL, " \t", &save)) {
+		if (nw == NAT_RULE_WORDS)
+			return perr(c, n, path, "more than %d words", NAT_RULE_WORDS);
+		words[nw++] = w;
+	}
+	if (nw < 2)
+		return perr(c, n, path, "expected NAME KIND [--option VALUE]... (as sluice nat add takes it)");
+	if (specs->n >= NAT_MAX_SPECS)
+		return perr(c, n, path, "more than %d nat rules", NAT_MAX_SPECS);
+	for (__u32 i = 0; i < specs->n; i++)
+		if (!strcmp(specs->spec[i].name, words[0]))
+			return perr(c, n, path, "nat rule '%s' given twice (first on line %u)",
+				    shown(words[0], strlen(words[0]), b, sizeof(b)), lines[i]);
+	if (nat_spec_make(&specs->spec[specs->n], words[0], nw - 1, words + 1)) {
+		snprintf(msg, sizeof(msg), "%s", sl_errmsg());
+		return perr(c, n, path, "%s", msg);
+	}
+	lines[specs->n++] = n->start_mark.line + 1;
+	return 0;
+}
+
+struct nat_parse {
+	struct sl_config_nf *nf;
+	unsigned int *lines;
+};
+
+static int nat_pair(struct pctx *c, const char *key, yaml_node_t *k,
+		    yaml_node_t *v, const char *path, void *arg)
+{
+	struct nat_parse *np = arg;
+	yaml_node_item_t *it;
+	char sub[256], ipath[300];
+	int err = 0;
+
+	join(sub, sizeof(sub), path, key);
+	if (strcmp(key, "rules"))
+		return unknown_key(c, k, path, key, "rules");
+	if (is_null(v))
+		return 0;
+	if (v->type != YAML_SEQUENCE_NODE)
+		return perr(c, v, sub, "expected a list of rules (NAME KIND [--option VALUE]...), found %s",
+			    kind(v));
+	for (it = v->data.sequence.items.start; it < v->data.sequence.items.top; it++) {
+		yaml_node_t *n;
+
+		snprintf(ipath, sizeof(ipath), "%s[%ld]", sub,
+			 (long)(it - v->data.sequence.items.start));
+		n = get_node(c, *it, v, ipath, &err);
+		if (!n)
+			return err;
+		err = nat_rule_item(c, n, ipath, np->nf->nat, np->lines);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
 /* The sections by type, in the order documents and exports write them. */
 static const struct nf_section {
 	const char *key; /* the top-level key */
@@ -568,11 +998,24 @@ static const struct nf_section {
 	{ "flowmon", FM_TYPE, "max_flows", fm_pair },
 	{ "router", RT_TYPE, "no settings", rt_pair },
 	{ "httpmon", HTTPMON_TYPE, "ports, routes, max_templates", http_pair },
+	{ "lb", LB_TYPE, "forward, decap, services", lb_pair },
 };
 #define NF_SECTIONS (sizeof(nf_sections) / sizeof(nf_sections[0]))
 
-/* Defaults, as the NF's own create command gives them. */
-static void nf_defaults(struct sl_config_nf *nf, const char *type)
+/* Frees what an instance of another type points to (nat, lb). */
+static void nf_release(struct sl_config_nf *nf)
+{
+	free(nf->nat);
+	nf->nat = NULL;
+	if (nf->lb)
+		lb_conf_free(&nf->lb->conf);
+	free(nf->lb);
+	nf->lb = NULL;
+}
+
+/* Defaults, as the NF's own create command gives them; nat and lb get
+ * their (empty) rules and services. */
+static int nf_defaults(struct sl_config_nf *nf, const char *type)
 {
 	memset(nf, 0, sizeof(*nf));
 	snprintf(nf->type, sizeof(nf->type), "%s", type);
@@ -587,6 +1030,13 @@ static void nf_defaults(struct sl_config_nf *nf, const char *type)
 		nf->max_flows = 0;
 	if (strcmp(type, HTTPMON_TYPE))
 		nf->http.max_templates = 0;
+	if (!strcmp(type, NAT_TYPE))
+		nf->nat = calloc(1, sizeof(*nf->nat));
+	if (!strcmp(type, LB_TYPE))
+		nf->lb = calloc(1, sizeof(*nf->lb));
+	if ((!strcmp(type, NAT_TYPE) && !nf->nat) || (!strcmp(type, LB_TYPE) && !nf->lb))
+		return sl_err(-ENOMEM, "out of memory");
+	return 0;
 }
 
 struct nfs_parse {
@@ -616,7 +1066,9 @@ static int nfs_pair(struct pctx *c, const char *key, yaml_node_t *k,
 		return sl_err(-ENOMEM, "out of memory");
 	cfg->nfs = nf;
 	nf = &cfg->nfs[cfg->nnfs++];
-	nf_defaults(nf, np->sec->type);
+	err = nf_defaults(nf, np->sec->type);
+	if (err)
+		return err;
 	snprintf(nf->name, sizeof(nf->name), "%s", key);
 	nf->line = k->start_mark.line + 1;
 	if (v->type == YAML_MAPPING_NODE) {
@@ -630,7 +1082,32 @@ static int nfs_pair(struct pctx *c, const char *key, yaml_node_t *k,
 				    HTTP_MAX_PORTS);
 		http_normalize(&nf->http);
 	}
+	if (nf->lb)
+		lb_normalize(&nf->lb->conf);
 	return 0;
+}
+
+/* The nat section: the NAT instance itself (nat: {} has no rules; no
+ * section, no instance). */
+static int nat_section(struct pctx *c, struct sl_config *cfg, yaml_node_t *k,
+		       yaml_node_t *v, unsigned int *lines)
+{
+	struct sl_config_nf *nf;
+	struct nat_parse np = { .lines = lines };
+
+	if (cfg->nfws + cfg->nnfs >= SL_MAX_SLOTS - 1)
+		return perr(c, v, "nat", "more than %d instances", SL_MAX_SLOTS - 1);
+	nf = realloc(cfg->nfs, (cfg->nnfs + 1) * sizeof(*nf));
+	if (!nf)
+		return sl_err(-ENOMEM, "out of memory");
+	cfg->nfs = nf;
+	nf = &cfg->nfs[cfg->nnfs++];
+	if (nf_defaults(nf, NAT_TYPE))
+		return -ENOMEM;
+	snprintf(nf->name, sizeof(nf->name), "%s", NAT_INSTANCE);
+	nf->line = k->start_mark.line + 1;
+	np.nf = nf;
+	return v->type == YAML_MAPPING_NODE ? each_pair(c, v, "nat", nat_pair, &np) : 0;
 }
 
 /* -- chains -- */
@@ -755,8 +1232,11 @@ static int chain_item(struct pctx *c, struct sl_config *cfg, yaml_node_t *n,
 		if (ch->n >= SL_CHAIN_MAX)
 			return perr(c, in, sub, "a chain holds at most %d instances", SL_CHAIN_MAX);
 		if (!find_fw(cfg, s) && !find_nf(cfg, s))
-			return perr(c, in, ipath, "no instance '%s' in this document (under firewalls, conntrack, flowmon, router or httpmon)",
+			return perr(c, in, ipath, "no instance '%s' in this document (under firewalls, conntrack, flowmon, router, httpmon, lb or nat)",
 				    shown(s, strlen(s), b, sizeof(b)));
+		if (ch->hook == SL_HOOK_TC_OUT && find_nf(cfg, s) &&
+		    !strcmp(find_nf(cfg, s)->type, LB_TYPE))
+			return perr(c, in, ipath, "lb '%s' runs on ingress or tc-ingress, not egress", s);
 		for (__u32 j = 0; j < ch->n; j++)
 			if (!strcmp(ch->names[j], s))
 				return perr(c, in, ipath, "'%s' appears twice in the chain", s);
@@ -767,8 +1247,9 @@ static int chain_item(struct pctx *c, struct sl_config *cfg, yaml_node_t *n,
 
 struct top_parse {
 	struct sl_config *cfg;
-	yaml_node_t *fws, *chains;
+	yaml_node_t *fws, *chains, *nat, *nat_key;
 	yaml_node_t *nfs[NF_SECTIONS];
+	unsigned int nat_lines[NAT_MAX_SPECS];
 };
 
 static int top_pair(struct pctx *c, const char *key, yaml_node_t *k,
@@ -799,6 +1280,13 @@ static int top_pair(struct pctx *c, const char *key, yaml_node_t *k,
 		tp->chains = v;
 		return 0;
 	}
+	if (!strcmp(key, "nat")) {
+		if (v->type != YAML_MAPPING_NODE && !is_null(v))
+			return perr(c, v, "nat", "expected a mapping (rules), found %s", kind(v));
+		tp->nat = v;
+		tp->nat_key = k;
+		return 0;
+	}
 	for (size_t i = 0; i < NF_SECTIONS; i++) {
 		if (strcmp(key, nf_sections[i].key))
 			continue;
@@ -809,7 +1297,7 @@ static int top_pair(struct pctx *c, const char *key, yaml_node_t *k,
 		return 0;
 	}
 	return unknown_key(c, k, path, key,
-			   "version, firewalls, conntrack, flowmon, router, httpmon, chains");
+			   "version, firewalls, conntrack, flowmon, router, httpmon, lb, nat, chains");
 }
 
 static int cmp_fw(const void *a, const void *b)
@@ -843,6 +1331,95 @@ static int check_names(struct pctx *c, const struct sl_config *cfg)
 	return 0;
 }
 
+static bool chain_runs(const struct sl_config_chain *ch, const char *name)
+{
+	for (__u32 i = 0; i < ch->n; i++)
+		if (!strcmp(ch->names[i], name))
+			return true;
+	return false;
+}
+
+/* Where nat rules put the NAT instance, as `sluice nat add` does: on the
+ * tc-ingress and egress chains of every interface a rule names. A chain
+ * the document leaves out there is made ([nat]); one it writes must name
+ * nat; nat on another interface's TC chain is refused (its next reload
+ * would take it off). XDP chains are the operator's (nat attach). */
+static int nat_chains(struct pctx *c, struct sl_config *cfg, const unsigned int *lines)
+{
+	static const enum sl_hook hooks[2] = { SL_HOOK_TC_IN, SL_HOOK_TC_OUT };
+	const struct sl_config_nf *nat = find_nf(cfg, NAT_INSTANCE);
+	__u32 devs[NAT_MAX_SPECS * 2], nchains = cfg->nchains;
+	__u8 who[NAT_MAX_SPECS * 2];
+	struct nat_rule rules[2];
+	__u32 ndevs = 0;
+
+	if (!nat || strcmp(nat->type, NAT_TYPE))
+		return 0;
+	for (__u32 i = 0; i < nat->nat->n; i++) {
+		int n = nat_spec_compile(&nat->nat->spec[i], i, rules, 2);
+
+		if (n < 0) {
+			char msg[300];
+
+			snprintf(msg, sizeof(msg), "%s", sl_errmsg());
+			return sl_err(n, "%s:%u: nat.rules[%u]: %s", c->name, lines[i], i, msg);
+		}
+		for (int k = 0; k < n; k++) {
+			__u32 j;
+
+			for (j = 0; j < ndevs && devs[j] != rules[k].ifindex; j++)
+				;
+			if (j == ndevs) {
+				who[ndevs] = i;
+				devs[ndevs++] = rules[k].ifindex;
+			}
+		}
+	}
+	for (__u32 i = 0; i < nchains; i++) {
+		const struct sl_config_chain *ch = &cfg->chains[i];
+		__u32 j;
+
+		if (ch->hook == SL_HOOK_XDP || !chain_runs(ch, NAT_INSTANCE))
+			continue;
+		for (j = 0; j < ndevs && devs[j] != ch->ifindex; j++)
+			;
+		if (j == ndevs)
+			return sl_err(-EINVAL, "%s:%u: chains[%u].instances: no nat rule names %s (nat runs on the tc-ingress and egress chains of the interfaces its rules name, on ingress where you put it)",
+				      c->name, ch->line, i, ch->dev);
+	}
+	for (__u32 d = 0; d < ndevs; d++) {
+		for (int h = 0; h < 2; h++) {
+			struct sl_config_chain *ch = NULL, *v;
+
+			for (__u32 i = 0; i < nchains && !ch; i++)
+				if (cfg->chains[i].ifindex == devs[d] && cfg->chains[i].hook == hooks[h])
+					ch = &cfg->chains[i];
+			if (ch && !chain_runs(ch, NAT_INSTANCE))
+				return sl_err(-EINVAL, "%s:%u: chains[%ld].instances: nat rule '%s' runs on %s %s: name nat in this chain (or leave the chain out: the rule makes it)",
+					      c->name, ch->line, (long)(ch - cfg->chains),
+					      nat->nat->spec[who[d]].name, ch->dev,
+					      sl_hook_name(hooks[h]));
+			if (ch)
+				continue;
+			v = realloc(cfg->chains, (cfg->nchains + 1) * sizeof(*v));
+			if (!v)
+				return sl_err(-ENOMEM, "out of memory");
+			cfg->chains = v;
+			ch = &cfg->chains[cfg->nchains++];
+			memset(ch, 0, sizeof(*ch));
+			ch->ifindex = devs[d];
+			if (!if_indextoname(devs[d], ch->dev))
+				return sl_err(-ENODEV, "%s:%u: nat.rules[%u]: interface %u is gone",
+					      c->name, lines[who[d]], who[d], devs[d]);
+			ch->hook = hooks[h];
+			ch->n = 1;
+			snprintf(ch->names[0], SL_NAME_MAX, "%s", NAT_INSTANCE);
+			ch->line = lines[who[d]];
+		}
+	}
+	return 0;
+}
+
 static int parse_doc(struct pctx *c, struct sl_config *cfg)
 {
 	yaml_node_t *root = yaml_document_get_root_node(c->doc);
@@ -856,7 +1433,7 @@ static int parse_doc(struct pctx *c, struct sl_config *cfg)
 	c->seen[0] = 1;
 	if (root->type != YAML_MAPPING_NODE)
 		return perr(c, root, NULL,
-			    "expected a mapping (version, firewalls, conntrack, flowmon, router, httpmon, chains), found %s",
+			    "expected a mapping (version, firewalls, conntrack, flowmon, router, httpmon, lb, nat, chains), found %s",
 			    kind(root));
 	err = each_pair(c, root, "", top_pair, &tp);
 	if (err)
@@ -875,6 +1452,11 @@ static int parse_doc(struct pctx *c, struct sl_config *cfg)
 		if (!tp.nfs[i] || tp.nfs[i]->type != YAML_MAPPING_NODE)
 			continue;
 		err = each_pair(c, tp.nfs[i], nf_sections[i].key, nfs_pair, &np);
+		if (err)
+			return err;
+	}
+	if (tp.nat && tp.nat->type == YAML_MAPPING_NODE) {
+		err = nat_section(c, cfg, tp.nat_key, tp.nat, tp.nat_lines);
 		if (err)
 			return err;
 	}
@@ -898,7 +1480,7 @@ static int parse_doc(struct pctx *c, struct sl_config *cfg)
 				return err;
 		}
 	}
-	return 0;
+	return nat_chains(c, cfg, tp.nat_lines);
 }
 
 void sl_config_free(struct sl_config *cfg)
@@ -907,6 +1489,8 @@ void sl_config_free(struct sl_config *cfg)
 		return;
 	for (__u32 i = 0; i < cfg->nfws; i++)
 		fw_ruleset_free(&cfg->fws[i].rs);
+	for (__u32 i = 0; i < cfg->nnfs; i++)
+		nf_release(&cfg->nfs[i]);
 	free(cfg->fws);
 	free(cfg->nfs);
 	free(cfg->chains);
@@ -1096,6 +1680,59 @@ static void write_str(FILE *f, const char *s, bool json)
 		write_quoted(f, s);
 }
 
+/* A load balancer's body: YAML at two spaces, or JSON members (the
+ * JSON service and backend objects on one line each). */
+static void write_lb_body(FILE *f, const struct sl_config_lb *lb, bool json)
+{
+	const char *q = json ? "\"" : "";
+	const char *ind = json ? "\n      " : "\n    ";
+	const char *sep = json ? ", " : "\n        ";
+	char ep[64];
+
+	fprintf(f, "%s%sforward%s: %s%s", ind, q, q, lb->forward ? "true" : "false",
+		json ? "," : "");
+	fprintf(f, "%s%sdecap%s: %s%s", ind, q, q, lb->decap ? "true" : "false",
+		json ? "," : "");
+	fprintf(f, "%s%sservices%s:%s", ind, q, q, json || !lb->conf.n ? " [" : "");
+	for (__u32 i = 0; i < lb->conf.n; i++) {
+		const struct lb_service_info *s = &lb->conf.svcs[i];
+
+		lb_format_endpoint(s->key.family, s->key.addr, s->key.port, ep, sizeof(ep));
+		if (json)
+			fprintf(f, "%s\n        {", i ? "," : "");
+		else
+			fprintf(f, "\n      - ");
+		fprintf(f, "%sproto%s: %s%s%s%s%svip%s: ", q, q, q,
+			s->key.proto == IPPROTO_UDP ? "udp" : "tcp", q, sep, q, q);
+		write_str(f, ep, json);
+		fprintf(f, "%s%sscheduler%s: %s%s%s", sep, q, q, q, lb_sched_name(s->conf.sched), q);
+		if (s->conf.sched == LB_SCHED_MH)
+			fprintf(f, "%s%smh_size%s: %u", sep, q, q, s->conf.mh_size);
+		fprintf(f, "%s%sbackends%s:%s", sep, q, q, json || !s->nbackends ? " [" : "");
+		for (__u32 j = 0; j < s->nbackends; j++) {
+			const struct lb_backend_info *b = &s->backends[j];
+
+			lb_format_endpoint(b->addr.family, b->addr.addr, b->addr.port, ep,
+					   sizeof(ep));
+			if (json)
+				fprintf(f, "%s\n          {\"address\": ", j ? "," : "");
+			else
+				fprintf(f, "\n          - {address: ");
+			write_str(f, ep, json);
+			fprintf(f, ", %smethod%s: %s%s%s, %sweight%s: %u}", q, q, q,
+				lb_methods[b->conf.fwd], q, q, q, b->conf.weight);
+		}
+		if (json)
+			fprintf(f, "%s]}", s->nbackends ? "\n        " : "");
+		else if (!s->nbackends)
+			fputc(']', f);
+	}
+	if (json)
+		fprintf(f, "%s]", lb->conf.n ? ind : "");
+	else if (!lb->conf.n)
+		fputc(']', f);
+}
+
 /* The sections of the other NF types, those with instances only, after
  * the firewalls: YAML at two spaces, or JSON members (each preceded by a
  * comma: firewalls come first). */
@@ -1139,7 +1776,36 @@ static void write_nf_body(FILE *f, const struct sl_config_nf *nf, bool json)
 			write_str(f, o->routes[i], json);
 		}
 		fprintf(f, "]%s%s%smax_templates%s: %u", sep, ind, q, q, o->max_templates);
+	} else if (!strcmp(nf->type, LB_TYPE)) {
+		write_lb_body(f, nf->lb, json);
 	}
+}
+
+/* The nat section (after the others): its rules, one string each. */
+static void write_nat(FILE *f, const struct sl_config *cfg, bool json)
+{
+	const struct sl_config_nf *nat = find_nf(cfg, NAT_INSTANCE);
+	char text[SL_NAME_MAX + NAT_TEXT_MAX + 2];
+
+	if (!nat || !nat->nat)
+		return;
+	if (json)
+		fprintf(f, ",\n  \"nat\": {\"rules\": [");
+	else
+		fprintf(f, "nat:\n  rules:%s\n", nat->nat->n ? "" : " []");
+	for (__u32 i = 0; i < nat->nat->n; i++) {
+		snprintf(text, sizeof(text), "%s %s", nat->nat->spec[i].name,
+			 nat->nat->spec[i].text);
+		if (json)
+			fprintf(f, "%s\n    ", i ? "," : "");
+		else
+			fprintf(f, "    - ");
+		write_str(f, text, json);
+		if (!json)
+			fputc('\n', f);
+	}
+	if (json)
+		fprintf(f, "%s]}", nat->nat->n ? "\n  " : "");
 }
 
 static void write_nfs(FILE *f, const struct sl_config *cfg, bool json)
@@ -1202,6 +1868,7 @@ int sl_config_write(const struct sl_config *cfg, FILE *f, bool json)
 		}
 		fprintf(f, "%s}", cfg->nfws ? "\n  " : "");
 		write_nfs(f, cfg, true);
+		write_nat(f, cfg, true);
 		fprintf(f, ",\n  \"chains\": [");
 		for (__u32 i = 0; i < cfg->nchains; i++) {
 			const struct sl_config_chain *ch = &cfg->chains[i];
@@ -1238,6 +1905,7 @@ int sl_config_write(const struct sl_config *cfg, FILE *f, bool json)
 		}
 	}
 	write_nfs(f, cfg, false);
+	write_nat(f, cfg, false);
 	fprintf(f, "chains:%s\n", cfg->nchains ? "" : " []");
 	for (__u32 i = 0; i < cfg->nchains; i++) {
 		const struct sl_config_chain *ch = &cfg->chains[i];
@@ -1262,7 +1930,7 @@ static bool describable(const char *type)
 	for (size_t i = 0; i < NF_SECTIONS; i++)
 		if (!strcmp(type, nf_sections[i].type))
 			return true;
-	return !strcmp(type, FW_TYPE);
+	return !strcmp(type, FW_TYPE) || !strcmp(type, NAT_TYPE);
 }
 
 /* The table size of a conntrack instance, as `sluice conntrack stats`
@@ -1291,11 +1959,20 @@ static int nf_read(struct sl_ctx *ctx, const struct sl_instance *inst,
 {
 	struct fm_info fi;
 	struct httpmon_info hi = {};
-	int err = 0;
+	int err = nf_defaults(nf, inst->type);
 
-	nf_defaults(nf, inst->type);
+	if (err)
+		return err;
 	snprintf(nf->name, sizeof(nf->name), "%s", inst->name);
-	if (!strcmp(inst->type, CT_TYPE)) {
+	if (!strcmp(inst->type, NAT_TYPE)) {
+		err = nat_read_specs(ctx, nf->nat);
+	} else if (!strcmp(inst->type, LB_TYPE)) {
+		err = lb_list(ctx, nf->name, &nf->lb->conf);
+		err = err ?: lb_get_forward(ctx, nf->name, &nf->lb->forward);
+		err = err ?: lb_get_decap(ctx, nf->name, &nf->lb->decap);
+		if (!err)
+			lb_normalize(&nf->lb->conf);
+	} else if (!strcmp(inst->type, CT_TYPE)) {
 		err = ct_config_read(ctx, nf->name, &nf->ct.cfg);
 		err = err ?: ct_size_read(ctx, nf->name, &nf->ct.max_entries);
 	} else if (!strcmp(inst->type, FM_TYPE)) {
@@ -1438,8 +2115,10 @@ static int read_state(struct sl_ctx *ctx, struct sl_config **out, struct inst_li
 		if (!strcmp(insts->v[i].type, FW_TYPE) || !describable(insts->v[i].type))
 			continue;
 		err = nf_read(ctx, &insts->v[i], &cfg->nfs[cfg->nnfs]);
-		if (err)
+		if (err) {
+			nf_release(&cfg->nfs[cfg->nnfs]);
 			goto fail;
+		}
 		cfg->nnfs++;
 	}
 	if (cfg->nnfs > 1)
@@ -1579,6 +2258,7 @@ void sl_config_plan_free(struct sl_config_plan *plan)
 	for (__u32 i = 0; i < plan->ninsts; i++) {
 		fw_ruleset_free(&plan->insts[i].old);
 		free(plan->insts[i].from);
+		nf_release(&plan->insts[i].old_nf);
 	}
 	free(plan->insts);
 	free(plan->chains);
@@ -1739,6 +2419,122 @@ static bool http_same(const struct httpmon_opts *a, const struct httpmon_opts *b
 	return true;
 }
 
+static bool nat_same(const struct nat_specs *a, const struct nat_specs *b)
+{
+	if (a->n != b->n)
+		return false;
+	for (__u32 i = 0; i < a->n; i++)
+		if (strcmp(a->spec[i].name, b->spec[i].name) ||
+		    strcmp(a->spec[i].text, b->spec[i].text))
+			return false;
+	return true;
+}
+
+static const struct lb_backend_info *find_backend(const struct lb_service_info *s,
+						  const struct lb_backend_addr *a)
+{
+	for (__u32 i = 0; s && i < s->nbackends; i++)
+		if (same_be_addr(&s->backends[i].addr, a))
+			return &s->backends[i];
+	return NULL;
+}
+
+static const struct lb_service_info *find_service(const struct lb_conf *conf,
+						  const struct lb_service_key *k)
+{
+	for (__u32 i = 0; i < conf->n; i++)
+		if (same_svc_key(&conf->svcs[i].key, k))
+			return &conf->svcs[i];
+	return NULL;
+}
+
+/* A service as the document means it (health states aside): scheduler,
+ * table size, the same backends with the same method and weight. */
+static bool svc_same(const struct lb_service_info *w, const struct lb_service_info *h)
+{
+	__u32 wm = w->conf.sched == LB_SCHED_MH ? (w->conf.mh_size ?: LB_MH_DEFAULT) : 0;
+	__u32 hm = h->conf.sched == LB_SCHED_MH ? (h->conf.mh_size ?: LB_MH_DEFAULT) : 0;
+
+	if (w->conf.sched != h->conf.sched || wm != hm || w->nbackends != h->nbackends)
+		return false;
+	for (__u32 i = 0; i < w->nbackends; i++) {
+		const struct lb_backend_info *b = find_backend(h, &w->backends[i].addr);
+
+		if (!b || b->conf.fwd != w->backends[i].conf.fwd ||
+		    b->conf.weight != w->backends[i].conf.weight)
+			return false;
+	}
+	return true;
+}
+
+static bool lb_same(const struct sl_config_lb *a, const struct sl_config_lb *b)
+{
+	if (a->forward != b->forward || a->decap != b->decap || a->conf.n != b->conf.n)
+		return false;
+	for (__u32 i = 0; i < a->conf.n; i++) {
+		const struct lb_service_info *h = find_service(&b->conf, &a->conf.svcs[i].key);
+
+		if (!h || !svc_same(&a->conf.svcs[i], h))
+			return false;
+	}
+	return true;
+}
+
+/* Copies a service with its backends. */
+static int svc_copy(struct lb_service_info *dst, const struct lb_service_info *src)
+{
+	*dst = *src;
+	dst->backends = calloc(src->nbackends + 1, sizeof(*dst->backends));
+	if (!dst->backends)
+		return sl_err(-ENOMEM, "out of memory");
+	memcpy(dst->backends, src->backends, src->nbackends * sizeof(*src->backends));
+	return 0;
+}
+
+static int lb_conf_copy(struct lb_conf *dst, const struct lb_conf *src)
+{
+	int err = 0;
+
+	dst->n = 0;
+	dst->svcs = calloc(src->n + 1, sizeof(*dst->svcs));
+	if (!dst->svcs)
+		return sl_err(-ENOMEM, "out of memory");
+	for (__u32 i = 0; i < src->n && !err; i++) {
+		err = svc_copy(&dst->svcs[i], &src->svcs[i]);
+		if (!err)
+			dst->n++;
+	}
+	if (err)
+		lb_conf_free(dst);
+	return err;
+}
+
+/* A deep copy of a loaded instance, for the plan to keep. */
+static int nf_copy(struct sl_config_nf *dst, const struct sl_config_nf *src)
+{
+	*dst = *src;
+	dst->nat = NULL;
+	dst->lb = NULL;
+	if (src->nat) {
+		dst->nat = malloc(sizeof(*dst->nat));
+		if (!dst->nat)
+			return sl_err(-ENOMEM, "out of memory");
+		*dst->nat = *src->nat;
+	}
+	if (src->lb) {
+		dst->lb = calloc(1, sizeof(*dst->lb));
+		if (!dst->lb)
+			return sl_err(-ENOMEM, "out of memory");
+		*dst->lb = *src->lb;
+		if (lb_conf_copy(&dst->lb->conf, &src->lb->conf)) {
+			free(dst->lb);
+			dst->lb = NULL;
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
 /* Compares a desired instance of another type with the loaded one: *same,
  * or a change its NF can make in place (conntrack options, as `sluice
  * conntrack config`; httpmon settings, reloaded as `sluice http attach`
@@ -1757,6 +2553,10 @@ static int nf_compare(const struct sl_config_nf *w, const struct sl_config_nf *h
 				      w->name, h->max_flows, w->max_flows);
 	} else if (!strcmp(w->type, HTTPMON_TYPE)) {
 		*same = http_same(&w->http, &h->http);
+	} else if (!strcmp(w->type, NAT_TYPE)) {
+		*same = nat_same(w->nat, h->nat);
+	} else if (!strcmp(w->type, LB_TYPE)) {
+		*same = lb_same(w->lb, h->lb);
 	}
 	return 0;
 }
@@ -1790,8 +2590,11 @@ static int plan_nfs(const struct sl_config *cfg, const struct sl_config *cur,
 		snprintf(c->name, sizeof(c->name), "%s", w->name);
 		snprintf(c->type, sizeof(c->type), "%s", w->type);
 		c->nf = w;
-		if (h)
-			c->old_nf = *h;
+		if (h) {
+			err = nf_copy(&c->old_nf, h);
+			if (err)
+				return err;
+		}
 	}
 	for (__u32 i = 0; i < cur->nnfs; i++) {
 		const struct sl_config_nf *h = &cur->nfs[i];
@@ -1804,7 +2607,9 @@ static int plan_nfs(const struct sl_config *cfg, const struct sl_config *cur,
 		c->op = SL_CFG_DELETE;
 		snprintf(c->name, sizeof(c->name), "%s", h->name);
 		snprintf(c->type, sizeof(c->type), "%s", h->type);
-		c->old_nf = *h;
+		err = nf_copy(&c->old_nf, h);
+		if (err)
+			return err;
 	}
 	return 0;
 }
@@ -1994,9 +2799,184 @@ static void nf_summary(FILE *f, const struct sl_config_nf *nf)
 		if (!nf->http.nroutes)
 			fprintf(f, " (none)");
 		fprintf(f, ", max_templates %u", nf->http.max_templates);
+	} else if (!strcmp(nf->type, NAT_TYPE)) {
+		fprintf(f, "%u rule%s", nf->nat->n, nf->nat->n == 1 ? "" : "s");
+		for (__u32 i = 0; i < nf->nat->n; i++)
+			fprintf(f, "%s %s", i ? "," : ":", nf->nat->spec[i].name);
+	} else if (!strcmp(nf->type, LB_TYPE)) {
+		__u32 nb = 0;
+
+		for (__u32 i = 0; i < nf->lb->conf.n; i++)
+			nb += nf->lb->conf.svcs[i].nbackends;
+		fprintf(f, "%u service%s, %u backend%s, forward %s, decap %s", nf->lb->conf.n,
+			nf->lb->conf.n == 1 ? "" : "s", nb, nb == 1 ? "" : "s",
+			nf->lb->forward ? "on" : "off", nf->lb->decap ? "on" : "off");
 	} else {
 		fprintf(f, "created");
 	}
+}
+
+/* Walks what differs in a nat or lb instance, one item a call: sign '+'
+ * added, '-' removed, '~' changed. */
+typedef void (*item_cb)(FILE *f, char sign, const char *text, bool *first);
+
+static void nat_walk_items(FILE *f, const struct nat_specs *old, const struct nat_specs *now,
+			   item_cb cb, bool *first)
+{
+	char text[SL_NAME_MAX + 2 * NAT_TEXT_MAX + 64];
+	__u32 kept = 0, i, j;
+	bool moved = false;
+
+	for (i = 0; i < old->n; i++) {
+		for (j = 0; j < now->n && strcmp(now->spec[j].name, old->spec[i].name); j++)
+			;
+		if (j == now->n) {
+			snprintf(text, sizeof(text), "rule %s: %s", old->spec[i].name,
+				 old->spec[i].text);
+			cb(f, '-', text, first);
+		}
+	}
+	for (j = 0; j < now->n; j++) {
+		for (i = 0; i < old->n && strcmp(now->spec[j].name, old->spec[i].name); i++)
+			;
+		if (i == old->n) {
+			snprintf(text, sizeof(text), "rule %s: %s", now->spec[j].name,
+				 now->spec[j].text);
+			cb(f, '+', text, first);
+			continue;
+		}
+		/* kept rules must come in the same order as before */
+		moved |= i < kept;
+		kept = i;
+		if (strcmp(now->spec[j].text, old->spec[i].text)) {
+			snprintf(text, sizeof(text), "rule %s: %s -> %s", now->spec[j].name,
+				 old->spec[i].text, now->spec[j].text);
+			cb(f, '~', text, first);
+		}
+	}
+	if (moved) {
+		size_t n = snprintf(text, sizeof(text), "order:");
+
+		for (j = 0; j < now->n && n < sizeof(text); j++)
+			n += snprintf(text + n, sizeof(text) - n, " %s", now->spec[j].name);
+		cb(f, '~', text, first);
+	}
+}
+
+static void be_text(const struct lb_service_info *s, const struct lb_backend_info *b,
+		    char *buf, size_t len)
+{
+	char svc[80], ep[64];
+
+	svc_text(&s->key, svc, sizeof(svc));
+	lb_format_endpoint(b->addr.family, b->addr.addr, b->addr.port, ep, sizeof(ep));
+	snprintf(buf, len, "backend %s -> %s", svc, ep);
+}
+
+static void svc_settings(const struct lb_service_info *s, char *buf, size_t len)
+{
+	size_t n = snprintf(buf, len, "%s", lb_sched_name(s->conf.sched));
+
+	if (s->conf.sched == LB_SCHED_MH && n < len)
+		n += snprintf(buf + n, len - n, " (table %u)", s->conf.mh_size ?: LB_MH_DEFAULT);
+	if (n < len)
+		snprintf(buf + n, len - n, ", %u backend%s", s->nbackends,
+			 s->nbackends == 1 ? "" : "s");
+}
+
+static void lb_walk_svc(FILE *f, const struct lb_service_info *o,
+			const struct lb_service_info *w, item_cb cb, bool *first)
+{
+	char text[256], name[80], a[64], b[64];
+
+	svc_text(&w->key, name, sizeof(name));
+	if (!o) {
+		svc_settings(w, a, sizeof(a));
+		snprintf(text, sizeof(text), "service %s: %s", name, a);
+		cb(f, '+', text, first);
+	} else if (o->conf.sched != w->conf.sched || o->conf.mh_size != w->conf.mh_size) {
+		svc_settings(o, a, sizeof(a));
+		svc_settings(w, b, sizeof(b));
+		snprintf(text, sizeof(text), "service %s: %s -> %s", name, a, b);
+		cb(f, '~', text, first);
+	}
+	for (__u32 i = 0; o && i < o->nbackends; i++) {
+		if (find_backend(w, &o->backends[i].addr))
+			continue;
+		be_text(o, &o->backends[i], text, sizeof(text));
+		cb(f, '-', text, first);
+	}
+	for (__u32 i = 0; i < w->nbackends; i++) {
+		const struct lb_backend_info *nb = &w->backends[i];
+		const struct lb_backend_info *ob = find_backend(o, &nb->addr);
+		size_t n;
+
+		if (ob && ob->conf.fwd == nb->conf.fwd && ob->conf.weight == nb->conf.weight)
+			continue;
+		be_text(w, nb, text, sizeof(text));
+		n = strlen(text);
+		if (!ob)
+			snprintf(text + n, sizeof(text) - n, ": %s, weight %u",
+				 lb_methods[nb->conf.fwd], nb->conf.weight);
+		else
+			snprintf(text + n, sizeof(text) - n, ": %s, weight %u -> %s, weight %u",
+				 lb_methods[ob->conf.fwd], ob->conf.weight,
+				 lb_methods[nb->conf.fwd], nb->conf.weight);
+		cb(f, ob ? '~' : '+', text, first);
+	}
+}
+
+static void lb_walk_items(FILE *f, const struct sl_config_lb *old,
+			  const struct sl_config_lb *now, item_cb cb, bool *first)
+{
+	char text[256];
+
+	for (__u32 i = 0; i < old->conf.n; i++) {
+		if (find_service(&now->conf, &old->conf.svcs[i].key))
+			continue;
+		svc_text(&old->conf.svcs[i].key, text, sizeof(text));
+		memmove(text + 8, text, strlen(text) + 1);
+		memcpy(text, "service ", 8);
+		cb(f, '-', text, first);
+	}
+	for (__u32 i = 0; i < now->conf.n; i++)
+		lb_walk_svc(f, find_service(&old->conf, &now->conf.svcs[i].key),
+			    &now->conf.svcs[i], cb, first);
+	if (old->forward != now->forward) {
+		snprintf(text, sizeof(text), "forward: %s -> %s", old->forward ? "on" : "off",
+			 now->forward ? "on" : "off");
+		cb(f, '~', text, first);
+	}
+	if (old->decap != now->decap) {
+		snprintf(text, sizeof(text), "decap: %s -> %s", old->decap ? "on" : "off",
+			 now->decap ? "on" : "off");
+		cb(f, '~', text, first);
+	}
+}
+
+static void nf_walk_items(FILE *f, const struct sl_config_nf *old,
+			  const struct sl_config_nf *nf, item_cb cb)
+{
+	bool first = true;
+
+	if (nf->nat)
+		nat_walk_items(f, old->nat, nf->nat, cb, &first);
+	else if (nf->lb)
+		lb_walk_items(f, old->lb, nf->lb, cb, &first);
+}
+
+static void text_item(FILE *f, char sign, const char *text, bool *first)
+{
+	fprintf(f, "    %c %s\n", sign, text);
+}
+
+static void json_item(FILE *f, char sign, const char *text, bool *first)
+{
+	fprintf(f, "%s{\"op\": \"%s\", \"item\": ", *first ? "" : ", ",
+		sign == '+' ? "add" : sign == '-' ? "remove" : "change");
+	write_quoted(f, text);
+	fputc('}', f);
+	*first = false;
 }
 
 typedef void (*field_cb)(FILE *f, const char *field, const char *from, const char *to,
@@ -2094,8 +3074,11 @@ static void nf_print(FILE *f, const struct sl_config_inst_change *c)
 	case SL_CFG_REPLACE:
 		fprintf(f, "~ %s %s: %s\n", c->type, c->name,
 			!strcmp(c->type, CT_TYPE) ? "options set in place (its connections stay)" :
+			!strcmp(c->type, NAT_TYPE) ? "rules reloaded atomically (mappings and counters stay)" :
+			!strcmp(c->type, LB_TYPE) ? "services switched atomically (unchanged backends keep their flows)" :
 			"reloaded (its counters start from zero)");
 		nf_walk_changes(f, &c->old_nf, c->nf, text_field);
+		nf_walk_items(f, &c->old_nf, c->nf, text_item);
 		break;
 	case SL_CFG_DELETE:
 		fprintf(f, "- %s %s: not in the document, deleted\n", c->type, c->name);
@@ -2205,6 +3188,11 @@ int sl_config_plan_print_json(const struct sl_config_plan *plan, FILE *f)
 			fprintf(f, ", \"field_changes\": [");
 			nf_walk_changes(f, &c->old_nf, c->nf, json_field);
 			fputc(']', f);
+			if (c->nf->nat || c->nf->lb) {
+				fprintf(f, ", \"item_changes\": [");
+				nf_walk_items(f, &c->old_nf, c->nf, json_item);
+				fputc(']', f);
+			}
 		} else if (c->op == SL_CFG_REPLACE) {
 			fprintf(f, ", \"old_default\": \"%s\", \"rule_changes\": [",
 				action_name(c->old.default_action));
@@ -2290,17 +3278,166 @@ static int nf_set(struct sl_ctx *ctx, enum sl_config_op op, const struct sl_conf
 	return sl_err(-EOPNOTSUPP, "%s: no such NF type", nf->type);
 }
 
+struct chain_ref {
+	__u32 ifindex;
+	enum sl_hook hook;
+};
+
+struct slot_chains {
+	__u32 slot;
+	struct chain_ref v[64];
+	int n;
+};
+
+static int slot_chains_cb(__u32 ifindex, enum sl_hook hook, const struct sl_chain *chain,
+			  void *arg)
+{
+	struct slot_chains *sc = arg;
+
+	for (__u32 i = 0; i < chain->len && i < SL_CHAIN_MAX && sc->n < 64; i++) {
+		if (chain->slots[i] == sc->slot) {
+			sc->v[sc->n].ifindex = ifindex;
+			sc->v[sc->n++].hook = hook;
+			break;
+		}
+	}
+	return 0;
+}
+
+/* Takes an instance off every chain that runs it, then deletes it: undoes
+ * a create, also of an NF that put itself on chains (nat rules do). */
+static void instance_remove(struct sl_ctx *ctx, const char *name)
+{
+	struct slot_chains sc = {};
+	struct inst_list insts = {};
+	struct sl_instance inst;
+
+	if (sl_instance_get(ctx, name, &inst))
+		return;
+	sc.slot = inst.slot;
+	sl_chain_foreach(ctx, slot_chains_cb, &sc);
+	sl_instance_foreach(ctx, collect_inst, &insts);
+	for (int i = 0; i < sc.n && !insts.err; i++) {
+		const char *names[SL_CHAIN_MAX];
+		struct sl_chain chain;
+		char dev[IF_NAMESIZE];
+		__u32 n = 0;
+
+		if (!if_indextoname(sc.v[i].ifindex, dev) ||
+		    sl_chain_get(ctx, dev, sc.v[i].hook, &chain))
+			continue;
+		for (__u32 j = 0; j < chain.len && j < SL_CHAIN_MAX; j++)
+			for (__u32 k = 0; k < insts.n; k++)
+				if (chain.slots[j] != inst.slot && insts.v[k].slot == chain.slots[j])
+					names[n++] = insts.v[k].name;
+		sl_chain_set(ctx, dev, sc.v[i].hook, names, n);
+	}
+	free(insts.v);
+	sl_instance_delete(ctx, name);
+}
+
+/* What lb_apply() gets: a service the document leaves as it is passes as
+ * loaded (its backends' order and health states), so lb_apply() does not
+ * touch it; a changed one keeps the health state of the backends it keeps
+ * (new ones start up). */
+static int lb_merge(const struct sl_config_lb *want, const struct lb_conf *now,
+		    struct lb_conf *out)
+{
+	int err = 0;
+
+	out->n = 0;
+	out->svcs = calloc(want->conf.n + 1, sizeof(*out->svcs));
+	if (!out->svcs)
+		return sl_err(-ENOMEM, "out of memory");
+	for (__u32 i = 0; i < want->conf.n && !err; i++) {
+		const struct lb_service_info *w = &want->conf.svcs[i];
+		const struct lb_service_info *h = find_service(now, &w->key);
+
+		err = svc_copy(&out->svcs[i], h && svc_same(w, h) ? h : w);
+		if (err)
+			break;
+		out->n++;
+		if (h && svc_same(w, h))
+			continue;
+		for (__u32 j = 0; j < w->nbackends; j++) {
+			const struct lb_backend_info *b = find_backend(h, &w->backends[j].addr);
+
+			out->svcs[i].backends[j].up = b ? b->up : true;
+		}
+	}
+	if (err)
+		lb_conf_free(out);
+	return err;
+}
+
+static int lb_flags(struct sl_ctx *ctx, const char *name, bool forward, bool decap)
+{
+	int err = lb_set_forward(ctx, name, forward);
+
+	return err ?: lb_set_decap(ctx, name, decap);
+}
+
+/* Puts an instance back as the plan found it (old_lb: the load balancer
+ * as lb_list() read it before the change). */
+static void nf_undo(struct sl_ctx *ctx, const struct sl_config_inst_change *c,
+		    const struct lb_conf *old_lb)
+{
+	if (c->op == SL_CFG_CREATE) {
+		instance_remove(ctx, c->name);
+	} else if (c->nf->nat) {
+		nat_load(ctx, c->old_nf.nat);
+	} else if (c->nf->lb) {
+		lb_apply(ctx, c->name, old_lb);
+		lb_flags(ctx, c->name, c->old_nf.lb->forward, c->old_nf.lb->decap);
+	} else {
+		nf_set(ctx, SL_CFG_REPLACE, &c->old_nf);
+	}
+}
+
+/* Creates or changes an instance of another type, all or nothing: a
+ * failed step is undone before returning. */
+static int nf_change(struct sl_ctx *ctx, const struct sl_config_inst_change *c,
+		     struct lb_conf *old_lb)
+{
+	struct lb_conf merged = {};
+	char msg[512];
+	int err;
+
+	if (c->nf->nat) {
+		err = nat_load(ctx, c->nf->nat);
+	} else if (c->nf->lb) {
+		/* read under the writer lock: the health states as they are */
+		err = c->op == SL_CFG_REPLACE ? lb_list(ctx, c->name, old_lb) : 0;
+		if (err)
+			return err;
+		err = lb_merge(c->nf->lb, old_lb, &merged);
+		err = err ?: lb_apply(ctx, c->name, &merged);
+		err = err ?: lb_flags(ctx, c->name, c->nf->lb->forward, c->nf->lb->decap);
+		lb_conf_free(&merged);
+	} else {
+		return nf_set(ctx, c->op, c->nf);
+	}
+	if (err) {
+		snprintf(msg, sizeof(msg), "%s", sl_errmsg());
+		nf_undo(ctx, c, old_lb);
+		sl_err(err, "%s", msg);
+	}
+	return err;
+}
+
 int sl_config_apply(struct sl_ctx *ctx, const struct sl_config_plan *plan)
 {
 	struct fw_counter ***old_per = calloc(plan->ninsts + 1, sizeof(*old_per));
 	__u32 *old_n = calloc(plan->ninsts + 1, sizeof(*old_n));
+	struct lb_conf *old_lb = calloc(plan->ninsts + 1, sizeof(*old_lb));
 	__u32 done_insts = 0, done_chains = 0;
 	char msg[512];
 	int err = 0;
 
-	if (!old_per || !old_n) {
+	if (!old_per || !old_n || !old_lb) {
 		free(old_per);
 		free(old_n);
+		free(old_lb);
 		return sl_err(-ENOMEM, "out of memory");
 	}
 	/* 1. Create and replace instances; no chain runs the new ones yet, and
@@ -2309,7 +3446,7 @@ int sl_config_apply(struct sl_ctx *ctx, const struct sl_config_plan *plan)
 		const struct sl_config_inst_change *c = &plan->insts[done_insts];
 
 		if (c->nf && c->op != SL_CFG_DELETE)
-			err = nf_set(ctx, c->op, c->nf);
+			err = nf_change(ctx, c, &old_lb[done_insts]);
 		else if (c->op == SL_CFG_CREATE)
 			err = fw_load(ctx, c->name, &c->fw->rs, NULL);
 		else if (c->op == SL_CFG_REPLACE)
@@ -2357,9 +3494,9 @@ undo:
 		const struct sl_config_inst_change *c = &plan->insts[done_insts];
 
 		if (c->op == SL_CFG_CREATE)
-			sl_instance_delete(ctx, c->name);
+			instance_remove(ctx, c->name);
 		else if (c->op == SL_CFG_REPLACE && c->nf)
-			nf_set(ctx, SL_CFG_REPLACE, &c->old_nf);
+			nf_undo(ctx, c, &old_lb[done_insts]);
 		else if (c->op == SL_CFG_REPLACE)
 			fw_load(ctx, c->name, &c->old,
 				old_n[done_insts] == c->old.n + 1 ?
@@ -2367,9 +3504,12 @@ undo:
 	}
 	sl_err(err, "%s (nothing applied)", msg);
 out:
-	for (__u32 i = 0; i < plan->ninsts; i++)
+	for (__u32 i = 0; i < plan->ninsts; i++) {
 		fw_percpu_free(old_per[i], old_n[i]);
+		lb_conf_free(&old_lb[i]);
+	}
 	free(old_per);
 	free(old_n);
+	free(old_lb);
 	return err;
 }

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /* Declarative configuration: a YAML document describing the whole sluice
- * state of a network namespace (its firewalls and its chains), the
+ * state of a network namespace (its instances, NAT rules and chains), the
  * difference from what is loaded, applying it, and exporting the loaded
  * state as the same YAML. See docs/config.md for the schema.
  *
@@ -25,6 +25,8 @@
 #include "flowmon.h"
 #include "httpmon.h"
 #include "router.h"
+#include "nat.h"
+#include "lb.h"
 
 /* Documents larger than this are refused (a 65,536-rule firewall is about
  * 3 MiB of YAML). */
@@ -36,8 +38,17 @@ struct sl_config_fw {
 	unsigned int line; /* where the document defines it (1-based) */
 };
 
+/* A load balancer as the document describes it. */
+struct sl_config_lb {
+	bool forward, decap; /* sluice lb forward, sluice lb decap */
+	/* services sorted by protocol, family, VIP and port, their backends
+	 * by address and port; mh_size 0 unless the scheduler is mh */
+	struct lb_conf conf;
+};
+
 /* An instance of another NF type the schema describes: conntrack,
- * flowmon, router or httpmon (type says which; the other fields stay 0). */
+ * flowmon, router, httpmon, nat or lb (type says which; the other fields
+ * stay 0). nat and lb own what they point to. */
 struct sl_config_nf {
 	char name[SL_NAME_MAX];
 	char type[16];
@@ -45,6 +56,8 @@ struct sl_config_nf {
 	struct ct_options ct; /* conntrack: table size and options (cfg_set) */
 	__u32 max_flows; /* flowmon */
 	struct httpmon_opts http; /* httpmon: ports and routes sorted */
+	struct nat_specs *nat; /* nat (named NAT_INSTANCE): its rules, in order */
+	struct sl_config_lb *lb; /* lb */
 };
 
 struct sl_config_chain {
@@ -95,7 +108,7 @@ struct sl_config_inst_change {
 	char type[16];
 	const struct sl_config_fw *fw; /* desired (create, replace) */
 	const struct sl_config_nf *nf; /* desired, another type */
-	struct sl_config_nf old_nf; /* loaded (replace of another type) */
+	struct sl_config_nf old_nf; /* loaded (replace or delete of another type; owned) */
 	struct fw_ruleset old; /* loaded (replace, delete of a firewall) */
 	/* replace: for each desired rule, the index of the same rule in old
 	 * (its counters carry over), or -1 for a new rule; from[n] is 0 when

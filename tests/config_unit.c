@@ -4,6 +4,7 @@
  * write -> parse round trip. Built with AddressSanitizer and UBSan; touches
  * no kernel state (chains name "lo", which every namespace has). */
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include "config.h"
@@ -172,8 +173,8 @@ struct bad_case {
 static const struct bad_case bad[] = {
 	{ "", "t.yaml:1: empty document (write 'firewalls: {}' to remove every instance)" },
 	{ "# only a comment\n", "t.yaml:1: empty document*" },
-	{ "[1, 2]\n", "t.yaml:1: expected a mapping (version, firewalls, conntrack, flowmon, router, httpmon, chains), found a list" },
-	{ "firewall: {}\n", "t.yaml:1: unknown key 'firewall' (version, firewalls, conntrack, flowmon, router, httpmon, chains)" },
+	{ "[1, 2]\n", "t.yaml:1: expected a mapping (version, firewalls, conntrack, flowmon, router, httpmon, lb, nat, chains), found a list" },
+	{ "firewall: {}\n", "t.yaml:1: unknown key 'firewall' (version, firewalls, conntrack, flowmon, router, httpmon, lb, nat, chains)" },
 	{ "version: 2\n", "t.yaml:1: version: this sluice reads version 1" },
 	{ "firewalls: [a]\n", "t.yaml:1: firewalls: expected a mapping of names to firewalls, found a list" },
 	{ "firewalls:\n  a: {}\n  b: {}\n  a: {}\n", "t.yaml:4: firewalls: 'a' given twice (first on line 2)" },
@@ -207,7 +208,7 @@ static const struct bad_case bad[] = {
 	{ "chains:\n  - dev: lo\n    instances: []\n    devs: x\n", "t.yaml:4: chains[0]: unknown key 'devs' (dev, hook, instances)" },
 	{ "chains:\n  - dev: lo\n    instances: fw\n", "t.yaml:3: chains[0].instances: expected a list of instance names, found a string" },
 	{ "firewalls: {a: {}}\nchains:\n  - dev: lo\n    instances:\n      - a\n      - b\n",
-	  "t.yaml:6: chains[0].instances[1]: no instance 'b' in this document (under firewalls, conntrack, flowmon, router or httpmon)" },
+	  "t.yaml:6: chains[0].instances[1]: no instance 'b' in this document (under firewalls, conntrack, flowmon, router, httpmon, lb or nat)" },
 	{ "firewalls: {a: {}}\nchains:\n  - dev: lo\n    instances: [a, a]\n",
 	  "t.yaml:4: chains[0].instances[1]: 'a' appears twice in the chain" },
 	{ "firewalls: {a: {}}\nchains:\n  - dev: lo\n    instances: [a]\n  - dev: lo\n    hook: ingress\n    instances: []\n",
@@ -243,6 +244,52 @@ static const struct bad_case bad[] = {
 	{ "firewalls: {a: {}}\nrouter:\n  a: {}\n", "t.yaml:3: router.a: the name 'a' is already an instance on line 1" },
 	{ "flowmon: {x: {}}\nrouter:\n  x: {}\n", "t.yaml:3: router.x: the name 'x' is already an instance on line 1" },
 	{ "conntrack:\n  c.t: {}\n", "t.yaml:2: conntrack: bad conntrack name 'c.t'*" },
+	/* nat and lb */
+	{ "nat: [x]\n", "t.yaml:1: nat: expected a mapping (rules), found a list" },
+	{ "nat:\n  rule: []\n", "t.yaml:2: nat: unknown key 'rule' (rules)" },
+	{ "nat:\n  rules: x masquerade --out lo\n", "t.yaml:2: nat.rules: expected a list of rules*" },
+	{ "nat:\n  rules:\n    - masquerade\n", "t.yaml:3: nat.rules[0]: expected NAME KIND [--option VALUE]...*" },
+	{ "nat:\n  rules:\n    - x snat --out lo\n", "t.yaml:3: nat.rules[0]: nat rule 'x'*" },
+	{ "nat:\n  rules:\n    - x snat --out lo --to 10.0.0.300\n", "t.yaml:3: nat.rules[0]: nat rule 'x'*" },
+	{ "nat:\n  rules:\n    - x snat --out lo --to 10.0.0.1\n    - x snat --out lo --to 10.0.0.2\n",
+	  "t.yaml:4: nat.rules[1]: nat rule 'x' given twice (first on line 3)" },
+	{ "nat:\n  rules: [x snat --out lo --to 10.0.0.1]\nchains:\n  - dev: lo\n    hook: egress\n    instances: []\n",
+	  "t.yaml:4: chains[0].instances: nat rule 'x' runs on lo egress: name nat in this chain*" },
+	{ "nat: {}\nfirewalls: {nat: {}}\n", "t.yaml:1: nat.nat: the name 'nat' is already an instance on line 2" },
+	{ "lb: [web]\n", "t.yaml:1: lb: expected a mapping of names to lb instances, found a list" },
+	{ "lb:\n  web:\n    service: []\n", "t.yaml:3: lb.web: unknown key 'service' (forward, decap, services)" },
+	{ "lb:\n  web:\n    forward: on\n", "t.yaml:3: lb.web.forward: 'on' is not true or false" },
+	{ "lb:\n  web:\n    services:\n      - proto: tcp\n        vip: 10.0.0.1:80\n        sched: rr\n",
+	  "t.yaml:6: lb.web.services[0]: unknown key 'sched' (proto, vip, scheduler, mh_size, backends)" },
+	{ "lb:\n  web:\n    services:\n      - proto: sctp\n", "t.yaml:4: lb.web.services[0].proto: 'sctp' is not tcp or udp" },
+	{ "lb:\n  web:\n    services:\n      - proto: tcp\n        vip: 10.0.0.300:80\n",
+	  "t.yaml:5: lb.web.services[0].vip: bad address '10.0.0.300:80'" },
+	{ "lb:\n  web:\n    services:\n      - proto: tcp\n        vip: 10.0.0.1\n",
+	  "t.yaml:5: lb.web.services[0].vip: '10.0.0.1' needs a port*" },
+	{ "lb:\n  web:\n    services:\n      - {proto: tcp, vip: \"10.0.0.1:80\", scheduler: wlc}\n",
+	  "t.yaml:4: lb.web.services[0].scheduler: scheduler 'wlc' is not supported (mh, rr, wrr)" },
+	{ "lb:\n  web:\n    services:\n      - {proto: tcp, vip: \"10.0.0.1:80\", scheduler: rr, mh_size: 7}\n",
+	  "t.yaml:4: lb.web.services[0].mh_size: only the mh scheduler has a table size" },
+	{ "lb:\n  web:\n    services:\n      - {proto: tcp, vip: \"10.0.0.1:80\", mh_size: 4095}\n",
+	  "t.yaml:4: lb.web.services[0].mh_size: 4095 is not a prime*" },
+	{ "lb:\n  web:\n    services:\n      - {proto: tcp}\n", "t.yaml:4: lb.web.services[0]: missing key 'vip' (VIP:PORT)" },
+	{ "lb:\n  web:\n    services:\n      - {vip: \"10.0.0.1:80\"}\n", "t.yaml:4: lb.web.services[0]: missing key 'proto' (tcp or udp)" },
+	{ "lb:\n  web:\n    services:\n      - {proto: tcp, vip: \"10.0.0.1:80\"}\n      - {proto: tcp, vip: \"10.0.0.1:80\"}\n",
+	  "t.yaml:5: lb.web.services[1].vip: service tcp 10.0.0.1:80 given twice (first on line 4)" },
+	{ "lb:\n  web:\n    services:\n      - proto: tcp\n        vip: 10.0.0.1:80\n        backends:\n          - {address: 10.0.1.1, method: tun}\n",
+	  "t.yaml:7: lb.web.services[0].backends[0].method: 'tun' is not nat, ipip or mac" },
+	{ "lb:\n  web:\n    services:\n      - proto: tcp\n        vip: 10.0.0.1:80\n        backends:\n          - {address: 10.0.1.1, weight: 70000}\n",
+	  "t.yaml:7: lb.web.services[0].backends[0].weight: '70000': need a number from 0 to 65535" },
+	{ "lb:\n  web:\n    services:\n      - proto: tcp\n        vip: 10.0.0.1:80\n        backends:\n          - {address: \"[fd00::1]:80\", method: nat}\n",
+	  "t.yaml:7: lb.web.services[0].backends[0].address: [fd00::1]:80 is IPv6, the service IPv4" },
+	{ "lb:\n  web:\n    services:\n      - proto: tcp\n        vip: 10.0.0.1:80\n        backends:\n          - {address: \"10.0.1.1:8080\"}\n",
+	  "t.yaml:7: lb.web.services[0].backends[0].address: method mac (direct server return) keeps the service's port 80" },
+	{ "lb:\n  web:\n    services:\n      - proto: tcp\n        vip: 10.0.0.1:80\n        backends:\n          - {address: 10.0.1.1}\n          - {address: \"10.0.1.1:80\", weight: 2}\n",
+	  "t.yaml:8: lb.web.services[0].backends[1].address: backend 10.0.1.1:80 given twice (first on line 7)" },
+	{ "lb:\n  web:\n    services:\n      - proto: tcp\n        vip: 10.0.0.1:80\n        backends:\n          - {method: nat}\n",
+	  "t.yaml:7: lb.web.services[0].backends[0]: missing key 'address'" },
+	{ "lb: {web: {}}\nchains:\n  - dev: lo\n    hook: egress\n    instances: [web]\n",
+	  "t.yaml:5: chains[0].instances[0]: lb 'web' runs on ingress or tc-ingress, not egress" },
 };
 
 static bool msg_matches(const char *got, const char *want)
@@ -409,11 +456,110 @@ static void test_nfs(void)
 	sl_config_free(cfg);
 }
 
+/* nat and lb: rules in order, the chains nat rules make, services and
+ * backends sorted, defaults as the CLI's, YAML and JSON round trips. */
+static const char nat_lb_doc[] =
+	"nat:\n"
+	"  rules:\n"
+	"    - out snat --out lo --to 10.9.9.9 --src 10.0.0.0/8\n"
+	"    - web   dnat --in lo --dst 127.0.0.2 --proto tcp --dport 80 --to 127.0.0.3:8080\n"
+	"lb:\n"
+	"  web:\n"
+	"    forward: true\n"
+	"    services:\n"
+	"      - proto: udp\n"
+	"        vip: 10.0.0.1:53\n"
+	"        scheduler: rr\n"
+	"        backends: [{address: 10.0.1.2, method: nat, weight: 0}]\n"
+	"      - proto: tcp\n"
+	"        vip: \"[fd00::1]:80\"\n"
+	"        backends:\n"
+	"          - {address: \"[fd00::12]:80\", method: ipip}\n"
+	"          - {address: \"[fd00::11]:8080\", method: nat, weight: 3}\n"
+	"      - {proto: tcp, vip: \"10.0.0.1:80\", mh_size: 7}\n"
+	"  empty: {}\n"
+	"chains:\n"
+	"  - dev: lo\n"
+	"    hook: tc-ingress\n"
+	"    instances: [web, nat]\n"
+	"  - dev: lo\n"
+	"    instances: [nat, empty]\n";
+
+static void test_nat_lb(void)
+{
+	struct sl_config *cfg, *back;
+	const struct sl_config_nf *nat, *lb;
+	char *y, *j, *y2;
+	int err;
+
+	cfg = parse(nat_lb_doc, &err);
+	CHECK(!err && cfg, "nat and lb parse");
+	if (!cfg) {
+		fprintf(stderr, "%s\n", sl_errmsg());
+		return;
+	}
+	CHECK(cfg->nnfs == 3 && !strcmp(cfg->nfs[0].name, "empty") &&
+	      !strcmp(cfg->nfs[1].name, "nat") && !strcmp(cfg->nfs[1].type, NAT_TYPE) &&
+	      !strcmp(cfg->nfs[2].name, "web") && !strcmp(cfg->nfs[2].type, LB_TYPE),
+	      "the nat instance and two load balancers");
+	nat = &cfg->nfs[1];
+	lb = &cfg->nfs[2];
+	CHECK(nat->nat->n == 2 && !strcmp(nat->nat->spec[0].name, "out") &&
+	      !strcmp(nat->nat->spec[1].text, "dnat --in lo --dst 127.0.0.2 --proto tcp --dport 80 --to 127.0.0.3:8080"),
+	      "nat rules in order, their text as sluice nat show prints it");
+	CHECK(cfg->nchains == 3 && cfg->chains[2].hook == SL_HOOK_TC_OUT && cfg->chains[2].n == 1 &&
+	      !strcmp(cfg->chains[2].names[0], "nat") && cfg->chains[2].line == 3,
+	      "the egress chain the rules need is made, [nat]");
+	CHECK(lb->lb->forward && !lb->lb->decap && lb->lb->conf.n == 3,
+	      "lb switches and three services");
+	CHECK(lb->lb->conf.svcs[0].key.proto == IPPROTO_TCP && lb->lb->conf.svcs[0].key.family == 4 &&
+	      lb->lb->conf.svcs[0].conf.sched == LB_SCHED_MH && lb->lb->conf.svcs[0].conf.mh_size == 7 &&
+	      lb->lb->conf.svcs[1].key.family == 6 && lb->lb->conf.svcs[1].conf.mh_size == LB_MH_DEFAULT &&
+	      lb->lb->conf.svcs[2].key.proto == IPPROTO_UDP && lb->lb->conf.svcs[2].conf.sched == LB_SCHED_RR &&
+	      lb->lb->conf.svcs[2].conf.mh_size == 0,
+	      "services sorted, scheduler mh and its table size by default");
+	CHECK(lb->lb->conf.svcs[1].nbackends == 2 &&
+	      lb->lb->conf.svcs[1].backends[0].addr.port == 8080 &&
+	      lb->lb->conf.svcs[1].backends[0].conf.fwd == LB_FWD_NAT &&
+	      lb->lb->conf.svcs[1].backends[0].conf.weight == 3 &&
+	      lb->lb->conf.svcs[1].backends[1].conf.fwd == LB_FWD_IPIP &&
+	      lb->lb->conf.svcs[1].backends[1].conf.weight == 1 &&
+	      lb->lb->conf.svcs[2].backends[0].addr.port == 53 &&
+	      lb->lb->conf.svcs[2].backends[0].conf.weight == 0,
+	      "backends sorted; weight 1 and the service's port by default");
+	CHECK(cfg->nfs[0].lb->conf.n == 0 && !cfg->nfs[0].lb->forward, "an empty lb");
+	y = write_doc(cfg, false);
+	j = write_doc(cfg, true);
+	CHECK(y && j, "nat and lb written as YAML and JSON");
+	back = y ? parse(y, &err) : NULL;
+	y2 = back ? write_doc(back, false) : NULL;
+	CHECK(y2 && !strcmp(y, y2), "nat and lb: YAML round trip gives the same document");
+	if (!back)
+		fprintf(stderr, "%s\n%s\n", sl_errmsg(), y);
+	free(y2);
+	sl_config_free(back);
+	back = j ? parse(j, &err) : NULL;
+	y2 = back ? write_doc(back, false) : NULL;
+	CHECK(y2 && y && !strcmp(y, y2), "nat and lb: JSON round trip gives the same document");
+	if (!back)
+		fprintf(stderr, "%s\n%s\n", sl_errmsg(), j);
+	CHECK(y && strstr(y, "nat:\n  rules:\n    - out snat --out lo --to 10.9.9.9 --src 10.0.0.0/8\n") &&
+	      strstr(y, "          - {address: \"[fd00::11]:8080\", method: nat, weight: 3}\n") &&
+	      strstr(y, "  empty:\n    forward: false\n    decap: false\n    services: []\n"),
+	      "nat and lb sections as documented");
+	free(y2);
+	sl_config_free(back);
+	free(y);
+	free(j);
+	sl_config_free(cfg);
+}
+
 int main(void)
 {
 	test_valid();
 	test_errors();
 	test_plan_from_nothing();
 	test_nfs();
+	test_nat_lb();
 	return check_exit();
 }

@@ -174,21 +174,23 @@ check "egress chain removed" test "$(S chain show)" = "$DB ingress: web-in"
 check "ping allowed again" ping_ok
 check "v3: no changes after apply" test "$(S diff -f "$TMP/v3.yaml")" = "no changes"
 
-# 6b. an instance of a type the document cannot describe (NAT) is never
-# deleted by apply: the whole apply is refused, naming it, nothing changes
-S nat add keepme masquerade --out "$DB" >/dev/null
-check "nat instance created" test -n "$(S nf list | grep '^nat ')"
+# 6b. an instance of a type the document cannot describe (iptables) is
+# never deleted by apply: the whole apply is refused, naming it, nothing
+# changes
+printf '*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -p udp --dport 9 -j DROP\nCOMMIT\n' >"$TMP/ipt.rules"
+S iptables import --dev "$DB" "$TMP/ipt.rules" >/dev/null
+check "iptables instance created" test -n "$(S nf list | grep '^iptables ')"
 before=$(config_state)
 out=$(S apply -f "$TMP/v1.yaml" 2>&1)
-check "apply beside a nat instance refused" test $? -eq 1
-check "... naming the instance and its type" grep -qF "instance 'nat' is a nat, which the configuration cannot describe" <<<"$out" || echo "$out"
+check "apply beside an iptables instance refused" test $? -eq 1
+check "... naming the instance and its type" grep -qF "instance 'iptables' is a iptables, which the configuration cannot describe" <<<"$out" || echo "$out"
 out=$(S diff -f "$TMP/v1.yaml" 2>&1)
-check "diff beside a nat instance refused too" test $? -eq 1
-check "... with the same message" grep -qF "instance 'nat' is a nat" <<<"$out" || echo "$out"
+check "diff beside an iptables instance refused too" test $? -eq 1
+check "... with the same message" grep -qF "instance 'iptables' is a iptables" <<<"$out" || echo "$out"
 out=$(echo 'firewalls: {}' | S apply -f - 2>&1)
-check "empty document beside a nat instance refused" test $? -eq 1
-check "export beside a nat instance refused" grep -qF "instance 'nat' is a nat" <<<"$(S export 2>&1)"
-check "state unchanged after the refusals (nat kept)" test "$before" = "$(config_state)"
+check "empty document beside an iptables instance refused" test $? -eq 1
+check "export beside an iptables instance refused" grep -qF "instance 'iptables' is a iptables" <<<"$(S export 2>&1)"
+check "state unchanged after the refusals (iptables kept)" test "$before" = "$(config_state)"
 # The same through the daemon: POST /v1/apply answers 409 and changes nothing.
 SOCK=/run/sluice/test-apply-$$.sock
 nsenter --net="/run/netns/$NB" "$SLUICED" --socket "$SOCK" --foreground \
@@ -200,17 +202,17 @@ for _ in $(seq 100); do
 done
 code=$(curl -s --unix-socket "$SOCK" -X POST -H 'Content-Type: application/yaml' \
 	--data-binary "@$TMP/v1.yaml" -o "$TMP/body" -w '%{http_code}' http://sluiced/v1/apply)
-check "sluiced: POST /v1/apply beside a nat instance: 409" test "$code" = 409 || cat "$TMP/body"
-check "sluiced: the error names the instance" grep -qF "instance 'nat' is a nat" "$TMP/body"
+check "sluiced: POST /v1/apply beside an iptables instance: 409" test "$code" = 409 || cat "$TMP/body"
+check "sluiced: the error names the instance" grep -qF "instance 'iptables' is a iptables" "$TMP/body"
 code=$(curl -s --unix-socket "$SOCK" -X POST -H 'Content-Type: application/yaml' \
 	--data-binary "@$TMP/v1.yaml" -o "$TMP/body" -w '%{http_code}' http://sluiced/v1/diff)
-check "sluiced: POST /v1/diff beside a nat instance: 409" test "$code" = 409 || cat "$TMP/body"
+check "sluiced: POST /v1/diff beside an iptables instance: 409" test "$code" = 409 || cat "$TMP/body"
 kill "$DPID"
 wait "$DPID" 2>/dev/null
 after=$(config_state)
 check "state unchanged after the daemon's refusals" test "$before" = "$after" || diff <(echo "$before") <(echo "$after")
-S nat del keepme && S nf del nat
-check "nat instance deleted by hand" test -z "$(S nf list | grep '^nat ')"
+S iptables flush
+check "iptables instance deleted by hand" test -z "$(S nf list | grep '^iptables ')"
 
 # 7. an empty document removes everything
 echo 'firewalls: {}' | S apply -q -f -

@@ -16,6 +16,7 @@ TESTS=(
 	tests/e2e_pipeline.sh
 	tests/e2e_firewall.sh
 	tests/e2e_apply.sh
+	tests/e2e_apply_nat_lb.sh
 	tests/fuzz_smoke.sh
 	tests/e2e_events.sh
 	tests/e2e_capture.sh
