@@ -17,6 +17,7 @@ cd "$(dirname "$0")/.." || exit 1
 sl_setup
 
 PY=/usr/bin/python3 # not a pyenv shim: $! must be the python process
+SLUICED=${SLUICED:-$PWD/build/sluiced}
 HTTP=$PWD/nf/lb/tests/lb_http.py
 C=$(sl_name apnC)
 G=$(sl_name apnG)
@@ -236,6 +237,33 @@ for _ in 1 2 3 4; do names="$names $(get 10.212.9.1:80)"; done
 check "a drained backend gets no new request ($names)" test "$names" = " s1 s1 s1 s1"
 check "lb forward is on" grep -q "on" <<<"$(SG lb --name web forward)"
 check "diff after apply: no changes" test "$(SG diff -f "$TMP/lb2.yaml")" = "no changes"
+
+# ---- the same through the daemon: POST /v1/diff and /v1/apply, GET /v1/export
+SOCK=/run/sluice/test-apply-nat-lb-$$.sock
+nsenter --net="/run/netns/$G" "$SLUICED" --socket "$SOCK" --foreground \
+	--log-level warn 2>>"$TMP/sluiced.log" &
+DPID=$!
+PIDS+=("$DPID")
+for _ in $(seq 100); do
+	curl -sf --unix-socket "$SOCK" http://sluiced/v1/health >/dev/null 2>&1 && break
+	sleep 0.05
+done
+post() { # ROUTE FILE -> HTTP code, body in $TMP/body
+	curl -s --unix-socket "$SOCK" -X POST -H 'Content-Type: application/yaml' \
+		--data-binary "@$2" -o "$TMP/body" -w '%{http_code}' "http://sluiced/v1/$1"
+}
+check "sluiced: POST /v1/diff of the first LB document: 200" test "$(post diff "$TMP/lb.yaml")" = 200
+check "sluiced: the plan names the backend change" grep -q "10.212.2.2:8081: nat, weight 0 -> nat, weight 1" "$TMP/body" ||
+	cat "$TMP/body"
+check "sluiced: POST /v1/apply: 200" test "$(post apply "$TMP/lb.yaml")" = 200
+check "sluiced: applied (diff: no changes)" test "$(SG diff -f "$TMP/lb.yaml")" = "no changes"
+curl -s --unix-socket "$SOCK" -o "$TMP/e3.yaml" http://sluiced/v1/export
+check "sluiced: GET /v1/export -> diff: no changes" test "$(SG diff -f "$TMP/e3.yaml")" = "no changes"
+check "sluiced: a bad document: 400 naming the field" test "$(post apply "$TMP/b3.yaml")" = 400
+check "... body:17: lb.web.services[0].scheduler" grep -qF "body:17: lb.web.services[0].scheduler" "$TMP/body" ||
+	cat "$TMP/body"
+kill "$DPID"
+wait "$DPID" 2>/dev/null
 
 # ---- removing the section deletes the load balancer -----------------------
 out=$(echo 'firewalls: {}' | SG apply -f - 2>&1)
