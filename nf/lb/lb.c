@@ -1254,13 +1254,11 @@ static int sync_owners(const struct lb_maps *m)
 	for (__u32 id = 1; id < LB_MAX_BACKENDS && !err; id++) {
 		bool lazy = o.owns[id];
 
+		/* No room for an owner: the record stays eager (as correct,
+		 * one insert more per new flow). */
 		if (!lazy && (o.recs[id].flags & LB_BE_LIVE) && owner_of(&o, id, &ek, &ow) &&
-		    bpf_map_lookup_elem(m->owners, &ek, &cur)) {
-			if (bpf_map_update_elem(m->owners, &ek, &ow, BPF_NOEXIST))
-				err = sl_err(-errno, "cannot write a NAT owner: %s",
-					     strerror(errno));
-			lazy = !err;
-		}
+		    bpf_map_lookup_elem(m->owners, &ek, &cur))
+			lazy = !bpf_map_update_elem(m->owners, &ek, &ow, BPF_NOEXIST);
 		err = err ?: set_lazy(m, &o, id, lazy);
 	}
 	free(o.svc_by_id);
