@@ -79,4 +79,17 @@ for map in sl_drops sl_instances; do
 	check "$map: status reads the fresh state" s status
 	s reset >/dev/null
 done
+
+# An NF's own pinned maps are checked before its program loads: NAT's.
+rule_absent() { ! s nat show | grep -qw "$1"; }
+check "nat: a rule added" s nat add m1 masquerade --out "$SD" --src 10.213.0.0/24
+PIN=$(s status -j | python3 -c 'import json,sys; print(json.load(sys.stdin)["pin_dir"])')
+check "nat_flags: pinned again with an older layout" older nat_flags
+refused "nat_flags: nat add refused" nat_flags \
+	s nat add m2 masquerade --out "$SD" --src 10.214.0.0/24
+check "nat: the refused rule is not there" rule_absent m2
+check "nat: reset works on state of another version" s reset
+check "nat: after reset, a rule is added afresh" \
+	s nat add m2 masquerade --out "$SD" --src 10.214.0.0/24
+s reset >/dev/null
 sl_exit

@@ -17,6 +17,8 @@ TESTS=(
 	tests/e2e_firewall.sh
 	tests/e2e_apply.sh
 	tests/e2e_apply_nat_lb.sh
+	tests/e2e_state_version.sh
+	tests/e2e_gc.sh
 	tests/fuzz_smoke.sh
 	tests/e2e_events.sh
 	tests/e2e_capture.sh

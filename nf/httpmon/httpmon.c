@@ -161,6 +161,10 @@ int httpmon_load(struct sl_ctx *ctx, const char *name, const struct httpmon_opts
 	maps[4] = skel->maps.http_counters;
 	bpf_map__set_max_entries(maps[2], cfg.max_templates);
 	bpf_map__set_max_entries(maps[3], rows);
+	/* http_spans is pinned by name, shared with older instances. */
+	err = sl_pins_check(sl_base(ctx), skel->obj);
+	if (err)
+		goto out;
 	err = httpmon_bpf__load(skel);
 	if (err) {
 		err = sl_err(err, "cannot load the httpmon BPF program: %s", strerror(-err));

@@ -901,7 +901,11 @@ int nat_load(struct sl_ctx *ctx, const struct nat_specs *specs)
 			goto out;
 		}
 	}
-	/* The mapping maps are pinned by name: load reuses them. */
+	/* The mapping maps are pinned by name: load reuses them, if they
+	 * have this build's layout. */
+	err = sl_pins_check(sl_base(ctx), skel->obj);
+	if (err)
+		goto out;
 	err = nat_bpf__load(skel);
 	if (err) {
 		err = sl_err(err, "cannot load the NAT BPF program: %s", strerror(-err));
